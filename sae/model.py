@@ -1,0 +1,265 @@
+"""The spiking autoencoder of the snnTorch SAE tutorial, written out plainly.
+
+Every spiking layer is a leaky integrate-and-fire (LIF) neuron, updated once per
+time step exactly as snnTorch's ``Leaky`` (reset by subtraction, one-step reset
+delay)::
+
+    reset_t = H(mem_{t-1} - thr)                      # no gradient
+    mem_t   = clamp(beta, 0, 1) * mem_{t-1} + input_t - reset_t * thr
+    spk_t   = H(mem_t - thr)                          # surrogate gradient
+
+Unlike ``snn.Leaky(init_hidden=True)`` the membrane is *not* kept on the module:
+it lives in local variables of one forward call.  So a model owns no run-time
+state, one instance can serve many threads at once, ``thresh``/``beta``/
+``num_steps`` can be overridden per call, and nothing is registered in
+snnTorch's global ``SpikingNeuron.instances`` list (which never shrinks).
+
+Module names and buffers match the tutorial's ``SAE`` class, so a ``state_dict``
+saved from the tutorial's code loads here with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+from torch import nn
+
+SURROGATES = ("atan", "fast_sigmoid")
+DEFAULT_SURROGATE_SCALE = {"atan": 2.0, "fast_sigmoid": 25.0}
+
+# Names of the spiking layers, in the order the signal meets them.
+LAYER_NAMES = ("enc1", "enc2", "enc3", "latent", "linear", "dec0", "dec1", "dec2", "output")
+
+
+@dataclass(frozen=True)
+class SAEConfig:
+    """Architecture and neuron settings (the tutorial's defaults)."""
+
+    latent_dim: int = 32
+    beta: float = 0.5
+    thresh: float = 1.0
+    num_steps: int = 5
+    surrogate: str = "atan"  # "atan" (alpha) or "fast_sigmoid" (slope)
+    surrogate_scale: float | None = None  # None: alpha 2 for atan, slope 25 for fast_sigmoid
+    input_size: int = 32
+    output_thresh: float = 20000.0  # the last layer never fires: its membrane is the image
+
+    def __post_init__(self):
+        check_neuron_settings(self.thresh, self.beta, self.num_steps)
+        if not 1 <= int(self.latent_dim) <= 4096:
+            raise ValueError(f"latent_dim must be between 1 and 4096, got {self.latent_dim}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
+        if self.input_size % 8 or not 8 <= self.input_size <= 256:
+            raise ValueError(f"input_size must be a multiple of 8 in [8, 256], got {self.input_size}")
+        if self.surrogate_scale is not None and not self.surrogate_scale > 0:
+            raise ValueError(f"surrogate_scale must be positive, got {self.surrogate_scale}")
+
+    @property
+    def scale(self) -> float:
+        return self.surrogate_scale or DEFAULT_SURROGATE_SCALE[self.surrogate]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "SAEConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**values)
+
+    def with_overrides(self, **changes) -> "SAEConfig":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def check_neuron_settings(thresh: float, beta: float, num_steps: int) -> None:
+    """Raise ValueError with a clear message for out-of-range neuron settings."""
+    if not (isinstance(thresh, (int, float)) and math.isfinite(thresh) and 0 < thresh <= 100):
+        raise ValueError(f"thresh must be in (0, 100], got {thresh}")
+    if not (isinstance(beta, (int, float)) and 0 <= beta <= 1):
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 1 <= num_steps <= 100:
+        raise ValueError(f"num_steps must be an integer in [1, 100], got {num_steps}")
+
+
+class _ATan(torch.autograd.Function):
+    """Heaviside forward; arctan surrogate backward (as snntorch.surrogate.atan)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return ctx.alpha / 2 / (1 + (math.pi / 2 * ctx.alpha * x).pow(2)) * grad_output, None
+
+
+class _FastSigmoid(torch.autograd.Function):
+    """Heaviside forward; fast-sigmoid surrogate backward (as snntorch.surrogate.fast_sigmoid)."""
+
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output / (ctx.slope * x.abs() + 1.0) ** 2, None
+
+
+_SPIKE_FUNCTIONS = {"atan": _ATan, "fast_sigmoid": _FastSigmoid}
+
+
+class LIF(nn.Module):
+    """A stateless leaky integrate-and-fire neuron layer.
+
+    ``forward(input_, mem)`` takes the previous membrane and returns ``(spk, mem)``.
+    The buffers carry snn.Leaky's names so state_dicts are interchangeable.
+    """
+
+    def __init__(self, beta: float, threshold: float, surrogate: str = "atan", scale: float = 2.0):
+        super().__init__()
+        self.register_buffer("threshold", torch.as_tensor(float(threshold)))
+        self.register_buffer("graded_spikes_factor", torch.as_tensor(1.0))
+        self.register_buffer("reset_mechanism_val", torch.as_tensor(0))  # 0: reset by subtraction
+        self.register_buffer("beta", torch.as_tensor(float(beta)))
+        self.spike_fn = _SPIKE_FUNCTIONS[surrogate]
+        self.scale = scale
+
+    def forward(self, input_, mem, beta=None, threshold=None):
+        beta = self.beta if beta is None else beta
+        thr = self.threshold if threshold is None else threshold
+        if mem is None:
+            mem = torch.zeros_like(input_)
+        reset = (mem - thr > 0).to(mem.dtype)  # detached: a comparison has no gradient
+        mem = _clamp01(beta) * mem + input_ - reset * thr
+        spk = self.spike_fn.apply(mem - thr, self.scale)
+        return spk, mem
+
+
+def _clamp01(beta):
+    return beta.clamp(0, 1) if torch.is_tensor(beta) else min(max(beta, 0.0), 1.0)
+
+
+@dataclass
+class Trace:
+    """What happened inside one forward: per layer, spikes and membrane at every step.
+
+    ``spikes[name]`` and ``mem[name]`` have shape ``[T, B, ...layer shape]``;
+    ``mem["output"][t]`` is the reconstruction after step ``t``.
+    """
+
+    spikes: dict
+    mem: dict
+
+    @property
+    def outputs(self) -> torch.Tensor:
+        return self.mem["output"]
+
+    @property
+    def num_steps(self) -> int:
+        return self.outputs.shape[0]
+
+    def spike_rates(self) -> dict:
+        """Fraction of (neuron, step) pairs that fired, per spiking layer."""
+        return {name: float(s.detach().float().mean()) for name, s in self.spikes.items() if name != "output"}
+
+    def to(self, device) -> "Trace":
+        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return Trace(move(self.spikes), move(self.mem))
+
+
+class SpikingAutoencoder(nn.Module):
+    """The tutorial's convolutional spiking autoencoder (design.md section 2)."""
+
+    def __init__(self, config: SAEConfig | None = None):
+        super().__init__()
+        self.config = config = config or SAEConfig()
+        side = config.input_size // 8
+        flat = 128 * side * side
+
+        def lif(threshold=config.thresh):
+            return LIF(config.beta, threshold, config.surrogate, config.scale)
+
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), lif(),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), lif(),
+            nn.Conv2d(64, 128, 3, padding=1, stride=2), nn.BatchNorm2d(128), lif(),
+            nn.Flatten(start_dim=1, end_dim=3),
+            nn.Linear(flat, config.latent_dim), lif(),
+        )  # fmt: skip
+        self.linearNet = nn.Sequential(nn.Linear(config.latent_dim, flat), lif())
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (128, side, side)), lif(),
+            nn.ConvTranspose2d(128, 64, 3, padding=1, stride=2, output_padding=1), nn.BatchNorm2d(64), lif(),
+            nn.ConvTranspose2d(64, 32, 3, padding=1, stride=2, output_padding=1), nn.BatchNorm2d(32), lif(),
+            nn.ConvTranspose2d(32, 1, 3, padding=1, stride=2, output_padding=1), lif(config.output_thresh),
+        )  # fmt: skip
+
+    def spiking_layers(self) -> list[tuple[str, LIF]]:
+        lifs = [m for seq in (self.encoder, self.linearNet, self.decoder) for m in seq if isinstance(m, LIF)]
+        return list(zip(LAYER_NAMES, lifs))
+
+    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False):
+        """Reconstruct ``x`` ([B, 1, H, W] in [0, 1]).
+
+        Returns the last step's output membrane ``[B, 1, H, W]``; with ``every_step``
+        the output membrane of every step ``[T, B, 1, H, W]``; with ``trace`` also a
+        :class:`Trace`.  ``num_steps``, ``beta`` and ``thresh`` override the trained
+        values for this call only (the output layer keeps its huge threshold).
+        """
+        steps = self.config.num_steps if num_steps is None else num_steps
+        if num_steps is not None or beta is not None or thresh is not None:
+            check_neuron_settings(
+                float(self.layer_threshold() if thresh is None else thresh),
+                float(self.encoder[2].beta if beta is None else beta),
+                steps,
+            )
+        outputs, record = self._simulate(x, steps, beta, thresh, trace)
+        result = outputs if every_step else outputs[-1]
+        return (result, record) if trace else result
+
+    def layer_threshold(self) -> float:
+        return float(self.encoder[2].threshold)
+
+    def _simulate(self, x, steps, beta, thresh, want_trace):
+        """Run ``steps`` time steps; the encoder and decoder states are independent,
+        so encoding step t and then decoding it equals the tutorial's two loops."""
+        lif_names = dict((id(m), n) for n, m in self.spiking_layers())
+        mem = {}
+        record = {"spikes": {n: [] for n in LAYER_NAMES}, "mem": {n: [] for n in LAYER_NAMES}}
+        # The first conv + BN see the same image every step: at inference compute them
+        # once.  In training keep the tutorial's per-step calls, so BN's running
+        # statistics and the gradients' summation order stay exactly the tutorial's.
+        once = None if self.training else self.encoder[1](self.encoder[0](x))
+        outputs = []
+        for _ in range(steps):
+            h = x if once is None else once
+            for seq, start in ((self.encoder, 0 if once is None else 2), (self.linearNet, 0), (self.decoder, 0)):
+                for module in list(seq)[start:]:
+                    if isinstance(module, LIF):
+                        name = lif_names[id(module)]
+                        thr = None if (thresh is None or name == "output") else thresh
+                        h, mem[name] = module(h, mem.get(name), beta=beta, threshold=thr)
+                        if want_trace:
+                            record["spikes"][name].append(h)
+                            record["mem"][name].append(mem[name])
+                    else:
+                        h = module(h)
+            outputs.append(mem["output"])
+        trace = None
+        if want_trace:
+            trace = Trace(
+                spikes={n: torch.stack(v) for n, v in record["spikes"].items()},
+                mem={n: torch.stack(v) for n, v in record["mem"].items()},
+            )
+        return torch.stack(outputs), trace

@@ -1,0 +1,314 @@
+"""Training as a stream of events.
+
+``train(...)`` is a generator: it yields ``BatchEnd`` after every optimizer step,
+``Evaluation`` whenever the held-out loss is measured, ``EpochEnd`` after each
+epoch and finally ``Finished`` with the trained model.  It knows nothing of the
+command line or Streamlit; both consume the same events (minGPT's callbacks,
+as a generator).  It stops cleanly between batches when ``stop`` is set or the
+time budget is spent, and always ends with a ``Finished`` holding what it learned.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from sae.devices import resolve_device
+from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+
+LOSSES = ("last", "every")
+SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.  Defaults are the tutorial's recipe (AdamW, lr 1e-4, batch 250)."""
+
+    epochs: int = 10
+    time_budget: float | None = None  # seconds of training; None: run all epochs
+    lr: float = 1e-4
+    weight_decay: float = 1e-3
+    batch_size: int = 250
+    loss: str = "last"  # "last": MSE of the last step's output; "every": mean over steps
+    schedule: str = "constant"  # "cosine": warm-up then cosine decay over the run
+    warmup_steps: int = 0
+    train_subset: int | None = None  # use only the first N training images
+    eval_images: int = 1000  # held-out test images for the live test loss
+    eval_every_s: float = 10.0  # measure the held-out loss at least this often
+    sample_count: int = 8  # fixed test digits whose reconstructions are reported
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False  # torch.compile the model (sae.engine); drops each epoch's last partial batch
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if not (0 < self.lr <= 1):
+            raise ValueError(f"lr must be in (0, 1], got {self.lr}")
+        if not 1 <= self.batch_size <= 4096:
+            raise ValueError(f"batch_size must be in [1, 4096], got {self.batch_size}")
+        if not 1 <= self.epochs <= 1000:
+            raise ValueError(f"epochs must be in [1, 1000], got {self.epochs}")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ValueError(f"time_budget must be positive, got {self.time_budget}")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ValueError(f"train_subset must be positive, got {self.train_subset}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (NaN loss, out of memory, device lost)."""
+
+
+class _StopRequested(Exception):
+    """Raised inside a forward or backward pass when ``stop`` is set, to cut a batch short."""
+
+
+_SEED_LOCK = threading.Lock()
+
+
+def _seeded_model(model_config: SAEConfig, seed: int) -> SpikingAutoencoder:
+    """The initial model for ``seed``.
+
+    torch's default generator is process-wide: two runs starting at once in two
+    threads would interleave their draws and get different weights.  The lock and
+    ``fork_rng`` make a run's weights depend on its seed only, and leave other
+    threads' random state alone."""
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SpikingAutoencoder(model_config)
+
+
+def _stop_hooks(model: SpikingAutoencoder, stop: threading.Event) -> list:
+    """Check ``stop`` before every spiking layer, in the forward and the backward pass.
+
+    One 250-image batch takes seconds on a busy CPU; with these checks a stop
+    request ends it within a layer instead.  Returns the hook handles to remove."""
+
+    def check(*_):
+        if stop.is_set():
+            raise _StopRequested
+
+    def before_layer(_module, args):
+        check()
+        if torch.is_tensor(args[0]) and args[0].requires_grad:
+            args[0].register_hook(check)  # returns None: the gradient is unchanged
+
+    return [layer.register_forward_pre_hook(before_layer) for _, layer in model.spiking_layers()]
+
+
+@dataclass
+class BatchEnd:
+    step: int
+    epoch: int
+    loss: float
+    lr: float
+    images_per_s: float
+    elapsed: float
+    progress: float  # 0..1 of the planned run (epochs or time budget)
+
+
+@dataclass
+class Evaluation:
+    step: int
+    epoch: float
+    test_loss: float
+    spike_rates: dict
+    inputs: torch.Tensor  # [S, 1, H, W] fixed test digits
+    reconstructions: torch.Tensor  # [S, 1, H, W]
+    elapsed: float
+
+
+@dataclass
+class EpochEnd:
+    epoch: int
+    train_loss: float
+    test_loss: float
+    elapsed: float
+
+
+@dataclass
+class Finished:
+    reason: str  # "completed", "stopped" or "time budget"
+    model: SpikingAutoencoder
+    history: dict
+    steps: int
+    elapsed: float
+    images_seen: int
+
+
+@dataclass
+class History:
+    """Everything worth plotting or saving, as plain lists."""
+
+    batch: dict = field(default_factory=lambda: {"step": [], "loss": [], "elapsed": []})
+    evals: dict = field(default_factory=lambda: {"step": [], "epoch": [], "test_loss": [], "elapsed": [], **{f"rate_{n}": [] for n in LAYER_NAMES[:-1]}})
+    epochs: dict = field(default_factory=lambda: {"epoch": [], "train_loss": [], "test_loss": []})
+
+    def as_dict(self) -> dict:
+        return {"batch": self.batch, "evals": self.evals, "epochs": self.epochs}
+
+
+def reconstruction_loss(model, images, loss: str):
+    """MSE on the last step's output membrane, or averaged over every step's output."""
+    if loss == "every":
+        outputs = model(images, every_step=True)
+        return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
+    return F.mse_loss(model(images), images)
+
+
+@torch.no_grad()
+def evaluate(model, images, batch_size: int = 500, **overrides) -> tuple[float, dict]:
+    """Test MSE (mean over all pixels) and spike rate per layer, in eval mode.
+
+    ``overrides`` (thresh, beta, num_steps) apply at inference time."""
+    was_training = model.training
+    model.eval()
+    total, rates, count = 0.0, {n: 0.0 for n in LAYER_NAMES[:-1]}, 0
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size]
+        recon, trace = model(x, trace=True, **overrides)
+        total += F.mse_loss(recon, x, reduction="sum").item()
+        for name, rate in trace.spike_rates().items():
+            rates[name] += rate * len(x)
+        count += len(x)
+    model.train(was_training)
+    return total / images[:count].numel(), {n: r / count for n, r in rates.items()}
+
+
+def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr
+
+
+def train(
+    model_config: SAEConfig,
+    cfg: TrainConfig,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    stop: threading.Event | None = None,
+    model: SpikingAutoencoder | None = None,
+):
+    """Train a spiking autoencoder, yielding events (see the module docstring).
+
+    ``train_images``/``test_images`` are [N, 1, H, W] tensors in [0, 1]; the held-out
+    loss uses the first ``cfg.eval_images`` of ``test_images``.
+    """
+    device = resolve_device(cfg.device)
+    stop = stop or threading.Event()
+    model = (model or _seeded_model(model_config, cfg.seed)).to(device).train()
+    forward = model
+    if cfg.compile:
+        from sae.engine import compiled  # imported here: engine imports this module
+
+        forward = compiled(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+    if cfg.train_subset:
+        train_images = train_images[: cfg.train_subset]
+    train_images = train_images.to(device)
+    held_out = test_images[: cfg.eval_images].to(device)
+    samples = held_out[: cfg.sample_count]
+    generator = torch.Generator().manual_seed(cfg.seed)
+    batches_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
+    planned_steps = cfg.epochs * batches_per_epoch
+    history = History()
+    start = time.perf_counter()
+    last_eval = start
+    step, images_seen, reason = 0, 0, "completed"
+
+    def progress_now() -> float:
+        by_steps = step / planned_steps
+        if cfg.time_budget:
+            return max(by_steps, (time.perf_counter() - start) / cfg.time_budget)
+        return by_steps
+
+    def measure(epoch: float) -> Evaluation:
+        nonlocal last_eval
+        test_loss, rates = evaluate(model, held_out)
+        with torch.no_grad():
+            model.eval()
+            recon = model(samples)
+            model.train()
+        last_eval = time.perf_counter()
+        elapsed = last_eval - start
+        for key, value in (("step", step), ("epoch", epoch), ("test_loss", test_loss), ("elapsed", elapsed)):
+            history.evals[key].append(value)
+        for name, rate in rates.items():
+            history.evals[f"rate_{name}"].append(rate)
+        return Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), elapsed)
+
+    # A stop request cuts the current batch (or evaluation) short, except under
+    # torch.compile, where hooks would break the graph.  A cut batch's BatchNorm
+    # statistics are rolled back: the model is the one after the last full step.
+    hooks = [] if cfg.compile else _stop_hooks(model, stop)
+    batch_start_buffers = None
+    try:
+        yield measure(0.0)
+        for epoch in range(cfg.epochs):
+            order = torch.randperm(len(train_images), generator=generator).to(device)
+            epoch_loss, epoch_images = 0.0, 0
+            last_first = len(train_images) - (cfg.batch_size if cfg.compile else 1)
+            for first in range(0, max(last_first, 0) + 1, cfg.batch_size):
+                if stop.is_set():
+                    reason = "stopped"
+                    break
+                if cfg.time_budget and time.perf_counter() - start >= cfg.time_budget:
+                    reason = "time budget"
+                    break
+                tick = time.perf_counter()
+                images = train_images[order[first : first + cfg.batch_size]]
+                lr = learning_rate(cfg, step, progress_now())
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                optimizer.zero_grad(set_to_none=True)
+                batch_start_buffers = [b.detach().clone() for b in model.buffers()]
+                loss = reconstruction_loss(forward, images, cfg.loss)
+                if not torch.isfinite(loss):
+                    raise TrainingError(f"the loss became {loss.item()} at step {step}: try a lower learning rate")
+                loss.backward()
+                optimizer.step()
+                batch_start_buffers = None
+                loss_value = loss.item()
+                step += 1
+                images_seen += len(images)
+                epoch_loss += loss_value * len(images)
+                epoch_images += len(images)
+                now = time.perf_counter()
+                history.batch["step"].append(step)
+                history.batch["loss"].append(loss_value)
+                history.batch["elapsed"].append(now - start)
+                yield BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0))
+                if now - last_eval >= cfg.eval_every_s:
+                    yield measure(epoch + first / len(train_images))
+            if epoch_images and reason != "stopped":
+                evaluation = measure(epoch + epoch_images / len(train_images))
+                yield evaluation
+                train_loss = epoch_loss / epoch_images
+                for key, value in (("epoch", epoch + 1), ("train_loss", train_loss), ("test_loss", evaluation.test_loss)):
+                    history.epochs[key].append(value)
+                yield EpochEnd(epoch + 1, train_loss, evaluation.test_loss, time.perf_counter() - start)
+            if reason != "completed":
+                break
+    except _StopRequested:
+        reason = "stopped"
+        if batch_start_buffers is not None:
+            with torch.no_grad():
+                for live, saved in zip(model.buffers(), batch_start_buffers):
+                    live.copy_(saved)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    model.eval()
+    yield Finished(reason, model, history.as_dict(), step, time.perf_counter() - start, images_seen)

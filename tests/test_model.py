@@ -1,0 +1,173 @@
+"""The project's model against the tutorial's code as written, and its safety when shared."""
+import gc
+import threading
+import weakref
+
+import pytest
+import torch
+import torch.nn.functional as F
+from snntorch._neurons.neurons import SpikingNeuron
+
+from benchmarks.tutorial_sae import build_tutorial_sae
+from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+
+
+def spiking_pair(seed=0, **tutorial_kwargs):
+    """A tutorial SAE with weights scaled so every layer fires, and our model with the same weights."""
+    torch.manual_seed(seed)
+    tutorial = build_tutorial_sae(**tutorial_kwargs)
+    with torch.no_grad():
+        for p in tutorial.parameters():
+            p.mul_(3)
+    ours = SpikingAutoencoder(SAEConfig(**{k: v for k, v in tutorial_kwargs.items()}))
+    ours.load_state_dict(tutorial.state_dict(), strict=True)
+    return tutorial, ours
+
+
+@pytest.fixture
+def images():
+    torch.manual_seed(1)
+    return torch.rand(16, 1, 32, 32)
+
+
+def test_every_spiking_layer_fires_in_the_test_weights(images):
+    _, ours = spiking_pair()
+    _, trace = ours.eval()(images, trace=True)
+    rates = trace.spike_rates()
+    assert all(0.01 < rates[n] < 0.99 for n in LAYER_NAMES[:-1]), rates
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"num_steps": 1}, {"num_steps": 7, "thresh": 0.5, "beta": 0.9}])
+def test_eval_output_matches_tutorial(images, kwargs):
+    tutorial, ours = spiking_pair(**kwargs)
+    tutorial.eval(), ours.eval()
+    with torch.no_grad():
+        assert torch.allclose(ours(images), tutorial(images), atol=1e-6, rtol=0)
+
+
+def test_train_mode_outputs_gradients_and_bn_statistics_match_tutorial(images):
+    tutorial, ours = spiking_pair()
+    tutorial.train(), ours.train()
+    out_t, out_o = tutorial(images), ours(images)
+    assert torch.allclose(out_o, out_t, atol=1e-6, rtol=0)
+    F.mse_loss(out_t, images).backward()
+    F.mse_loss(out_o, images).backward()
+    grads_t = dict(tutorial.named_parameters())
+    largest = max(p.grad.abs().max() for p in grads_t.values())
+    assert largest > 0
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, grads_t[name].grad, atol=1e-6 * float(largest), rtol=0), name
+    buffers_t = dict(tutorial.named_buffers())
+    for name, b in ours.named_buffers():
+        if "running" in name or "num_batches" in name:
+            assert torch.allclose(b.float(), buffers_t[name].float(), atol=1e-6, rtol=0), name
+
+
+def test_tutorial_state_dict_loads_strictly_and_round_trips():
+    tutorial = build_tutorial_sae()
+    ours = SpikingAutoencoder()
+    missing_unexpected = ours.load_state_dict(tutorial.state_dict(), strict=True)
+    assert not missing_unexpected.missing_keys and not missing_unexpected.unexpected_keys
+    assert list(ours.state_dict()) == list(tutorial.state_dict())
+
+
+def test_trace_has_every_layer_and_every_step(images):
+    _, ours = spiking_pair()
+    recon, trace = ours.eval()(images[:2], trace=True, num_steps=4)
+    assert set(trace.spikes) == set(trace.mem) == set(LAYER_NAMES)
+    assert trace.spikes["latent"].shape == (4, 2, 32)
+    assert trace.mem["enc1"].shape == (4, 2, 32, 16, 16)
+    assert torch.equal(trace.outputs[-1], recon)
+    assert set(trace.spikes["latent"].unique().tolist()) <= {0.0, 1.0}
+
+
+def test_inference_overrides_change_the_result_without_changing_the_model(images):
+    _, ours = spiking_pair()
+    ours.eval()
+    before = {k: v.clone() for k, v in ours.state_dict().items()}
+    with torch.no_grad():
+        base = ours(images)
+        _, high = ours(images, thresh=3.0, trace=True)
+        _, low = ours(images, thresh=0.3, trace=True)
+        assert ours(images, num_steps=2).shape == base.shape
+        assert not torch.equal(ours(images, beta=0.9), base)
+        assert torch.equal(ours(images), base)
+    assert sum(high.spike_rates().values()) < sum(low.spike_rates().values())
+    for k, v in ours.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+@pytest.mark.parametrize("bad", [{"thresh": 0.0}, {"thresh": float("nan")}, {"beta": 1.5}, {"num_steps": 0}, {"num_steps": 2.5}])
+def test_out_of_range_overrides_are_refused(images, bad):
+    with pytest.raises(ValueError):
+        SpikingAutoencoder()(images, **bad)
+
+
+def test_eight_threads_on_one_instance_match_serial_calls_bit_for_bit():
+    _, ours = spiking_pair()
+    ours.eval()
+    torch.manual_seed(2)
+    inputs = [torch.rand(4, 1, 32, 32) for _ in range(8)]
+    settings = [dict(thresh=0.5 + 0.25 * i, num_steps=1 + i % 5) for i in range(8)]
+    with torch.no_grad():
+        serial = [ours(x, **s) for x, s in zip(inputs, settings)]
+    results = [None] * 8
+    start = threading.Barrier(8)
+
+    def work(i):
+        start.wait()
+        with torch.no_grad():
+            for _ in range(5):
+                results[i] = ours(inputs[i], **settings[i])
+                assert torch.equal(results[i], serial[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, serial):
+        assert torch.equal(got, want)
+
+
+def test_building_and_dropping_models_leaves_nothing_behind():
+    neurons_before = len(SpikingNeuron.instances)
+    refs = []
+    x = torch.rand(2, 1, 32, 32)
+    for _ in range(200):
+        model = SpikingAutoencoder()
+        with torch.no_grad():
+            model(x)
+        refs.append(weakref.ref(model))
+        del model
+    gc.collect()
+    assert sum(r() is not None for r in refs) == 0
+    assert len(SpikingNeuron.instances) == neurons_before
+
+
+def test_config_validation_messages():
+    with pytest.raises(ValueError, match="latent_dim"):
+        SAEConfig(latent_dim=0)
+    with pytest.raises(ValueError, match="surrogate"):
+        SAEConfig(surrogate="relu")
+    with pytest.raises(ValueError, match="unknown config keys"):
+        SAEConfig.from_dict({"latent": 3})
+    assert SAEConfig.from_dict(SAEConfig().to_dict()) == SAEConfig()
+
+
+def test_fast_sigmoid_surrogate_matches_tutorial(images):
+    from snntorch import surrogate
+    from benchmarks.tutorial_sae import TutorialSAE
+    torch.manual_seed(0)
+    tutorial = TutorialSAE(spike_grad=surrogate.fast_sigmoid(slope=25))
+    with torch.no_grad():
+        for p in tutorial.parameters():
+            p.mul_(3)
+    ours = SpikingAutoencoder(SAEConfig(surrogate="fast_sigmoid"))
+    ours.load_state_dict(tutorial.state_dict())
+    F.mse_loss(tutorial(images), images).backward()
+    F.mse_loss(ours(images), images).backward()
+    g_t = dict(tutorial.named_parameters())
+    largest = max(p.grad.abs().max() for p in g_t.values())
+    for name, p in ours.named_parameters():
+        assert torch.allclose(p.grad, g_t[name].grad, atol=1e-6 * float(largest), rtol=0), name
