@@ -1,0 +1,23 @@
+"""Spiking Autoencoder Explorer: entry point.
+
+Sets the page up, draws the shared sidebar (device, checkpoint, neuron settings)
+and runs the page the user chose.  Start it with ``streamlit run app.py``.
+"""
+
+import streamlit as st
+
+from explorer.sidebar import render_sidebar
+
+st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", layout="wide")
+
+# Material icons ship with Streamlit, so they render even where no emoji font is installed.
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/explore.py", title="Explore", icon=":material/biotech:", url_path="explore"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+]
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()

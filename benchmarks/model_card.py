@@ -1,0 +1,27 @@
+"""Print the model-card table of the shipped checkpoints from what each file records.
+
+    .venv/bin/python benchmarks/model_card.py
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sae.checkpoints import SHIPPED_DIR, load_checkpoint  # noqa: E402
+from sae.model import LAYER_NAMES  # noqa: E402
+
+
+def main():
+    layers = LAYER_NAMES[:-1]
+    print("| file | num_steps | thresh | test MSE (10,000) | " + " | ".join(layers) + " | steps | train s | command |")
+    print("|---" * (len(layers) + 7) + "|")
+    for path in sorted(SHIPPED_DIR.glob("*.pt")):
+        ckpt = load_checkpoint(path)
+        m, c = ckpt.metrics, ckpt.config
+        rates = " | ".join(f"{m['spike_rates'][n]:.3f}" for n in layers)
+        print(f"| {path.name} | {c.num_steps} | {c.thresh:g} | {m['test_mse']:.4f} | {rates} | {m.get('steps', '')} | "
+              f"{m.get('train_seconds', 0):.0f} | `{ckpt.provenance.get('command', '')}` |")
+
+
+if __name__ == "__main__":
+    main()

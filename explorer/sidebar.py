@@ -1,0 +1,197 @@
+"""The sidebar every page shares: device, checkpoint and the inference settings.
+
+``render_sidebar()`` runs in app.py before the page, so its widgets keep their
+values across pages.  Pages read the result with ``current()``.  The settings
+live in the URL (query parameters) so a shared link opens the same view.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import streamlit as st
+
+from sae.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
+from sae.devices import device_status
+from sae.model import check_neuron_settings
+
+from explorer.resources import shared_checkpoint
+
+UPLOAD_LABEL = "uploaded: "
+THRESH_RANGE = (0.05, 5.0)
+BETA_RANGE = (0.0, 1.0)
+STEPS_RANGE = (1, 50)
+# Session-state key -> URL query parameter.
+URL_KEYS = {"sb_checkpoint": "ckpt", "sb_device": "device", "sb_thresh": "thresh", "sb_beta": "beta", "sb_steps": "steps"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the sidebar chose: the model to run and how to run it."""
+
+    checkpoint: Checkpoint
+    checkpoint_name: str
+    device: str
+    thresh: float
+    beta: float
+    num_steps: int
+
+    @property
+    def model(self):
+        return self.checkpoint.model
+
+    def overrides(self) -> dict:
+        return {"thresh": self.thresh, "beta": self.beta, "num_steps": self.num_steps}
+
+
+def current() -> Settings:
+    """The settings app.py's sidebar chose in this run (every page calls this first)."""
+    _leave_legacy_pages_mode()
+    return st.session_state["settings"]
+
+
+def _leave_legacy_pages_mode() -> None:
+    """Rerun through app.py when Streamlit ran a page script on its own.
+
+    Streamlit 1.67 still has the legacy "pages/ folder" multipage mode: a process
+    starts in it when a ``pages/`` folder sits beside the entry script, and leaves
+    it only when ``st.navigation`` runs.  Until then a deep link such as
+    ``/explore?index=42`` (the first request after a restart, or every
+    ``AppTest.switch_page`` run) executes ``pages/explore.py`` directly, without
+    app.py's page config and sidebar.  Switching the mode off and rerunning sends
+    the same URL through app.py's ``st.navigation``.
+    """
+    from streamlit.runtime.pages_manager import PagesManager  # internal; checked against 1.67
+
+    if getattr(PagesManager, "uses_pages_directory", None):
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def _trained_values(ckpt: Checkpoint) -> dict:
+    c = ckpt.config
+    return {"sb_thresh": float(c.thresh), "sb_beta": float(c.beta), "sb_steps": int(c.num_steps)}
+
+
+def _reset_to_checkpoint():
+    st.session_state.update(st.session_state["_sb_trained_values"])
+
+
+def _read_url_once():
+    """On a session's first run, take the settings a shared link carries."""
+    if st.session_state.get("_sb_url_read"):
+        return
+    st.session_state["_sb_url_read"] = True
+    params = st.query_params
+    messages = []
+    for key, param in URL_KEYS.items():
+        if param not in params:
+            continue
+        raw = params[param]
+        try:
+            value = {"sb_thresh": float, "sb_beta": float, "sb_steps": int}.get(key, str)(raw)
+            if key == "sb_thresh" and not (math.isfinite(value) and THRESH_RANGE[0] <= value <= THRESH_RANGE[1]):
+                raise ValueError
+            if key == "sb_beta" and not BETA_RANGE[0] <= value <= BETA_RANGE[1]:
+                raise ValueError
+            if key == "sb_steps" and not STEPS_RANGE[0] <= value <= STEPS_RANGE[1]:
+                raise ValueError
+        except ValueError:
+            messages.append(f"ignored {param}={raw!r} from the link: out of range")
+            continue
+        st.session_state[key] = value
+    st.session_state["_sb_url_messages"] = messages
+
+
+def _checkpoint_choices() -> dict[str, object]:
+    choices = {info.name: info.path for info in list_checkpoints()}
+    uploaded = st.session_state.get("_sb_uploaded")
+    if uploaded is not None:
+        choices[UPLOAD_LABEL + uploaded[0]] = uploaded[1]
+    return choices
+
+
+def _on_upload():
+    file = st.session_state.get("sb_upload")
+    if file is None:
+        return
+    try:
+        ckpt = load_checkpoint(file.getvalue())
+    except CheckpointError as error:
+        st.session_state["_sb_upload_error"] = f"{file.name}: {error}"
+        return
+    st.session_state["_sb_upload_error"] = None
+    st.session_state["_sb_uploaded"] = (file.name, ckpt)
+    st.session_state["sb_checkpoint"] = UPLOAD_LABEL + file.name
+
+
+def render_sidebar() -> Settings:
+    _read_url_once()
+    sidebar = st.sidebar
+    for message in st.session_state.get("_sb_url_messages", []):
+        sidebar.warning(message)
+
+    status = device_status()
+    devices = [name for name, why in status.items() if why is None]
+    if st.session_state.get("sb_device") not in devices:
+        st.session_state["sb_device"] = devices[0]
+    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
+    missing = [f"{name}: {why}" for name, why in status.items() if why]
+    if missing:
+        sidebar.caption("Not available here — " + "; ".join(missing))
+
+    choices = _checkpoint_choices()
+    default_name = default_checkpoint_path().stem
+    if st.session_state.get("sb_checkpoint") not in choices:
+        st.session_state["sb_checkpoint"] = default_name if default_name in choices else next(iter(choices), None)
+    if not choices:
+        sidebar.error("No checkpoint found: the shipped checkpoints/ folder is empty.")
+        st.stop()
+    name = sidebar.selectbox("Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload.")
+    sidebar.file_uploader("Upload a checkpoint (.pt)", type=["pt", "pth"], key="sb_upload", on_change=_on_upload,
+                          max_upload_size=20,
+                          help="Checked before use: weights only, at most 20 MB, shapes must match.")
+    if st.session_state.get("_sb_upload_error"):
+        sidebar.error(st.session_state["_sb_upload_error"])
+
+    source = choices[name]
+    try:
+        ckpt = source if isinstance(source, Checkpoint) else shared_checkpoint(source, device)
+        if isinstance(source, Checkpoint):
+            ckpt.model.to(device).eval()
+    except (CheckpointError, OSError) as error:
+        sidebar.error(f"Cannot load {name}: {error}")
+        st.stop()
+
+    trained = _trained_values(ckpt)
+    if st.session_state.get("_sb_trained_for") != name:
+        # A new checkpoint starts from its own values, unless a shared link set them.
+        if st.session_state.get("_sb_trained_for") is not None or not st.session_state.get("_sb_url_messages") and not any(
+            URL_KEYS[k] in st.query_params for k in trained
+        ):
+            st.session_state.update(trained)
+        st.session_state["_sb_trained_for"] = name
+        st.session_state["_sb_trained_values"] = trained
+    for key, value in trained.items():
+        st.session_state.setdefault(key, value)
+
+    sidebar.subheader("Neuron settings")
+    thresh = sidebar.slider("thresh (firing threshold)", *THRESH_RANGE, key="sb_thresh", step=0.05,
+                            help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.")
+    beta = sidebar.slider("beta (membrane decay)", *BETA_RANGE, key="sb_beta", step=0.05,
+                          help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.")
+    steps = sidebar.slider("num_steps (time steps)", *STEPS_RANGE, key="sb_steps",
+                           help="How many times the image is presented; the output is read at the last step.")
+    sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
+    sidebar.caption(f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}.")
+    check_neuron_settings(thresh, beta, steps)
+
+    for key, param in URL_KEYS.items():
+        value = st.session_state.get(key)
+        text = f"{value:g}" if isinstance(value, float) else str(value)  # 0.35, not 0.35000000000000003
+        if value is not None and st.query_params.get(param) != text:
+            st.query_params[param] = text
+    settings = Settings(ckpt, name, device, float(thresh), float(beta), int(steps))
+    st.session_state["settings"] = settings
+    return settings

@@ -1,0 +1,416 @@
+"""Training runs that live outside the page script, shared fairly by many sessions.
+
+A :class:`TrainingJob` runs ``sae.train.train`` in a background thread and keeps
+what a page needs to draw (status, progress, history, the latest evaluation,
+the error) behind a lock; :meth:`TrainingJob.snapshot` hands out a consistent
+copy.  The thread never touches the UI, so a page can poll it, go away and come
+back.
+
+One process-wide :class:`JobManager` (:func:`default_manager`) decides when a
+job may run: at most ``runs_per_device`` at once on each device (env
+``SAE_MAX_TRAINING_RUNS``, default 1, as training fills a CPU or GPU by itself);
+the others wait in a first-come queue and learn their place.  It also bounds
+what a classroom can leave behind: a job nobody has polled (and whose session
+is gone) for ``orphan_after_s`` is stopped, ended jobs are forgotten after
+``keep_ended_s``, and at most ``max_jobs`` are kept at all.  Jobs belong to an
+owner (a session's token): a session only ever sees its own.
+
+No Streamlit here: the page passes in a liveness check for its session.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from sae.devices import DeviceUnavailableError, available_devices, resolve_device
+from sae.model import SAEConfig
+from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, STOPPING, ENDED, FAILED = "queued", "running", "stopping", "ended", "failed"
+ACTIVE = (QUEUED, RUNNING, STOPPING)
+RUNS_ENV = "SAE_MAX_TRAINING_RUNS"
+
+
+class JobLimitError(RuntimeError):
+    """The job cannot be accepted now (one already running for this owner, or the server is full)."""
+
+
+def describe_failure(error: BaseException, device: str) -> str:
+    """One clear sentence for a run that failed, whatever raised."""
+    if isinstance(error, TrainingError | DeviceUnavailableError):
+        return str(error)
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return f"out of memory on {device}: try a smaller batch size or fewer training images"
+    if isinstance(error, RuntimeError) and any(word in str(error).lower() for word in ("cuda", "mps", "device")):
+        return f"the device {device} failed: {str(error).splitlines()[0]}"
+    return f"training failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    """A consistent copy of a job's state, safe to read without locks."""
+
+    job_id: str
+    status: str  # queued | running | stopping | ended | failed
+    reason: str | None  # when ended: completed, time budget, stopped, abandoned or cancelled
+    error: str | None
+    queue_position: int | None  # 1: next to start
+    progress: float  # 0..1 of the planned run
+    elapsed: float  # seconds since training started
+    eta: float | None  # seconds left, estimated
+    images_per_s: float | None
+    step: int
+    epoch: int
+    history: dict  # as sae.train.History.as_dict(): batch, evals, epochs
+    latest: Evaluation | None  # the last held-out evaluation (fixed digits and their reconstructions)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def has_model(self) -> bool:
+        """Ended after at least one step: there is something worth saving."""
+        return self.status == ENDED and self.step > 0
+
+
+class TrainingJob:
+    """One training run in its own thread.  Create it through :meth:`JobManager.submit`."""
+
+    def __init__(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
+                 test_images: torch.Tensor, *, keepalive: Callable[[], bool] | None = None,
+                 orphan_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.id = uuid.uuid4().hex[:12]
+        self.owner = owner
+        self.model_config = model_config
+        self.train_config = train_config
+        self.device = str(resolve_device(train_config.device))
+        self.model = None  # the trained model, once ended
+        self.result: Finished | None = None
+        self._train_images, self._test_images = train_images, test_images
+        self._keepalive = keepalive
+        self._orphan_after_s = orphan_after_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._ended = threading.Event()
+        self._lock = threading.Lock()
+        self._status, self._reason, self._error = QUEUED, None, None
+        self._history = History()
+        self._latest: Evaluation | None = None
+        self._last_batch: BatchEnd | None = None
+        self._last_batch_at = 0.0
+        self._rate: float | None = None
+        self._started_at: float | None = None
+        self.created_at = self.last_seen = clock()
+        self.ended_at: float | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- control
+
+    def stop(self) -> None:
+        """Ask the run to end; it keeps what it learned.  Returns at once."""
+        self._stop.set()
+        with self._lock:
+            if self._status == RUNNING:
+                self._status = STOPPING
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run has ended and freed its place (or ``timeout``); True when it has."""
+        return self._ended.wait(timeout)
+
+    def touch(self) -> None:
+        """Someone is still watching: do not treat this job as orphaned."""
+        self.last_seen = self._clock()
+
+    def orphaned(self) -> bool:
+        """Nobody polled for ``orphan_after_s`` and the owner's session (if known) is gone."""
+        if self._keepalive is not None:
+            try:
+                if self._keepalive():
+                    self.touch()
+            except Exception:  # a broken check must not keep a job alive or kill it
+                log.exception("keepalive check failed")
+        return self._clock() - self.last_seen > self._orphan_after_s
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def status(self) -> str:
+        with self._lock:
+            return self._status
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    # ---------------------------------------------------------------- the worker
+
+    def _start(self, on_end: Callable[["TrainingJob"], None]) -> None:
+        with self._lock:
+            self._status = STOPPING if self._stop.is_set() else RUNNING
+            self._started_at = self._clock()
+        self._thread = threading.Thread(target=self._run, args=(on_end,), name=f"sae-train-{self.id}", daemon=True)
+        self._thread.start()
+
+    def _cancel(self, reason: str) -> None:
+        """End a job that never started."""
+        self._stop.set()
+        self._train_images = self._test_images = None
+        self._end(ENDED, reason, None)
+        self._ended.set()
+
+    def _run(self, on_end) -> None:
+        try:
+            events = train(self.model_config, self.train_config, self._train_images, self._test_images, stop=self._stop)
+            for event in events:
+                self._record(event)
+                if not self._stop.is_set() and self.orphaned():
+                    log.info("training job %s orphaned: stopping it", self.id)
+                    with self._lock:
+                        self._reason = "abandoned"
+                    self._stop.set()
+        except BaseException as error:  # noqa: BLE001 - every failure must reach the page as a message
+            if not isinstance(error, TrainingError):
+                log.exception("training job %s failed", self.id)
+            self._end(FAILED, None, describe_failure(error, self.device))
+        finally:
+            self._train_images = self._test_images = None  # the shared tensors are not ours to keep
+            self._end(FAILED, None, "training ended without a result")  # no-op when it ended properly
+            on_end(self)  # frees the slot
+            self._ended.set()
+
+    def _record(self, event) -> None:
+        now = self._clock()
+        with self._lock:
+            if isinstance(event, BatchEnd):
+                for key, value in (("step", event.step), ("loss", event.loss), ("elapsed", event.elapsed)):
+                    self._history.batch[key].append(value)
+                self._rate = event.images_per_s if self._rate is None else 0.8 * self._rate + 0.2 * event.images_per_s
+                self._last_batch, self._last_batch_at = event, now
+            elif isinstance(event, Evaluation):
+                for key, value in (("step", event.step), ("epoch", event.epoch), ("test_loss", event.test_loss),
+                                   ("elapsed", event.elapsed)):
+                    self._history.evals[key].append(value)
+                for name, rate in event.spike_rates.items():
+                    self._history.evals[f"rate_{name}"].append(rate)
+                self._latest = event
+            elif isinstance(event, EpochEnd):
+                for key, value in (("epoch", event.epoch), ("train_loss", event.train_loss), ("test_loss", event.test_loss)):
+                    self._history.epochs[key].append(value)
+        if isinstance(event, Finished):
+            self.model, self.result = event.model, event
+            with self._lock:
+                reason = self._reason or event.reason
+            self._end(ENDED, reason, None)
+
+    def _end(self, status: str, reason: str | None, error: str | None) -> None:
+        with self._lock:
+            if self.ended_at is not None:
+                return
+            self._status, self._reason, self._error = status, reason, error
+            self.ended_at = self._clock()
+
+    # ---------------------------------------------------------------- reading
+
+    def snapshot(self, queue_position: int | None = None) -> JobSnapshot:
+        now = self._clock()
+        with self._lock:
+            batch = self._last_batch
+            running = self._status in (RUNNING, STOPPING)
+            if self._started_at is None:
+                elapsed = 0.0
+            elif running:
+                elapsed = now - self._started_at  # ticks on through the first evaluation, before any batch
+            elif self.result is not None:
+                elapsed = self.result.elapsed
+            else:
+                elapsed = batch.elapsed if batch else 0.0
+            progress = batch.progress if batch else 0.0
+            if self._status == ENDED and self._reason in ("completed", "time budget"):
+                progress = 1.0
+            eta = None
+            if running and batch is not None and batch.progress > 0:
+                eta = max(0.0, batch.elapsed * (1 - batch.progress) / batch.progress - (now - self._last_batch_at))
+            return JobSnapshot(
+                job_id=self.id, status=self._status, reason=self._reason, error=self._error,
+                queue_position=queue_position if self._status == QUEUED else None,
+                progress=min(max(progress, 0.0), 1.0), elapsed=elapsed, eta=eta,
+                images_per_s=self._rate, step=batch.step if batch else 0, epoch=batch.epoch if batch else 0,
+                history={part: {k: list(v) for k, v in values.items()} for part, values in self._history.as_dict().items()},
+                latest=self._latest,
+            )
+
+
+def _runs_per_device_from_env() -> int:
+    raw = os.environ.get(RUNS_ENV, "").strip()
+    if not raw:
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        log.warning("%s=%r is not a positive integer: using 1", RUNS_ENV, raw)
+        return 1
+    return value
+
+
+class JobManager:
+    """Admits, queues and bounds training jobs for the whole process.  Thread-safe."""
+
+    def __init__(self, runs_per_device: int | None = None, *, orphan_after_s: float = 60.0,
+                 keep_ended_s: float = 1800.0, max_jobs: int = 64, clock: Callable[[], float] = time.monotonic):
+        self.runs_per_device = runs_per_device or _runs_per_device_from_env()
+        self.orphan_after_s = orphan_after_s
+        self.keep_ended_s = keep_ended_s
+        self.max_jobs = max_jobs
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._jobs: dict[str, TrainingJob] = {}
+        self._queue: deque[TrainingJob] = deque()
+        self._running: dict[str, TrainingJob] = {}
+
+    @property
+    def capacity(self) -> int:
+        """Runs at once over all devices here."""
+        return self.runs_per_device * len(available_devices())
+
+    def submit(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
+               test_images: torch.Tensor, *, keepalive: Callable[[], bool] | None = None) -> TrainingJob:
+        """Queue a run for ``owner``; it starts as soon as its device has a free slot.
+
+        Raises JobLimitError when the owner already has a run, or when the server keeps
+        ``max_jobs`` unfinished runs; DeviceUnavailableError for a device not here."""
+        job = TrainingJob(owner, model_config, train_config, train_images, test_images, keepalive=keepalive,
+                          orphan_after_s=self.orphan_after_s, clock=self._clock)
+        with self._lock:
+            self._sweep()
+            mine = [j for j in self._jobs.values() if j.owner == owner]
+            if any(j.active for j in mine):
+                raise JobLimitError("you already have a run going: stop it before starting another")
+            for ended in mine:  # a session keeps only its latest run here
+                del self._jobs[ended.id]
+            if len(self._jobs) >= self.max_jobs:
+                self._forget_oldest_ended()
+            if len(self._jobs) >= self.max_jobs:
+                raise JobLimitError(f"the server already holds {len(self._jobs)} training runs: try again in a few minutes")
+            self._jobs[job.id] = job
+            self._queue.append(job)
+            self._start_ready()
+        return job
+
+    def get(self, owner: str, job_id: str) -> TrainingJob | None:
+        """The job, only for its owner."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        return job if job is not None and job.owner == owner else None
+
+    def poll(self, owner: str, job: TrainingJob) -> JobSnapshot:
+        """The owner looks at its job: keeps it alive and returns a snapshot with its place in the queue."""
+        if job.owner != owner:
+            raise PermissionError("this run belongs to another session")
+        job.touch()
+        with self._lock:
+            self._sweep()
+            position = self.queue_position(job)
+        return job.snapshot(position)
+
+    def queue_position(self, job: TrainingJob) -> int | None:
+        """1 for the next job to start on its device; None when not queued."""
+        with self._lock:
+            ahead = 0
+            for waiting in self._queue:
+                if waiting is job:
+                    return ahead + 1
+                if waiting.device == job.device:
+                    ahead += 1
+        return None
+
+    def counts(self) -> dict:
+        with self._lock:
+            return {"running": len(self._running), "queued": len(self._queue), "kept": len(self._jobs),
+                    "capacity": self.capacity}
+
+    # ---------------------------------------------------------------- internals (hold the lock)
+
+    def _busy(self, device: str) -> int:
+        return sum(1 for job in self._running.values() if job.device == device)
+
+    def _start_ready(self) -> None:
+        """Start queued jobs in arrival order wherever their device has a free slot."""
+        for job in list(self._queue):
+            if job.stop_requested or job.orphaned():
+                self._queue.remove(job)
+                job._cancel("cancelled" if job.stop_requested else "abandoned")
+            elif self._busy(job.device) < self.runs_per_device:
+                self._queue.remove(job)
+                self._running[job.id] = job
+                job._start(self._on_end)
+
+    def _on_end(self, job: TrainingJob) -> None:
+        with self._lock:
+            self._running.pop(job.id, None)
+            self._start_ready()
+
+    def _sweep(self) -> None:
+        """Cancel queued orphans, start what can start, forget long-ended jobs."""
+        self._start_ready()
+        now = self._clock()
+        for job_id, job in list(self._jobs.items()):
+            if not job.active and job.ended_at is not None and now - job.ended_at > self.keep_ended_s:
+                del self._jobs[job_id]
+
+    def _forget_oldest_ended(self) -> None:
+        ended = sorted((j for j in self._jobs.values() if not j.active), key=lambda j: j.ended_at or 0.0)
+        if ended:
+            del self._jobs[ended[0].id]
+
+
+_DEFAULT: JobManager | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_manager() -> JobManager:
+    """The process-wide manager every session shares (created on first use)."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = JobManager()
+        return _DEFAULT
+
+
+def history_csv(history: dict) -> str:
+    """The history as one CSV: a row per batch, per held-out evaluation and per epoch (column ``kind``)."""
+    evals = history.get("evals", {})
+    rate_columns = [k for k in evals if k.startswith("rate_")]
+    columns = ["kind", "step", "epoch", "elapsed_s", "batch_loss", "test_loss", "train_loss", *rate_columns]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    batch = history.get("batch", {})
+    for step, loss, elapsed in zip(batch.get("step", []), batch.get("loss", []), batch.get("elapsed", [])):
+        writer.writerow({"kind": "batch", "step": step, "elapsed_s": f"{elapsed:.3f}", "batch_loss": repr(loss)})
+    for i, step in enumerate(evals.get("step", [])):
+        row = {"kind": "eval", "step": step, "epoch": f"{evals['epoch'][i]:.4f}", "elapsed_s": f"{evals['elapsed'][i]:.3f}",
+               "test_loss": repr(evals["test_loss"][i])}
+        row.update({k: repr(evals[k][i]) for k in rate_columns})
+        writer.writerow(row)
+    epochs = history.get("epochs", {})
+    for epoch, train_loss, test_loss in zip(epochs.get("epoch", []), epochs.get("train_loss", []), epochs.get("test_loss", [])):
+        writer.writerow({"kind": "epoch", "epoch": epoch, "train_loss": repr(train_loss), "test_loss": repr(test_loss)})
+    return out.getvalue()

@@ -1,0 +1,135 @@
+"""Live training charts: a history (``sae.train.History.as_dict()``) in, ``go.Figure`` out.
+
+The Train page redraws these about once a second, so every figure sets a fixed
+``uirevision`` (zoom and hidden traces survive a redraw) and stays small: the
+reconstruction grid is one uint8 heatmap, a few kilobytes per update.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from sae.model import LAYER_NAMES
+
+MA_WINDOW = 20  # batches in the moving average
+MAX_POINTS = 1500  # per line: a long run's batch loss is thinned to this many points for drawing
+RATE_LAYERS = LAYER_NAMES[:-1]  # the output layer never fires
+BATCH_COLOR, AVERAGE_COLOR, TEST_COLOR, TRAIN_COLOR = "#9ecae1", "#08519c", "#d62728", "#2ca02c"
+GAP = 2  # white pixels between tiles of the reconstruction grid
+_LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+
+
+def moving_average(values, window: int = MA_WINDOW) -> np.ndarray:
+    """Trailing mean over the last ``window`` values (fewer at the start)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return values
+    sums = np.cumsum(np.insert(values, 0, 0.0))
+    counts = np.minimum(np.arange(1, values.size + 1), window)
+    ends = np.arange(1, values.size + 1)
+    return (sums[ends] - sums[ends - counts]) / counts
+
+
+def _thin(x, y, max_points: int = MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """Every k-th point (and the last) as compact arrays: numpy arrays travel to the
+    browser as binary and skip Plotly's per-element validation."""
+    x, y = np.asarray(x, dtype=np.int32), np.asarray(y, dtype=np.float32)
+    if x.size > max_points:
+        keep = np.unique(np.append(np.arange(0, x.size, -(-x.size // max_points)), x.size - 1))
+        x, y = x[keep], y[keep]
+    return x, y
+
+
+def _waiting(fig: go.Figure, text: str) -> go.Figure:
+    fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(color="gray"))
+    return fig
+
+
+def loss_figure(history: dict, references: dict[str, float] | None = None, window: int = MA_WINDOW) -> go.Figure:
+    """Batch loss, its moving average and the held-out test loss, against the optimizer step.
+
+    ``references`` draws labelled horizontal lines (e.g. the tutorial's final loss)."""
+    batch, evals = history["batch"], history["evals"]
+    steps, batch_loss = _thin(batch["step"], batch["loss"])
+    _, average = _thin(batch["step"], moving_average(batch["loss"], window))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=steps, y=batch_loss, name="batch loss", mode="lines",
+                             line=dict(color=BATCH_COLOR, width=1),
+                             hovertemplate="step %{x}<br>batch loss %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=steps, y=average, name=f"average of {window} batches",
+                             mode="lines", line=dict(color=AVERAGE_COLOR, width=2.5),
+                             hovertemplate="step %{x}<br>moving average %{y:.4f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=np.asarray(evals["step"], np.int32), y=np.asarray(evals["test_loss"], np.float32),
+                             name="held-out test loss", mode="lines+markers",
+                             line=dict(color=TEST_COLOR, width=2, dash="dot"), marker=dict(size=8),
+                             hovertemplate="step %{x}<br>test loss %{y:.4f}<extra></extra>"))
+    for label, value in (references or {}).items():
+        fig.add_hline(y=value, line=dict(color="gray", dash="dash", width=1), annotation_text=label,
+                      annotation_position="top right", annotation_font_color="gray")
+    fig.update_xaxes(title_text="optimizer step (batch)", rangemode="tozero")
+    fig.update_yaxes(title_text="MSE per pixel (log scale)", type="log")
+    fig.update_layout(title="Reconstruction loss", height=360, uirevision="loss", **_LAYOUT)
+    return _waiting(fig, "waiting for the first batch…") if not batch["step"] else fig
+
+
+def epoch_figure(history: dict) -> go.Figure:
+    """Mean training loss and held-out test loss after each epoch."""
+    epochs = history["epochs"]
+    fig = go.Figure()
+    for key, name, color in (("train_loss", "train loss (mean over the epoch)", TRAIN_COLOR),
+                             ("test_loss", "held-out test loss (end of epoch)", TEST_COLOR)):
+        fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[key], name=name, mode="lines+markers",
+                                 line=dict(color=color), marker=dict(size=9),
+                                 hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + key.replace("_", " ") + "</extra>"))
+    fig.update_xaxes(title_text="epoch", tickmode="linear", dtick=1, rangemode="tozero")
+    fig.update_yaxes(title_text="MSE per pixel")
+    fig.update_layout(title="Loss per epoch", height=300, uirevision="epochs", **_LAYOUT)
+    return _waiting(fig, "filled in at the end of each epoch") if not epochs["epoch"] else fig
+
+
+def spike_rate_figure(history: dict) -> go.Figure:
+    """Fraction of neuron-steps that fired in each spiking layer, at each held-out evaluation."""
+    evals = history["evals"]
+    fig = go.Figure()
+    for layer in RATE_LAYERS:
+        values = evals.get(f"rate_{layer}", [])
+        fig.add_trace(go.Scatter(x=np.asarray(evals["step"][: len(values)], np.int32), y=np.asarray(values, np.float32),
+                                 name=layer, mode="lines+markers",
+                                 hovertemplate="step %{x}<br>" + layer + " fired %{y:.1%}<extra></extra>"))
+    fig.update_xaxes(title_text="optimizer step (batch)", rangemode="tozero")
+    fig.update_yaxes(title_text="spike rate (fraction of neuron-steps)", tickformat=".1~%", rangemode="tozero")
+    fig.update_layout(title="Spike rate per layer (held-out digits)", height=360, uirevision="rates", **_LAYOUT)
+    return _waiting(fig, "waiting for the first evaluation…") if not evals["step"] else fig
+
+
+def reconstruction_grid(inputs, reconstructions, caption: str = "") -> go.Figure:
+    """Fixed test digits (top row) above their reconstructions (bottom row), as one heatmap.
+
+    ``inputs``/``reconstructions``: [S, 1, H, W] or [S, H, W] arrays or tensors in [0, 1]
+    (reconstructions are clipped).  Pixels are sent as 0..255 bytes with white gaps."""
+    rows = [_as_images(inputs), _as_images(reconstructions)]
+    count, height, width = rows[0].shape
+    grid = np.full((2 * height + GAP, count * (width + GAP) - GAP), 255, np.uint8)
+    for r, images in enumerate(rows):
+        for c in range(count):
+            top, left = r * (height + GAP), c * (width + GAP)
+            grid[top : top + height, left : left + width] = np.round(np.clip(images[c], 0, 1) * 254).astype(np.uint8)
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=254, showscale=False,
+                               hovertemplate="intensity %{z}/254<extra></extra>"))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", tickmode="array",
+                     tickvals=[(height - 1) / 2, height + GAP + (height - 1) / 2], ticktext=["test digit", "reconstruction"])
+    fig.update_layout(title=caption or "Fixed test digits and their reconstructions", height=260,
+                      margin=dict(l=10, r=10, t=50, b=10), uirevision="recon")
+    return fig
+
+
+def _as_images(values) -> np.ndarray:
+    array = values.detach().cpu().numpy() if hasattr(values, "detach") else np.asarray(values)
+    array = array.astype(np.float32)
+    if array.ndim == 4:
+        array = array[:, 0]
+    if array.ndim != 3:
+        raise ValueError(f"expected [S, 1, H, W] or [S, H, W], got shape {array.shape}")
+    return array

@@ -1,0 +1,343 @@
+"""sae.jobs: background training runs, the shared queue and its bounds, and isolation between sessions.
+
+Real training runs here are tiny (random 32x32 images, a few batches of 16), so
+every test takes seconds even on a busy 2-core machine.  The queue and lifetime
+tests use a fake ``train`` that yields events on demand, so their timing is exact.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import sae.jobs as jobs
+from sae.inference import run_digit
+from sae.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager, history_csv
+from sae.model import SAEConfig, SpikingAutoencoder
+from sae.train import BatchEnd, Finished, TrainConfig, train
+
+NET = SAEConfig(latent_dim=8, num_steps=2)
+
+
+def tiny(**changes) -> TrainConfig:
+    values = dict(epochs=2, lr=1e-3, batch_size=16, train_subset=48, eval_images=16, sample_count=4, seed=3,
+                  eval_every_s=1000.0, device="cpu")
+    return TrainConfig(**{**values, **changes})
+
+
+@pytest.fixture(scope="module")
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(96, 1, 32, 32, generator=g), torch.rand(32, 1, 32, 32, generator=g)
+
+
+def wait_until(condition, timeout: float = 60.0, every: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(every)
+
+
+def losses(history: dict) -> dict:
+    """The history without its timings, which differ from run to run."""
+    evals = {k: v for k, v in history["evals"].items() if k != "elapsed"}
+    return {"batch": history["batch"]["loss"], "evals": evals, "epochs": history["epochs"]}
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeTrain:
+    """Stands in for sae.train.train: one BatchEnd per ``release()``, Finished when ``finish`` is set or on stop."""
+
+    def __init__(self):
+        self.tick = threading.Semaphore(0)
+        self.finish = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.tick.release()
+
+    def __call__(self, model_config, cfg, train_images, test_images, stop=None):
+        self.threads.append(threading.current_thread())
+        step, reason = 0, "completed"
+        while not self.finish.is_set():
+            if stop.is_set():
+                reason = "stopped"
+                break
+            if self.tick.acquire(timeout=0.01):
+                step += 1
+                yield BatchEnd(step, 0, 0.1, cfg.lr, 100.0, step * 0.1, min(step / 100, 1.0))
+        yield Finished(reason, SpikingAutoencoder(model_config), {}, step, step * 0.1, step * cfg.batch_size)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    fake = FakeTrain()
+    monkeypatch.setattr(jobs, "train", fake)
+    yield fake
+    fake.finish.set()
+    for thread in fake.threads:  # leave no thread behind: building its model draws from torch's global RNG
+        thread.join(10)
+
+
+def submit(manager, owner, images, cfg=None, **kwargs):
+    return manager.submit(owner, NET, cfg or tiny(), images[0], images[1], **kwargs)
+
+
+# ------------------------------------------------------------------ a real run
+
+
+def test_a_job_trains_in_the_background_and_its_snapshot_mirrors_the_trainer(images):
+    manager = JobManager(runs_per_device=1)
+    job = submit(manager, "alice", images)
+    assert job.wait(120) and job.status == ENDED
+    snap = manager.poll("alice", job)
+    assert snap.reason == "completed" and snap.progress == 1.0 and snap.step == 6 and snap.has_model
+    assert snap.history == job.result.history  # built from the events, equal to the trainer's own record
+    assert len(snap.history["epochs"]["epoch"]) == 2 and snap.latest.reconstructions.shape == (4, 1, 32, 32)
+    assert job.model is not None and not job.model.training
+
+
+def test_stop_ends_a_run_within_a_second_and_keeps_the_model(images):
+    manager = JobManager(runs_per_device=1)
+    cfg = tiny(epochs=100, batch_size=96, train_subset=None, eval_every_s=1000.0)
+    job = submit(manager, "alice", images, cfg)
+    wait_until(lambda: manager.poll("alice", job).step >= 1)
+    asked = time.perf_counter()
+    job.stop()
+    assert job.wait(5)
+    latency = time.perf_counter() - asked
+    snap = manager.poll("alice", job)
+    assert snap.reason == "stopped" and snap.has_model and job.model is not None
+    assert latency < 1.0, f"stop took {latency:.2f} s"
+
+
+def test_stop_inside_a_batch_leaves_the_model_as_after_the_last_full_step(images):
+    """The trainer checks the stop flag between layers; a cut batch must leave no trace (BatchNorm statistics)."""
+    train_x, test_x = images
+    stop = threading.Event()
+    model = SpikingAutoencoder(NET)
+    calls = {"n": 0}
+
+    def stop_in_second_batch(module, args):
+        if module.training:
+            calls["n"] += 1
+            if calls["n"] == NET.num_steps + 1:  # the first layer, second batch, first time step
+                stop.set()
+
+    model.encoder[0].register_forward_pre_hook(stop_in_second_batch)
+    after_first_step, finished = None, None
+    for event in train(NET, tiny(epochs=1, train_subset=32), train_x, test_x, stop=stop, model=model):
+        if isinstance(event, BatchEnd):
+            after_first_step = {k: v.clone() for k, v in model.state_dict().items()}
+        finished = event
+    assert finished.reason == "stopped" and finished.steps == 1 and calls["n"] == NET.num_steps + 1
+    for name, value in finished.model.state_dict().items():
+        assert torch.equal(value, after_first_step[name]), name
+
+
+@pytest.mark.parametrize("error, expected", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "out of memory on cpu"),
+    (RuntimeError("CUDA error: device-side assert triggered"), "the device cpu failed"),
+    (KeyError("oops"), "training failed: KeyError"),
+])
+def test_failures_end_the_job_with_a_clear_message(monkeypatch, images, error, expected):
+    def failing(*args, **kwargs):
+        yield BatchEnd(1, 0, 0.1, 1e-3, 100.0, 0.1, 0.01)
+        raise error
+
+    monkeypatch.setattr(jobs, "train", failing)
+    manager = JobManager(runs_per_device=1)
+    job = submit(manager, "alice", images)
+    assert job.wait(10)
+    snap = manager.poll("alice", job)
+    assert snap.status == FAILED and expected in snap.error and not snap.has_model
+    assert manager.counts()["running"] == 0  # its place is free again
+
+
+def test_a_nan_loss_fails_only_that_run(images):
+    manager = JobManager(runs_per_device=2)
+    poisoned = images[0].clone()
+    poisoned[0, 0, 0, 0] = float("nan")
+    bad = manager.submit("alice", NET, tiny(), poisoned, images[1])
+    good = submit(manager, "bob", images)
+    assert bad.wait(60) and good.wait(120)
+    assert manager.poll("alice", bad).status == FAILED and "loss became nan" in manager.poll("alice", bad).error
+    assert manager.poll("bob", good).reason == "completed"
+
+
+# ------------------------------------------------------------------ the queue and its bounds
+
+
+def test_runs_beyond_the_limit_wait_in_line_and_start_in_order(fake, images):
+    manager = JobManager(runs_per_device=1)
+    first, second, third = (submit(manager, owner, images) for owner in ("a", "b", "c"))
+    assert first.status == RUNNING
+    assert [manager.poll(o, j).queue_position for o, j in (("b", second), ("c", third))] == [1, 2]
+    assert manager.counts() == {"running": 1, "queued": 2, "kept": 3, "capacity": manager.capacity}
+    first.stop()
+    wait_until(lambda: second.status == RUNNING)
+    assert third.status == QUEUED and manager.poll("c", third).queue_position == 1
+    second.stop()
+    wait_until(lambda: third.status == RUNNING)
+    third.stop()
+    assert third.wait(5)
+
+
+def test_cancelling_a_queued_run_frees_its_place(fake, images):
+    manager = JobManager(runs_per_device=1)
+    first, second, third = (submit(manager, owner, images) for owner in ("a", "b", "c"))
+    second.stop()
+    assert manager.poll("c", third).queue_position == 1 and second.status == ENDED
+    assert manager.poll("b", second).reason == "cancelled" and not manager.poll("b", second).has_model
+    first.stop()
+    wait_until(lambda: third.status == RUNNING)
+    third.stop()
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(jobs.RUNS_ENV, "3")
+    assert JobManager().runs_per_device == 3
+    monkeypatch.setenv(jobs.RUNS_ENV, "none")
+    assert JobManager().runs_per_device == 1
+    monkeypatch.delenv(jobs.RUNS_ENV)
+    assert JobManager().runs_per_device == 1
+
+
+def test_one_run_at_a_time_per_session_and_a_hard_cap_on_jobs(fake, images):
+    manager = JobManager(runs_per_device=1, max_jobs=2)
+    first = submit(manager, "a", images)
+    with pytest.raises(JobLimitError, match="already have a run"):
+        submit(manager, "a", images)
+    submit(manager, "b", images)
+    with pytest.raises(JobLimitError, match="try again"):
+        submit(manager, "c", images)
+    first.stop()
+    assert first.wait(5)
+    submit(manager, "c", images)  # the ended run makes room
+    assert manager.counts()["kept"] == 2
+
+
+def test_a_run_nobody_watches_is_stopped_and_ended_runs_are_forgotten(fake, images):
+    clock = FakeClock()
+    manager = JobManager(runs_per_device=1, orphan_after_s=30, keep_ended_s=600, clock=clock)
+    job = submit(manager, "a", images)
+    fake.release(3)
+    wait_until(lambda: job.snapshot().step == 3)
+    clock.now += 31  # the tab was closed: no polls for 31 s
+    fake.release()
+    assert job.wait(5) and job.snapshot().reason == "abandoned" and job.model is not None
+    clock.now += 599
+    other = submit(manager, "b", images)  # submitting sweeps
+    assert manager.get("a", job.id) is job  # ended 599 s ago: still kept
+    clock.now += 2
+    manager.poll("b", other)  # polling sweeps too
+    assert manager.get("a", job.id) is None
+    other.stop()
+
+
+def test_a_connected_session_keeps_its_run_alive_without_polling(fake, images):
+    clock = FakeClock()
+    manager = JobManager(runs_per_device=1, orphan_after_s=30, clock=clock)
+    connected = {"a": True}
+    job = submit(manager, "a", images, keepalive=lambda: connected["a"])
+    for _ in range(3):  # the user is on another page for 90 s: no polls, session still connected
+        clock.now += 30
+        fake.release()
+    wait_until(lambda: job.snapshot().step == 3)
+    assert job.status == RUNNING
+    connected["a"] = False
+    clock.now += 31
+    fake.release()
+    assert job.wait(5) and job.snapshot().reason == "abandoned"
+
+
+def test_a_queued_run_whose_session_is_gone_never_starts(fake, images):
+    clock = FakeClock()
+    manager = JobManager(runs_per_device=1, orphan_after_s=30, clock=clock)
+    first = submit(manager, "a", images)
+    queued = submit(manager, "b", images)
+    clock.now += 31
+    manager.poll("a", first)  # a sweeps the queue
+    assert queued.status == ENDED and queued.snapshot().reason == "abandoned"
+    first.stop()
+
+
+def test_a_session_sees_only_its_own_runs(fake, images):
+    manager = JobManager(runs_per_device=1)
+    job = submit(manager, "alice", images)
+    assert manager.get("bob", job.id) is None and manager.get("alice", job.id) is job
+    with pytest.raises(PermissionError):
+        manager.poll("bob", job)
+    job.stop()
+
+
+# ------------------------------------------------------------------ sessions do not disturb each other
+
+
+def test_two_runs_at_once_give_the_same_results_as_one_alone(images):
+    alone = JobManager(runs_per_device=1)
+    solo = submit(alone, "a", images)
+    assert solo.wait(120)
+    together = JobManager(runs_per_device=2)
+    pair = [submit(together, owner, images) for owner in ("b", "c")]
+    assert all(job.status in (RUNNING, ENDED) for job in pair)  # both admitted at once
+    assert all(job.wait(240) for job in pair)
+    expected = losses(solo.result.history)
+    assert len(expected["batch"]) == 6
+    for job in pair:
+        assert losses(job.result.history) == expected
+        for a, b in zip(job.model.state_dict().values(), solo.model.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_exploring_the_shared_model_during_training_is_bit_identical(images):
+    torch.manual_seed(1)
+    shared = SpikingAutoencoder(SAEConfig(latent_dim=16)).eval()
+    for p in shared.parameters():
+        p.requires_grad_(False)
+    before_weights = {k: v.clone() for k, v in shared.state_dict().items()}
+    digit = images[1][:1]
+    quiet = run_digit(shared, digit)
+    manager = JobManager(runs_per_device=1)
+    job = submit(manager, "a", images, tiny(epochs=50))
+    wait_until(lambda: job.snapshot().step >= 1)
+    busy = [run_digit(shared, digit) for _ in range(3)]
+    job.stop()
+    assert job.wait(10)
+    for result in busy:
+        assert np.array_equal(result.recon_steps, quiet.recon_steps)
+        for layer, spikes in quiet.spikes.items():
+            assert np.array_equal(result.spikes[layer], spikes), layer
+    for key, value in shared.state_dict().items():
+        assert torch.equal(value, before_weights[key]), key  # training used its own copy
+
+
+# ------------------------------------------------------------------ export
+
+
+def test_history_csv_has_a_row_per_batch_evaluation_and_epoch(images):
+    manager = JobManager(runs_per_device=1)
+    job = submit(manager, "a", images)
+    assert job.wait(120)
+    history = manager.poll("a", job).history
+    rows = list(csv.DictReader(io.StringIO(history_csv(history))))
+    kinds = [row["kind"] for row in rows]
+    assert kinds.count("batch") == 6 and kinds.count("eval") == len(history["evals"]["step"]) and kinds.count("epoch") == 2
+    assert float(rows[0]["batch_loss"]) == history["batch"]["loss"][0]
+    evals = [row for row in rows if row["kind"] == "eval"]
+    assert float(evals[-1]["rate_latent"]) == history["evals"]["rate_latent"][-1]
