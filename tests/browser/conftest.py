@@ -8,6 +8,7 @@ The server pattern follows Streamlit's own e2e_playwright/conftest.py: wait on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -79,30 +80,36 @@ def ensure_a_checkpoint(user_dir: Path) -> None:
     save_checkpoint(user_dir / "untrained.pt", SpikingAutoencoder())
 
 
+@contextlib.contextmanager
+def running_app(user_dir: Path, log_path: Path):
+    """``streamlit run app.py`` on a free port with ``user_dir`` as the user checkpoints; yields its URL."""
+    port = free_port()
+    env = {**os.environ, "SAE_USER_CHECKPOINTS": str(user_dir), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for_health(url, process)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory):
     """A running app, shared by the browser tests of one session."""
-    port = free_port()
     user_dir = tmp_path_factory.mktemp("user_checkpoints")
     ensure_a_checkpoint(user_dir)
-    env = {**os.environ, "SAE_USER_CHECKPOINTS": str(user_dir), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = open(tmp_path_factory.mktemp("server") / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process)
+    with running_app(user_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def wait_for_app(page, timeout: float = 60_000) -> None:

@@ -7,14 +7,11 @@ the fixtures of conftest.py start Chromium and wait for the app.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import torch
-from conftest import ROOT, free_port, wait_for_app, wait_for_health
+from conftest import running_app, wait_for_app
 
 from sae.checkpoints import save_checkpoint
 from sae.model import SpikingAutoencoder
@@ -33,25 +30,8 @@ def compare_url(tmp_path_factory):
         for p in model.parameters():
             p.mul_(3)  # untrained weights barely fire; these fire everywhere
     save_checkpoint(user_dir / f"{MODEL}.pt", model)
-    port = free_port()
-    env = {**os.environ, "SAE_USER_CHECKPOINTS": str(user_dir), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    log = open(tmp_path_factory.mktemp("compare_server") / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, process)
+    with running_app(user_dir, tmp_path_factory.mktemp("compare_server") / "streamlit.log") as url:
         yield f"{url}/compare?ckpt={MODEL}&{SWEEP}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 # A chart's title as plain text (Streamlit's theme wraps titles in <b> tags).
