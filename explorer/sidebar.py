@@ -105,7 +105,12 @@ def _read_url_once():
 
 
 def _checkpoint_choices() -> dict[str, object]:
-    choices = {info.name: info.path for info in list_checkpoints()}
+    """Label -> path (or an uploaded Checkpoint).  Shipped ones come first and keep
+    their plain names; a user file with a shipped file's name gets a suffix."""
+    choices = {}
+    for info in list_checkpoints():
+        label = info.name if info.name not in choices else f"{info.name} (trained here)"
+        choices[label] = info.path
     uploaded = st.session_state.get("_sb_uploaded")
     if uploaded is not None:
         choices[UPLOAD_LABEL + uploaded[0]] = uploaded[1]

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from sae.devices import resolve_device
-from sae.engine import compiled_forward, fast_train_step
+from sae.engine import compiled, fast_train_step
 from sae.model import SpikingAutoencoder
 
 BATCH = 250
@@ -41,13 +41,17 @@ def _timed(fn, device) -> float:
     return time.perf_counter() - start
 
 
-def _side_by_side(a, b, rounds: int, device) -> tuple[float, float]:
-    """Median seconds per call of a and b, alternating a, b, a, b, ..."""
-    times_a, times_b = [], []
+def _side_by_side(fns, rounds: int, device) -> list[float]:
+    """Median seconds per call of each function, called in turn: a, b, c, a, b, c, ..."""
+    times = [[] for _ in fns]
     for _ in range(rounds):
-        times_a.append(_timed(a, device))
-        times_b.append(_timed(b, device))
-    return statistics.median(times_a), statistics.median(times_b)
+        for fn, spent in zip(fns, times):
+            spent.append(_timed(fn, device))
+    return [statistics.median(t) for t in times]
+
+
+def _row(label: str, seconds: float, reference: float) -> str:
+    return f"  {label:<34} {BATCH / seconds:7.0f} img/s   ratio {reference / seconds:4.2f}x"
 
 
 def run_bench(args) -> int:
@@ -56,37 +60,48 @@ def run_bench(args) -> int:
     torch.manual_seed(0)
     images = torch.rand(BATCH, 1, 32, 32, device=device)
     reference = tutorial.build_tutorial_sae().to(device)
-    ours = SpikingAutoencoder().to(device)
-    ours.load_state_dict(reference.state_dict())
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32")
+    exact, full = SpikingAutoencoder().to(device), SpikingAutoencoder().to(device)
+    for ours in (exact, full):
+        ours.load_state_dict(reference.state_dict())
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32, "
+          f"median of {args.batches} alternating rounds")
 
     # Training: one optimizer step per call (forward, MSE, backward, AdamW).
     ref_opt = tutorial.tutorial_optimizer(reference)
-    our_opt = tutorial.tutorial_optimizer(ours)
-    our_step = fast_train_step(ours, our_opt)
-    print("compiling the training step (cached after the first run)…", flush=True)
+    steps = [lambda: tutorial.tutorial_train_step(reference, ref_opt, images),
+             fast_train_step(exact, tutorial.tutorial_optimizer(exact)),
+             fast_train_step(full, tutorial.tutorial_optimizer(full), whole=True)]
+    print("compiling (cached on disk after the first run)…", flush=True)
     t0 = time.perf_counter()
-    our_step(images)
-    tutorial.tutorial_train_step(reference, ref_opt, images)
+    steps = [steps[0]] + [lambda s=s: s(images) for s in steps[1:]]
+    for step in steps:
+        step()
     print(f"  warm-up took {time.perf_counter() - t0:.1f} s")
-    ref_s, our_s = _side_by_side(lambda: tutorial.tutorial_train_step(reference, ref_opt, images),
-                                 lambda: our_step(images), args.batches, device)
-    print(f"training   tutorial {BATCH / ref_s:7.0f} img/s   ours {BATCH / our_s:7.0f} img/s   ratio {ref_s / our_s:.2f}x")
+    ref_s, exact_s, full_s = _side_by_side(steps, args.batches, device)
+    print("training (batch 250)")
+    print(_row("tutorial's code", ref_s, ref_s))
+    print(_row("ours, fused LIF, bit-exact (default)", exact_s, ref_s))
+    print(_row("ours, whole model compiled", full_s, ref_s))
 
     # Inference: the forward alone, eval mode, no gradients.
-    reference.eval(), ours.eval()
-    our_forward = compiled_forward(ours)
+    for model in (reference, exact, full):
+        model.eval()
+    forwards = [reference, exact, compiled(full)]  # exact was fused in place above
     with torch.no_grad():
-        our_forward(images)
-        reference(images)
-        ref_s, our_s = _side_by_side(lambda: reference(images), lambda: our_forward(images), args.batches, device)
-    print(f"inference  tutorial {BATCH / ref_s:7.0f} img/s   ours {BATCH / our_s:7.0f} img/s   ratio {ref_s / our_s:.2f}x")
+        for forward in forwards:
+            forward(images)
+        ref_s, exact_s, full_s = _side_by_side([lambda f=f: f(images) for f in forwards], args.batches, device)
+    print("inference (batch 250)")
+    print(_row("tutorial's code", ref_s, ref_s))
+    print(_row("ours, fused LIF, bit-exact (default)", exact_s, ref_s))
+    print(_row("ours, whole model compiled", full_s, ref_s))
 
     # The app's hot path: one digit through the full traced forward (eager, no compile).
-    digit = images[:1]
+    digit, eager = images[:1], SpikingAutoencoder().to(device).eval()
+    eager.load_state_dict(reference.state_dict())
     with torch.no_grad():
-        ours(digit, trace=True)
-        latencies = [_timed(lambda: ours(digit, trace=True), device) for _ in range(30)]
-    print(f"one digit, full trace: median {1000 * statistics.median(latencies):.1f} ms "
+        eager(digit, trace=True)
+        latencies = [_timed(lambda: eager(digit, trace=True), device) for _ in range(30)]
+    print(f"one digit, full trace, eager: median {1000 * statistics.median(latencies):.1f} ms "
           f"(p90 {1000 * sorted(latencies)[26]:.1f} ms; target <= 20 ms)")
     return 0

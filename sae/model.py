@@ -119,12 +119,25 @@ class _FastSigmoid(torch.autograd.Function):
 _SPIKE_FUNCTIONS = {"atan": _ATan, "fast_sigmoid": _FastSigmoid}
 
 
+def lif_step(input_, mem, beta, thr, spike_fn, scale):
+    """One LIF update (the module docstring's three lines); returns ``(spk, mem)``.
+
+    Pure element-wise arithmetic, so ``sae.engine`` can fuse it into one kernel.
+    """
+    reset = (mem - thr > 0).to(mem.dtype)  # detached: a comparison has no gradient
+    mem = _clamp01(beta) * mem + input_ - reset * thr
+    return spike_fn.apply(mem - thr, scale), mem
+
+
 class LIF(nn.Module):
     """A stateless leaky integrate-and-fire neuron layer.
 
     ``forward(input_, mem)`` takes the previous membrane and returns ``(spk, mem)``.
     The buffers carry snn.Leaky's names so state_dicts are interchangeable.
+    ``step`` is the update itself; ``sae.engine.fuse`` swaps in a compiled copy.
     """
+
+    step = staticmethod(lif_step)
 
     def __init__(self, beta: float, threshold: float, surrogate: str = "atan", scale: float = 2.0):
         super().__init__()
@@ -140,10 +153,7 @@ class LIF(nn.Module):
         thr = self.threshold if threshold is None else threshold
         if mem is None:
             mem = torch.zeros_like(input_)
-        reset = (mem - thr > 0).to(mem.dtype)  # detached: a comparison has no gradient
-        mem = _clamp01(beta) * mem + input_ - reset * thr
-        spk = self.spike_fn.apply(mem - thr, self.scale)
-        return spk, mem
+        return self.step(input_, mem, beta, thr, self.spike_fn, self.scale)
 
 
 def _clamp01(beta):
@@ -204,6 +214,8 @@ class SpikingAutoencoder(nn.Module):
             nn.ConvTranspose2d(64, 32, 3, padding=1, stride=2, output_padding=1), nn.BatchNorm2d(32), lif(),
             nn.ConvTranspose2d(32, 1, 3, padding=1, stride=2, output_padding=1), lif(config.output_thresh),
         )  # fmt: skip
+        for name, layer in self.spiking_layers():
+            layer.layer_name = name  # a plain attribute: not in the state_dict
 
     def spiking_layers(self) -> list[tuple[str, LIF]]:
         lifs = [m for seq in (self.encoder, self.linearNet, self.decoder) for m in seq if isinstance(m, LIF)]
@@ -234,9 +246,8 @@ class SpikingAutoencoder(nn.Module):
     def _simulate(self, x, steps, beta, thresh, want_trace):
         """Run ``steps`` time steps; the encoder and decoder states are independent,
         so encoding step t and then decoding it equals the tutorial's two loops."""
-        lif_names = dict((id(m), n) for n, m in self.spiking_layers())
         mem = {}
-        record = {"spikes": {n: [] for n in LAYER_NAMES}, "mem": {n: [] for n in LAYER_NAMES}}
+        record = {"spikes": {n: [] for n in LAYER_NAMES}, "mem": {n: [] for n in LAYER_NAMES}} if want_trace else None
         # The first conv + BN see the same image every step: at inference compute them
         # once.  In training keep the tutorial's per-step calls, so BN's running
         # statistics and the gradients' summation order stay exactly the tutorial's.
@@ -247,7 +258,7 @@ class SpikingAutoencoder(nn.Module):
             for seq, start in ((self.encoder, 0 if once is None else 2), (self.linearNet, 0), (self.decoder, 0)):
                 for module in list(seq)[start:]:
                     if isinstance(module, LIF):
-                        name = lif_names[id(module)]
+                        name = module.layer_name
                         thr = None if (thresh is None or name == "output") else thresh
                         h, mem[name] = module(h, mem.get(name), beta=beta, threshold=thr)
                         if want_trace:

@@ -43,7 +43,7 @@ class TrainConfig:
     sample_count: int = 8  # fixed test digits whose reconstructions are reported
     seed: int = 0
     device: str = "auto"
-    compile: bool = False  # torch.compile the model (sae.engine); drops each epoch's last partial batch
+    compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): same results, faster
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -209,11 +209,10 @@ def train(
     device = resolve_device(cfg.device)
     stop = stop or threading.Event()
     model = (model or _seeded_model(model_config, cfg.seed)).to(device).train()
-    forward = model
     if cfg.compile:
-        from sae.engine import compiled  # imported here: engine imports this module
+        from sae.engine import fuse  # imported here: engine imports this module
 
-        forward = compiled(model)
+        fuse(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     if cfg.train_subset:
         train_images = train_images[: cfg.train_subset]
@@ -249,18 +248,16 @@ def train(
             history.evals[f"rate_{name}"].append(rate)
         return Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), elapsed)
 
-    # A stop request cuts the current batch (or evaluation) short, except under
-    # torch.compile, where hooks would break the graph.  A cut batch's BatchNorm
-    # statistics are rolled back: the model is the one after the last full step.
-    hooks = [] if cfg.compile else _stop_hooks(model, stop)
+    # A stop request cuts the current batch (or evaluation) short.  A cut batch's
+    # BatchNorm statistics are rolled back: the model is the one after the last full step.
+    hooks = _stop_hooks(model, stop)
     batch_start_buffers = None
     try:
         yield measure(0.0)
         for epoch in range(cfg.epochs):
             order = torch.randperm(len(train_images), generator=generator).to(device)
             epoch_loss, epoch_images = 0.0, 0
-            last_first = len(train_images) - (cfg.batch_size if cfg.compile else 1)
-            for first in range(0, max(last_first, 0) + 1, cfg.batch_size):
+            for first in range(0, len(train_images), cfg.batch_size):
                 if stop.is_set():
                     reason = "stopped"
                     break
@@ -274,7 +271,7 @@ def train(
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 batch_start_buffers = [b.detach().clone() for b in model.buffers()]
-                loss = reconstruction_loss(forward, images, cfg.loss)
+                loss = reconstruction_loss(model, images, cfg.loss)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"the loss became {loss.item()} at step {step}: try a lower learning rate")
                 loss.backward()
@@ -310,5 +307,9 @@ def train(
     finally:
         for hook in hooks:
             hook.remove()
+        if cfg.compile:
+            from sae.engine import unfuse
+
+            unfuse(model)
     model.eval()
     yield Finished(reason, model, history.as_dict(), step, time.perf_counter() - start, images_seen)

@@ -307,6 +307,22 @@ def test_a_checkpoint_with_the_wrong_shapes_is_refused_in_one_line_and_the_old_o
     assert "Reconstruction MSE" in metrics(at)
 
 
+def test_a_user_checkpoint_named_like_a_shipped_one_is_listed_apart(tmp_path, monkeypatch):
+    shipped = [info.name for info in checkpoints.list_checkpoints() if info.shipped]
+    if not shipped:
+        pytest.skip("needs the shipped checkpoints")
+    torch.manual_seed(3)
+    checkpoints.save_checkpoint(tmp_path / f"{shipped[0]}.pt", SpikingAutoencoder(), metrics={"test_mse": 0.1})
+    monkeypatch.setattr(checkpoints, "USER_DIR", tmp_path)
+    at = explore()
+    options = at.selectbox(key="sb_checkpoint").options
+    assert shipped[0] in options and f"{shipped[0]} (trained here)" in options
+    assert at.session_state["settings"].checkpoint.path.parent.resolve() == checkpoints.SHIPPED_DIR.resolve()
+    at.selectbox(key="sb_checkpoint").set_value(f"{shipped[0]} (trained here)").run()
+    assert not at.exception
+    assert at.session_state["settings"].checkpoint.path.parent.resolve() == tmp_path.resolve()
+
+
 # --- the URL ---------------------------------------------------------------------------------
 
 

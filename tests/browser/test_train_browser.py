@@ -75,13 +75,18 @@ def save_as(page: Page, name: str) -> Path:
     return Path(path)
 
 
-def test_a_short_run_updates_by_itself_stops_within_a_second_and_saves(page: Page, app_url: str):
-    open_train(page, app_url)
+def start_short_run(page: Page) -> None:
+    """A few thousand images in small batches: new loss points every second or so."""
     for label, value in (("Training images", 3000), ("Batch size", 16), ("Held-out test images", 100),
                          ("Epochs", 20), ("Time limit (seconds, 0: none)", 300)):
         set_number(page, label, value)
     click(page, "tr_start")
     page.locator(".st-key-train_loss_chart .js-plotly-plot").last.wait_for(timeout=60_000)
+
+
+def test_a_short_run_updates_by_itself_stops_within_a_second_and_saves(page: Page, app_url: str):
+    open_train(page, app_url)
+    start_short_run(page)
 
     updates = watch_updates(page, wanted=4, timeout=120)
     assert len(updates) >= 3, f"the loss chart grew {len(updates) - 1} times without a click: {updates}"
@@ -119,3 +124,31 @@ def test_the_one_minute_preset_reaches_the_tutorial_result(page: Page, app_url: 
     print(f"One minute preset: test MSE {metrics['test_mse']:.4f} on {metrics['test_images']} images, "
           f"{metrics['steps']} steps, {metrics['images_seen']} images in {metrics['train_seconds']:.1f} s")
     assert metrics["test_mse"] <= 0.05
+
+
+def test_two_sessions_train_and_explore_at_once_without_touching_each_other(browser, app_url: str):
+    """One tab trains while another explores: the explorer's numbers stay what they were alone."""
+    from tests.browser.test_explore_browser import open_explore, thresh_slider
+
+    explorer = browser.new_context().new_page()
+    trainer = browser.new_context().new_page()
+    metric = explorer.locator("[data-testid=stMetric]").filter(has_text="Reconstruction MSE")
+
+    open_explore(explorer, app_url, "?source=MNIST&index=7")
+    alone = metric.inner_text()
+    open_train(trainer, app_url)
+    start_short_run(trainer)
+    assert len(watch_updates(trainer, wanted=2, timeout=90)) >= 2
+
+    slider = thresh_slider(explorer)  # a rerun in the explorer while the other session trains
+    value = float(slider.get_attribute("value"))
+    for key, shown in (("ArrowRight", value + 0.05), ("ArrowLeft", value)):
+        slider.focus()
+        slider.press(key)
+        explorer.get_by_text(f"θ = {round(shown, 2):g}:").wait_for()
+        wait_for_app(explorer)
+    assert metric.inner_text() == alone
+    assert len(watch_updates(trainer, wanted=1, timeout=30)) >= 2, "the training tab stopped updating"
+    click(trainer, "tr_stop")
+    trainer.get_by_text("Stopped. The model keeps").wait_for(timeout=30_000)
+    explorer.context.close(), trainer.context.close()
