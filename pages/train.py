@@ -251,12 +251,12 @@ def show_evaluations(snap) -> None:
             st.plotly_chart(charts.reconstruction_grid(latest.inputs, latest.reconstructions, caption), key="train_recon_chart")
         else:
             st.caption("The reconstructions of fixed test digits appear here after the first evaluation.")
-        st.plotly_chart(charts.spike_rate_figure(history), key="train_rates_chart")
     with right:
         if history["epochs"]["epoch"]:
             st.plotly_chart(charts.epoch_figure(history), key="train_epoch_chart")
         else:
             st.caption("Train and test loss per epoch appear here at the end of each epoch.")
+    st.plotly_chart(charts.spike_rate_figure(history), key="train_rates_chart")
 
 
 @st.fragment(run_every=POLL_S)
