@@ -8,11 +8,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sae.checkpoints import SHIPPED_DIR, load_checkpoint  # noqa: E402
-from sae.model import LAYER_NAMES  # noqa: E402
+from sae.model import SPIKING_LAYERS  # noqa: E402
 
 
 def main():
-    layers = LAYER_NAMES[:-1]
+    layers = SPIKING_LAYERS
     print("| file | num_steps | thresh | test MSE (10,000) | " + " | ".join(layers) + " | steps | train s | command |")
     print("|---" * (len(layers) + 7) + "|")
     for path in sorted(SHIPPED_DIR.glob("*.pt")):

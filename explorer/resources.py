@@ -16,14 +16,18 @@ from sae.checkpoints import Checkpoint, load_checkpoint
 from sae.data import mnist_tensors
 
 
-@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
-def _load_checkpoint_file(path: str, mtime_ns: int, device: str) -> Checkpoint:
-    """Keyed by the file's modification time, so a re-saved checkpoint reloads."""
-    ckpt = load_checkpoint(Path(path))
+def ready_for_inference(ckpt: Checkpoint, device: str) -> Checkpoint:
+    """On ``device``, in eval mode, no gradients: how every page runs a model."""
     ckpt.model.to(device).eval()
     for p in ckpt.model.parameters():
         p.requires_grad_(False)
     return ckpt
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_checkpoint_file(path: str, mtime_ns: int, device: str) -> Checkpoint:
+    """Keyed by the file's modification time, so a re-saved checkpoint reloads."""
+    return ready_for_inference(load_checkpoint(Path(path)), device)
 
 
 def shared_checkpoint(path: str | Path, device: str) -> Checkpoint:

@@ -16,7 +16,7 @@ from sae.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path
 from sae.devices import device_status
 from sae.model import check_neuron_settings
 
-from explorer.resources import shared_checkpoint
+from explorer.resources import ready_for_inference, shared_checkpoint
 
 UPLOAD_LABEL = "uploaded: "
 THRESH_RANGE = (0.05, 5.0)
@@ -162,9 +162,8 @@ def render_sidebar() -> Settings:
 
     source = choices[name]
     try:
-        ckpt = source if isinstance(source, Checkpoint) else shared_checkpoint(source, device)
-        if isinstance(source, Checkpoint):
-            ckpt.model.to(device).eval()
+        # An upload is this session's own copy; files are loaded once per process.
+        ckpt = ready_for_inference(source, device) if isinstance(source, Checkpoint) else shared_checkpoint(source, device)
     except (CheckpointError, OSError) as error:
         sidebar.error(f"Cannot load {name}: {error}")
         st.stop()

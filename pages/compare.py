@@ -19,7 +19,7 @@ from explorer.resources import shared_checkpoint, test_set
 from explorer.sidebar import current
 from sae import sweep
 from sae.checkpoints import CheckpointError
-from sae.inference import SPIKING_LAYERS
+from sae.inference import SPIKING_LAYERS, digit_fingerprint
 from sae.plots import compare as plots
 from sae.plots import inside
 
@@ -87,14 +87,14 @@ def choose_digits():
         digit = st.session_state.get("explore_digit")
         if digit is not None:
             label = st.session_state.get("explore_digit_label") or "your digit"
-            return digit, f"the Explore page's digit ({label})", sweep.tensor_fingerprint(digit)
+            return digit, f"the Explore page's digit ({label})", digit_fingerprint(digit)
         st.info("No digit on the Explore page yet: pick or draw one there. Using random test digits meanwhile.")
         source = "random"
     images, labels = test_set()
     picked = sweep.pick_digits(labels, "class" if source == "by class" else "random", int(count), int(seed), int(digit_class))
     chosen = images[list(picked)]
     what = f"{len(picked)} random test digits" if source == "random" else f"{len(picked)} test digits of class {digit_class}"
-    return chosen, f"{what} (seed {seed})", sweep.tensor_fingerprint(chosen)
+    return chosen, f"{what} (seed {seed})", digit_fingerprint(chosen)
 
 
 # --------------------------------------------------------------------------- one-parameter questions
@@ -298,6 +298,17 @@ def setting_inputs(tag: str, defaults: tuple[float, int, float]) -> sweep.Settin
     return sweep.Setting(float(thresh), int(steps), float(beta))
 
 
+def session_ab(model, digit, a: sweep.Setting, b: sweep.Setting) -> sweep.ABResult:
+    """The A/B traces, kept for this session's latest pair only: choosing another layer
+    or scrolling reruns the page, and two traced forwards of up to 50 steps need not."""
+    key = (sweep.model_fingerprint(model), digit_fingerprint(digit), a, b)
+    kept = st.session_state.get("_c_ab")
+    if kept is None or kept[0] != key:
+        kept = (key, sweep.ab_compare(model, digit, a, b))
+        st.session_state["_c_ab"] = kept
+    return kept[1]
+
+
 def ab_view(settings, images, about: str) -> None:
     st.markdown("Two settings, one digit, every figure of the Explore page side by side; the charts first show "
                 "**what changed** (red: more in B, blue: more in A).")
@@ -307,7 +318,7 @@ def ab_view(settings, images, about: str) -> None:
     with right:
         b = setting_inputs("b", (2.0, 5, 0.5))
     st.caption(f"The first of {about}.")
-    ab = sweep.ab_compare(settings.model, images[:1], a, b)
+    ab = session_ab(settings.model, images[:1], a, b)
 
     cols = st.columns(4)
     cols[0].metric("MSE, A", f"{ab.a.mse:.4f}")
@@ -357,17 +368,16 @@ st.title("⚖️ Compare settings")
 st.markdown("What do **thresh** and **num_steps** do? Each question has its own tab: the same trained model run at "
             "other settings, next to models trained with them. The link in the address bar reproduces this view.")
 images, about, digits_key = choose_digits()
-model_key = sweep.model_fingerprint(settings.model)
 tabs = st.tabs(VIEWS, key="c_view", on_change="rerun", bind="query-params")
 with tabs[0]:
     if tabs[0].open:
-        question_view("thresh", model_key, settings, images, about, digits_key)
+        question_view("thresh", sweep.model_fingerprint(settings.model), settings, images, about, digits_key)
 with tabs[1]:
     if tabs[1].open:
-        question_view("num_steps", model_key, settings, images, about, digits_key)
+        question_view("num_steps", sweep.model_fingerprint(settings.model), settings, images, about, digits_key)
 with tabs[2]:
     if tabs[2].open:
-        grid_view(model_key, settings, images, about, digits_key)
+        grid_view(sweep.model_fingerprint(settings.model), settings, images, about, digits_key)
 with tabs[3]:
     if tabs[3].open:
         ab_view(settings, images, about)

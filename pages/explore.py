@@ -51,7 +51,7 @@ def latent_fired(result: InferenceResult) -> int:
 
 def show_playback(result: InferenceResult) -> None:
     chart(inside.reconstruction_playback(result), "reconstruction_per_step", "explore_playback")
-    first = float(((result.recon_steps[0] - result.input) ** 2).mean())
+    first = result.step_mse()[0]
     st.caption(f"Press ▶ to watch the output build up step by step: the MSE goes from {first:.4f} after step 1 to "
                f"{result.mse:.4f} after step {result.num_steps}. The last frame is the network's reconstruction.")
 

@@ -14,7 +14,6 @@ import uuid
 from dataclasses import replace
 
 import streamlit as st
-import torch
 
 from explorer.resources import test_set, train_set
 from explorer.sidebar import current
@@ -25,18 +24,14 @@ from sae.jobs import ENDED, FAILED, QUEUED, STOPPING, JobLimitError, TrainingJob
 from sae.model import SAEConfig
 from sae.plots import training as charts
 from sae.recipes import RECIPES
-from sae.train import TrainConfig, evaluate
+from sae.train import TrainConfig, final_metrics
 
 POLL_S = 1.0  # the progress bar and the loss chart
 SLOW_POLL_S = 3.0  # reconstructions, spike rates, epoch losses: they change at evaluations only
 STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner
 MAX_EVAL_EVERY_S = 15.0  # the held-out loss at least four times a minute
 TUTORIAL_LOSS = 0.05  # the tutorial's "around 0.05" after 10 epochs (design.md section 7)
-PRESETS = {
-    "One minute": lambda: replace(RECIPES["fast"], time_budget=60.0),
-    "Tutorial": lambda: RECIPES["tutorial"],
-    "Longer": lambda: RECIPES["longer"],
-}
+PRESETS = {"One minute": RECIPES["fast"], "Tutorial": RECIPES["tutorial"], "Longer": RECIPES["longer"]}
 PRESET_HELP = {
     "One minute": "this project's fast recipe, 60 seconds: aims at the tutorial's final loss (0.05)",
     "Tutorial": "the tutorial's exact recipe: AdamW lr 1e-4, 10 epochs (about 25 minutes on a laptop CPU)",
@@ -63,7 +58,7 @@ REASONS = {
 
 def preset_values(name: str) -> dict:
     """Widget values for a preset: the tutorial's network and the recipe's training settings."""
-    cfg, net = PRESETS[name](), SAEConfig()
+    cfg, net = PRESETS[name], SAEConfig()
     return {"tr_latent_dim": net.latent_dim, "tr_beta": net.beta, "tr_thresh": net.thresh, "tr_num_steps": net.num_steps,
             "tr_surrogate": net.surrogate, "tr_lr": cfg.lr, "tr_batch_size": cfg.batch_size, "tr_loss": cfg.loss,
             "tr_epochs": cfg.epochs, "tr_time_budget": int(cfg.time_budget or 0), "tr_subset": cfg.train_subset or ALL_IMAGES,
@@ -146,7 +141,7 @@ def configs_from_widgets() -> tuple[SAEConfig, TrainConfig]:
     s = st.session_state
     net = SAEConfig(latent_dim=int(s.tr_latent_dim), beta=float(s.tr_beta), thresh=float(s.tr_thresh),
                     num_steps=int(s.tr_num_steps), surrogate=s.tr_surrogate)
-    recipe = PRESETS[s.tr_preset]()
+    recipe = PRESETS[s.tr_preset]
     subset = int(s.tr_subset)
     cfg = replace(recipe, lr=float(s.tr_lr), batch_size=int(s.tr_batch_size), loss=s.tr_loss, epochs=int(s.tr_epochs),
                   time_budget=float(s.tr_time_budget) or None, train_subset=None if subset >= ALL_IMAGES else subset,
@@ -286,14 +281,9 @@ def evaluation_panel() -> None:
 
 def measured_metrics(job: TrainingJob) -> dict:
     """Test MSE and spike rates on the whole test set, as ``python -m sae train`` records them."""
-    model, result = job.model, job.result
-    device = next(model.parameters()).device
     test_images = test_set()[0]
     with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
-        test_mse, rates = evaluate(model, test_images.to(device))
-    return {"test_mse": test_mse, "spike_rates": rates, "test_images": len(test_images), "train_seconds": result.elapsed,
-            "steps": result.steps, "images_seen": result.images_seen, "stopped": result.reason, "device": str(device),
-            "threads": torch.get_num_threads()}
+        return final_metrics(job.model, test_images, job.result)
 
 
 def save_run(job: TrainingJob) -> None:
@@ -328,7 +318,7 @@ def show_result(job: TrainingJob, snap) -> None:
         st.subheader("Keep this model")
         show_save(job)
     if snap.history["batch"]["step"]:
-        st.download_button("Training history (.csv)", history_csv(snap.history), file_name=f"training_{job.id}.csv",
+        st.download_button("Training history (.csv)", lambda: history_csv(snap.history), file_name=f"training_{job.id}.csv",
                            mime="text/csv", on_click="ignore", icon=":material/download:",
                            help="Every batch loss, held-out evaluation and epoch.")
 

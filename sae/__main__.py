@@ -10,8 +10,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 
 def _add_model_args(p):
     g = p.add_argument_group("model")
@@ -50,7 +48,7 @@ def cmd_train(args) -> int:
     from sae.data import mnist_tensors
     from sae.model import SAEConfig
     from sae.recipes import make_train_config
-    from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, evaluate, train
+    from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, final_metrics, train
 
     model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh,
                              num_steps=args.num_steps, surrogate=args.surrogate)
@@ -85,7 +83,8 @@ def cmd_train(args) -> int:
     bar.close()
     model = finished.model
     t0 = time.perf_counter()
-    test_mse, rates = evaluate(model, test_x.to(next(model.parameters()).device))
+    metrics = final_metrics(model, test_x, finished)
+    test_mse = metrics["test_mse"]
     print(f"finished ({finished.reason}) after {finished.steps} steps, {finished.images_seen} images, "
           f"{finished.elapsed:.1f} s of training ({finished.images_seen / max(finished.elapsed, 1e-9):.0f} img/s)")
     print(f"test MSE on all {len(test_x)} test images: {test_mse:.4f}  (evaluated in {time.perf_counter() - t0:.1f} s)")
@@ -93,9 +92,6 @@ def cmd_train(args) -> int:
         verdict = "reaches" if test_mse <= 0.05 else "does NOT reach"
         print(f"{verdict} the tutorial's 10-epoch result (test MSE <= 0.05) within {cfg.time_budget:.0f} s of training")
     out = args.out or USER_DIR / time.strftime("sae_%Y%m%d_%H%M%S.pt")
-    metrics = {"test_mse": test_mse, "spike_rates": rates, "test_images": len(test_x), "train_seconds": finished.elapsed,
-               "steps": finished.steps, "images_seen": finished.images_seen, "stopped": finished.reason,
-               "device": str(next(model.parameters()).device), "threads": torch.get_num_threads()}
     path = save_checkpoint(out, model.cpu(), metrics=metrics, history=finished.history,
                            provenance={"command": "python -m sae " + shlex.join(args.argv), "seed": cfg.seed,
                                        "train_config": cfg.to_dict()})

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sae.model import LAYER_NAMES
+from sae.model import LAYER_NAMES, SPIKING_LAYERS  # noqa: F401 - SPIKING_LAYERS re-exported for the pages
 
 # Layers whose spikes mean something: the output layer never fires (its threshold
 # is 20000), its membrane *is* the image.
-SPIKING_LAYERS = tuple(name for name in LAYER_NAMES if name != "output")
 
 
 @dataclass(frozen=True)
@@ -51,6 +50,10 @@ class InferenceResult:
     @property
     def recon(self) -> np.ndarray:
         return self.recon_steps[-1]
+
+    def step_mse(self) -> list[float]:
+        """The reconstruction's MSE after each step (the last one is ``mse``)."""
+        return [float(np.mean((s - self.input) ** 2)) for s in self.recon_steps]
 
     @property
     def error(self) -> np.ndarray:

@@ -35,7 +35,7 @@ import torch
 
 from sae.devices import DeviceUnavailableError, available_devices, resolve_device
 from sae.model import SAEConfig
-from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
+from sae.train import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
 
 log = logging.getLogger(__name__)
 
@@ -197,21 +197,12 @@ class TrainingJob:
     def _record(self, event) -> None:
         now = self._clock()
         with self._lock:
+            self._history.record(event)
             if isinstance(event, BatchEnd):
-                for key, value in (("step", event.step), ("loss", event.loss), ("elapsed", event.elapsed)):
-                    self._history.batch[key].append(value)
                 self._rate = event.images_per_s if self._rate is None else 0.8 * self._rate + 0.2 * event.images_per_s
                 self._last_batch, self._last_batch_at = event, now
             elif isinstance(event, Evaluation):
-                for key, value in (("step", event.step), ("epoch", event.epoch), ("test_loss", event.test_loss),
-                                   ("elapsed", event.elapsed)):
-                    self._history.evals[key].append(value)
-                for name, rate in event.spike_rates.items():
-                    self._history.evals[f"rate_{name}"].append(rate)
                 self._latest = event
-            elif isinstance(event, EpochEnd):
-                for key, value in (("epoch", event.epoch), ("train_loss", event.train_loss), ("test_loss", event.test_loss)):
-                    self._history.epochs[key].append(value)
         if isinstance(event, Finished):
             self.model, self.result = event.model, event
             with self._lock:

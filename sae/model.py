@@ -31,6 +31,8 @@ DEFAULT_SURROGATE_SCALE = {"atan": 2.0, "fast_sigmoid": 25.0}
 
 # Names of the spiking layers, in the order the signal meets them.
 LAYER_NAMES = ("enc1", "enc2", "enc3", "latent", "linear", "dec0", "dec1", "dec2", "output")
+# The ones that spike: the output layer never fires, its membrane is the image.
+SPIKING_LAYERS = LAYER_NAMES[:-1]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -34,9 +35,8 @@ import numpy as np
 import torch
 
 from sae.inference import InferenceResult, run_digit, single_thread
-from sae.model import LAYER_NAMES
+from sae.model import SPIKING_LAYERS
 
-RATE_LAYERS = LAYER_NAMES[:-1]  # the output layer never fires: its membrane is the image
 Progress = Callable[[float, str], None]
 
 
@@ -89,7 +89,7 @@ class SettingResult:
     @property
     def mean_rate(self) -> float:
         """Spike rate over all spiking layers, weighted by layer (not by neuron count)."""
-        return float(np.mean([self.spike_rates[n] for n in RATE_LAYERS]))
+        return float(np.mean([self.spike_rates[n] for n in SPIKING_LAYERS]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,10 +108,14 @@ class SweepResult:
     def at(self, thresh: float, num_steps: int, beta: float | None = None) -> SettingResult:
         beta = self.betas[0] if beta is None else beta
         key = Setting(float(thresh), int(num_steps), float(beta))
-        for result in self.results:
-            if result.setting == key:
-                return result
-        raise KeyError(f"{key.label} is not in this sweep")
+        if key not in self._by_setting:
+            raise KeyError(f"{key.label} is not in this sweep")
+        return self._by_setting[key]
+
+    @cached_property
+    def _by_setting(self) -> dict:
+        """Setting -> result: a grid figure looks up every cell."""
+        return {result.setting: result for result in self.results}
 
     def mse_grid(self, beta: float | None = None) -> np.ndarray:
         """[len(thresholds), len(num_steps)] test MSE at one beta."""
@@ -124,7 +128,7 @@ class SweepResult:
         """One flat dict per setting: a table for st.dataframe or a CSV."""
         return [
             {"thresh": r.setting.thresh, "num_steps": r.setting.num_steps, "beta": r.setting.beta, "mse": r.mse,
-             **{f"rate_{n}": r.spike_rates[n] for n in RATE_LAYERS}}
+             **{f"rate_{n}": r.spike_rates[n] for n in SPIKING_LAYERS}}
             for r in self.results
         ]
 
@@ -147,7 +151,7 @@ class _SpikeCounter:
 
     def __init__(self, model):
         self.model = copy.deepcopy(model).eval()
-        self.counts: dict[str, list] = {n: [] for n in RATE_LAYERS}
+        self.counts: dict[str, list] = {n: [] for n in SPIKING_LAYERS}
         self.sizes: dict[str, int] = {}
         self.latent: list = []
         self.raster_index: int | None = None
@@ -255,7 +259,7 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
     for (thresh, beta), steps in longest.items():
         parts = [outcome[(thresh, beta), first] for first in range(0, len(images), batch_size)]  # fixed order
         sq_error = sum(p[0] for p in parts)
-        counts = {n: sum(p[1][n] for p in parts) for n in RATE_LAYERS}
+        counts = {n: sum(p[1][n] for p in parts) for n in SPIKING_LAYERS}
         sizes, kept, raster = parts[0][4], parts[0][2], parts[0][3]
         for s in settings:
             if (float(s.thresh), float(s.beta)) != (thresh, beta):
@@ -265,7 +269,7 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
             measured[setting] = SettingResult(
                 setting=setting,
                 mse=float(sq_error[t - 1]) / pixels,
-                spike_rates={n: float(counts[n][:t].sum()) / (t * len(images) * sizes[n]) for n in RATE_LAYERS},
+                spike_rates={n: float(counts[n][:t].sum()) / (t * len(images) * sizes[n]) for n in SPIKING_LAYERS},
                 reconstructions=_frozen(kept[t - 1].numpy()),
                 latent_raster=_frozen(raster[:t].numpy()),
             )
@@ -324,7 +328,7 @@ class ABResult:
     def rate_changes(self) -> dict:
         """B's firing rate minus A's, per spiking layer."""
         a, b = self.a.firing_rates(), self.b.firing_rates()
-        return {n: b[n] - a[n] for n in RATE_LAYERS}
+        return {n: b[n] - a[n] for n in SPIKING_LAYERS}
 
     def reconstruction_change(self) -> np.ndarray:
         """B's reconstruction minus A's, pixel by pixel."""
@@ -477,10 +481,6 @@ def model_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def tensor_fingerprint(tensor: torch.Tensor) -> str:
-    return hashlib.blake2b(tensor.detach().cpu().float().contiguous().numpy().tobytes(), digest_size=12).hexdigest()
 
 
 class ResultCache:

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from sae.devices import resolve_device
-from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 
 LOSSES = ("last", "every")
 SCHEDULES = ("constant", "cosine")
@@ -151,11 +151,25 @@ class History:
     """Everything worth plotting or saving, as plain lists."""
 
     batch: dict = field(default_factory=lambda: {"step": [], "loss": [], "elapsed": []})
-    evals: dict = field(default_factory=lambda: {"step": [], "epoch": [], "test_loss": [], "elapsed": [], **{f"rate_{n}": [] for n in LAYER_NAMES[:-1]}})
+    evals: dict = field(default_factory=lambda: {"step": [], "epoch": [], "test_loss": [], "elapsed": [], **{f"rate_{n}": [] for n in SPIKING_LAYERS}})
     epochs: dict = field(default_factory=lambda: {"epoch": [], "train_loss": [], "test_loss": []})
 
     def as_dict(self) -> dict:
         return {"batch": self.batch, "evals": self.evals, "epochs": self.epochs}
+
+    def record(self, event) -> None:
+        """Append what a training event reports; the trainer and ``sae.jobs`` both keep one."""
+        if isinstance(event, BatchEnd):
+            table, row = self.batch, {"step": event.step, "loss": event.loss, "elapsed": event.elapsed}
+        elif isinstance(event, Evaluation):
+            table, row = self.evals, {"step": event.step, "epoch": event.epoch, "test_loss": event.test_loss,
+                                      "elapsed": event.elapsed, **{f"rate_{n}": r for n, r in event.spike_rates.items()}}
+        elif isinstance(event, EpochEnd):
+            table, row = self.epochs, {"epoch": event.epoch, "train_loss": event.train_loss, "test_loss": event.test_loss}
+        else:
+            return
+        for key, value in row.items():
+            table[key].append(value)
 
 
 def reconstruction_loss(model, images, loss: str):
@@ -173,7 +187,7 @@ def evaluate(model, images, batch_size: int = 500, **overrides) -> tuple[float, 
     ``overrides`` (thresh, beta, num_steps) apply at inference time."""
     was_training = model.training
     model.eval()
-    total, rates, count = 0.0, {n: 0.0 for n in LAYER_NAMES[:-1]}, 0
+    total, rates, count = 0.0, {n: 0.0 for n in SPIKING_LAYERS}, 0
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
         recon, trace = model(x, trace=True, **overrides)
@@ -183,6 +197,16 @@ def evaluate(model, images, batch_size: int = 500, **overrides) -> tuple[float, 
         count += len(x)
     model.train(was_training)
     return total / images[:count].numel(), {n: r / count for n, r in rates.items()}
+
+
+def final_metrics(model, test_images: torch.Tensor, finished: "Finished") -> dict:
+    """What a saved checkpoint records of its run (the CLI and the Train page alike):
+    test MSE and spike rates on ``test_images``, and how the training went."""
+    device = next(model.parameters()).device
+    test_mse, rates = evaluate(model, test_images.to(device))
+    return {"test_mse": test_mse, "spike_rates": rates, "test_images": len(test_images), "train_seconds": finished.elapsed,
+            "steps": finished.steps, "images_seen": finished.images_seen, "stopped": finished.reason,
+            "device": str(device), "threads": torch.get_num_threads()}
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -241,12 +265,9 @@ def train(
             recon = model(samples)
             model.train()
         last_eval = time.perf_counter()
-        elapsed = last_eval - start
-        for key, value in (("step", step), ("epoch", epoch), ("test_loss", test_loss), ("elapsed", elapsed)):
-            history.evals[key].append(value)
-        for name, rate in rates.items():
-            history.evals[f"rate_{name}"].append(rate)
-        return Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), elapsed)
+        evaluation = Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), last_eval - start)
+        history.record(evaluation)
+        return evaluation
 
     # A stop request cuts the current batch (or evaluation) short.  A cut batch's
     # BatchNorm statistics are rolled back: the model is the one after the last full step.
@@ -283,19 +304,19 @@ def train(
                 epoch_loss += loss_value * len(images)
                 epoch_images += len(images)
                 now = time.perf_counter()
-                history.batch["step"].append(step)
-                history.batch["loss"].append(loss_value)
-                history.batch["elapsed"].append(now - start)
-                yield BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0))
+                batch_end = BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start,
+                                     min(progress_now(), 1.0))
+                history.record(batch_end)
+                yield batch_end
                 if now - last_eval >= cfg.eval_every_s:
                     yield measure(epoch + first / len(train_images))
             if epoch_images and reason != "stopped":
                 evaluation = measure(epoch + epoch_images / len(train_images))
                 yield evaluation
                 train_loss = epoch_loss / epoch_images
-                for key, value in (("epoch", epoch + 1), ("train_loss", train_loss), ("test_loss", evaluation.test_loss)):
-                    history.epochs[key].append(value)
-                yield EpochEnd(epoch + 1, train_loss, evaluation.test_loss, time.perf_counter() - start)
+                epoch_end = EpochEnd(epoch + 1, train_loss, evaluation.test_loss, time.perf_counter() - start)
+                history.record(epoch_end)
+                yield epoch_end
             if reason != "completed":
                 break
     except _StopRequested:

@@ -285,11 +285,21 @@ def test_changing_thresh_reruns_the_network_with_it_and_reset_restores_the_check
     assert network_metrics(at) == before
 
 
-def test_results_are_cached_per_session_and_bounded():
+def test_results_are_cached_per_session_and_bounded(monkeypatch):
+    import sae.inference
+
+    calls = []
+    real_run_digit = sae.inference.run_digit
+    monkeypatch.setattr(sae.inference, "run_digit", lambda *a, **k: calls.append(k) or real_run_digit(*a, **k))
     at = explore()
     for thresh in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         at.slider(key="sb_thresh").set_value(thresh).run()
     assert 0 < len(at.session_state["_explore_results"]) <= 6
+    computed = len(calls)
+    at.slider(key="sb_thresh").set_value(0.8).run()  # seen two changes ago: served from the cache
+    assert len(calls) == computed
+    at.slider(key="sb_thresh").set_value(0.2).run()  # the oldest, dropped: computed again
+    assert len(calls) == computed + 1 and calls[-1]["thresh"] == 0.2
 
 
 def test_a_checkpoint_with_the_wrong_shapes_is_refused_in_one_line_and_the_old_one_stays():
@@ -309,8 +319,7 @@ def test_a_checkpoint_with_the_wrong_shapes_is_refused_in_one_line_and_the_old_o
 
 def test_a_user_checkpoint_named_like_a_shipped_one_is_listed_apart(tmp_path, monkeypatch):
     shipped = [info.name for info in checkpoints.list_checkpoints() if info.shipped]
-    if not shipped:
-        pytest.skip("needs the shipped checkpoints")
+    assert shipped, "the shipped checkpoints are tracked in git"
     torch.manual_seed(3)
     checkpoints.save_checkpoint(tmp_path / f"{shipped[0]}.pt", SpikingAutoencoder(), metrics={"test_mse": 0.1})
     monkeypatch.setattr(checkpoints, "USER_DIR", tmp_path)

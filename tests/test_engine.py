@@ -11,11 +11,8 @@ import torch.nn.functional as F
 
 from sae.engine import compiled, fast_train_step, fuse, unfuse
 from sae.model import LIF
-from tests.test_model import spiking_pair
-
-
-def _grads(model):
-    return {n: p.grad for n, p in model.named_parameters()}
+from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
+from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
 
 
 def test_fused_path_matches_the_tutorial_in_fp32():
@@ -24,19 +21,7 @@ def test_fused_path_matches_the_tutorial_in_fp32():
     tutorial, ours = spiking_pair()
     fuse(ours)
     assert all("step" in m.__dict__ for m in ours.modules() if isinstance(m, LIF))
-    tutorial.train(), ours.train()
-    out_t, out_o = tutorial(images), ours(images)
-    assert torch.allclose(out_o, out_t, atol=1e-6, rtol=0)
-    F.mse_loss(out_t, images).backward()
-    F.mse_loss(out_o, images).backward()
-    largest = max(float(g.abs().max()) for g in _grads(tutorial).values())
-    assert largest > 0
-    for name, g in _grads(ours).items():
-        assert torch.allclose(g, _grads(tutorial)[name], atol=1e-6 * largest, rtol=0), name
-    buffers = dict(tutorial.named_buffers())
-    for name, b in ours.named_buffers():
-        if "running" in name or "num_batches" in name:
-            assert torch.allclose(b.float(), buffers[name].float(), atol=1e-6, rtol=0), name
+    assert_train_step_matches_tutorial(tutorial, ours, images)
     tutorial.eval(), ours.eval()
     with torch.no_grad():
         assert torch.allclose(ours(images[:3]), tutorial(images[:3]), atol=1e-6, rtol=0)  # another batch size
@@ -53,16 +38,11 @@ def test_fused_training_steps_equal_the_tutorial_bit_for_bit():
     torch.manual_seed(2)
     images = torch.rand(32, 1, 32, 32)
     tutorial, ours = spiking_pair()
-    optimizers = [torch.optim.AdamW(m.parameters(), lr=1e-4, weight_decay=0.001) for m in (tutorial, ours)]
-    step = fast_train_step(ours, optimizers[1])
+    tutorial_opt = tutorial_optimizer(tutorial)
+    step = fast_train_step(ours, tutorial_optimizer(ours))
     for _ in range(3):
-        tutorial.train()
-        optimizers[0].zero_grad()
-        loss_t = F.mse_loss(tutorial(images), images)
-        loss_t.backward()
-        optimizers[0].step()
-        loss_o = step(images)
-        assert loss_o.item() == loss_t.item()
+        loss_t = tutorial_train_step(tutorial, tutorial_opt, images)
+        assert step(images).item() == loss_t.item()
     params = dict(tutorial.named_parameters())
     for name, p in ours.named_parameters():
         assert torch.equal(p, params[name]), name  # bit for bit

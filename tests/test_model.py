@@ -45,8 +45,9 @@ def test_eval_output_matches_tutorial(images, kwargs):
         assert torch.allclose(ours(images), tutorial(images), atol=1e-6, rtol=0)
 
 
-def test_train_mode_outputs_gradients_and_bn_statistics_match_tutorial(images):
-    tutorial, ours = spiking_pair()
+def assert_train_step_matches_tutorial(tutorial, ours, images):
+    """The foundation's equivalence check, in train mode: outputs to 1e-6, gradients to
+    1e-6 of the largest gradient, BatchNorm statistics after the step (test_engine reuses it)."""
     tutorial.train(), ours.train()
     out_t, out_o = tutorial(images), ours(images)
     assert torch.allclose(out_o, out_t, atol=1e-6, rtol=0)
@@ -61,6 +62,10 @@ def test_train_mode_outputs_gradients_and_bn_statistics_match_tutorial(images):
     for name, b in ours.named_buffers():
         if "running" in name or "num_batches" in name:
             assert torch.allclose(b.float(), buffers_t[name].float(), atol=1e-6, rtol=0), name
+
+
+def test_train_mode_outputs_gradients_and_bn_statistics_match_tutorial(images):
+    assert_train_step_matches_tutorial(*spiking_pair(), images)
 
 
 def test_tutorial_state_dict_loads_strictly_and_round_trips():

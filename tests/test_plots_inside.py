@@ -118,11 +118,6 @@ def test_comparison_shows_input_reconstruction_and_their_difference(result):
     assert f"{result.mse:.4f}" in fig.layout.annotations[2].text
 
 
-def test_png_config_drives_plotlys_camera_button():
-    config = inside.png_download_config("latent_raster")
-    assert config["toImageButtonOptions"] == {"format": "png", "filename": "latent_raster", "scale": 2}
-
-
 @settings(max_examples=40, deadline=None)
 @given(channels=st.integers(1, 40), height=st.integers(1, 6), width=st.integers(1, 6))
 def test_tiling_places_every_value_once_and_the_index_finds_it(channels, height, width):

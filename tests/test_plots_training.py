@@ -15,7 +15,7 @@ def decoded(data) -> np.ndarray:
 
 
 def history(batches: int, evals: int = 3) -> dict:
-    rates = {f"rate_{name}": [0.1 * i for i in range(evals)] for name in charts.RATE_LAYERS}
+    rates = {f"rate_{name}": [0.1 * i for i in range(evals)] for name in charts.SPIKING_LAYERS}
     return {"batch": {"step": list(range(1, batches + 1)), "loss": [1.0 / s for s in range(1, batches + 1)],
                       "elapsed": [0.1 * s for s in range(batches)]},
             "evals": {"step": list(range(evals)), "epoch": [0.0] * evals, "test_loss": [0.5] * evals,
@@ -47,7 +47,7 @@ def test_empty_history_draws_waiting_figures():
 
 def test_spike_rates_have_a_line_per_spiking_layer():
     fig = charts.spike_rate_figure(history(10))
-    assert [t.name for t in fig.data] == list(charts.RATE_LAYERS)
+    assert [t.name for t in fig.data] == list(charts.SPIKING_LAYERS)
 
 
 def test_reconstruction_grid_puts_digits_above_their_reconstructions_as_bytes():

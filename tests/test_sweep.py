@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from sae import sweep
-from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+from sae.model import LAYER_NAMES, SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.plots import compare as plots
-from sae.sweep import RATE_LAYERS, Setting
+from sae.sweep import Setting
 from sae.train import evaluate
 
 
@@ -45,7 +45,7 @@ def test_every_setting_matches_a_separate_forward(model, images):
             recon, trace = model(images, trace=True, **r.setting.overrides())
             assert r.mse == pytest.approx(F.mse_loss(recon, images).item(), rel=1e-5)
             expected_rates = trace.spike_rates()
-            for layer in RATE_LAYERS:
+            for layer in SPIKING_LAYERS:
                 assert r.spike_rates[layer] == pytest.approx(expected_rates[layer], abs=1e-7), (r.setting, layer)
             np.testing.assert_allclose(r.reconstructions, recon[:4, 0].numpy(), atol=1e-6)
             np.testing.assert_array_equal(r.latent_raster, trace.spikes["latent"][:, 2].numpy())
@@ -54,7 +54,7 @@ def test_every_setting_matches_a_separate_forward(model, images):
 
 def test_parallel_workers_give_bit_identical_numbers(model, images):
     """Pieces are summed in a fixed order: the result cannot depend on which worker finished first."""
-    serial = sweep.run_sweep(model, images, [0.5, 1.0, 2.0], [2, 4], batch_size=6, workers=2)
+    serial = sweep.run_sweep(model, images, [0.5, 1.0, 2.0], [2, 4], batch_size=6, workers=1)
     for _ in range(2):
         parallel = sweep.run_sweep(model, images, [0.5, 1.0, 2.0], [2, 4], batch_size=6, workers=3)
         for a, b in zip(serial.results, parallel.results):
@@ -65,7 +65,7 @@ def test_parallel_workers_give_bit_identical_numbers(model, images):
 
 def test_the_test_weights_fire_and_settings_matter(model, images):
     result = sweep.run_sweep(model, images, [0.5, 2.0], [1, 5])
-    assert all(0.01 < result.at(0.5, 5).spike_rates[n] for n in RATE_LAYERS), result.at(0.5, 5).spike_rates
+    assert all(0.01 < result.at(0.5, 5).spike_rates[n] for n in SPIKING_LAYERS), result.at(0.5, 5).spike_rates
     assert len({round(r.mse, 6) for r in result.results}) == 4, "every setting should reconstruct differently"
 
 
@@ -299,7 +299,7 @@ def test_figures_hold_the_sweeps_numbers(model, images):
     rasters = plots.sweep_rasters(result)
     assert np.array(rasters.data[0].z, dtype=float).shape == (3 * 16 + 4, 1 + 2 + 4 + 4)
     rates = plots.sweep_rate_heatmap(result)
-    assert list(rates.data[0].y) == list(RATE_LAYERS) and len(rates.data[0].x) == 9
+    assert list(rates.data[0].y) == list(SPIKING_LAYERS) and len(rates.data[0].x) == 9
     lines = plots.mse_vs(result, "num_steps")
     assert len(lines.data) == 3 and list(lines.data[0].y) == [result.at(0.5, s).mse for s in (1, 2, 4)]
     assert len(plots.rates_vs(result, "thresh").data) == len(LAYER_NAMES) - 1

@@ -16,7 +16,8 @@ from plotly.subplots import make_subplots
 
 from sae.inference import InferenceResult
 from sae.plots.inside import tile_maps
-from sae.sweep import RATE_LAYERS, ABResult, SettingResult, SweepResult, TrainedRow
+from sae.model import SPIKING_LAYERS
+from sae.sweep import ABResult, SettingResult, SweepResult, TrainedRow
 
 GAP = 2  # blank pixels between tiles
 IMAGE_SCALE = "gray"
@@ -127,9 +128,9 @@ def rate_heatmap(results: Sequence[SettingResult], labels: Sequence[str] | None 
                  title: str = "Spike rate per layer") -> go.Figure:
     """Rows: spiking layers in signal order; columns: settings.  Cell: fraction of (neuron, step) pairs that fired."""
     labels = list(labels or [r.setting.short for r in results])
-    z = np.array([[r.spike_rates[n] for r in results] for n in RATE_LAYERS])
+    z = np.array([[r.spike_rates[n] for r in results] for n in SPIKING_LAYERS])
     fig = go.Figure(go.Heatmap(
-        z=z, x=labels, y=list(RATE_LAYERS), colorscale="Viridis", zmin=0,
+        z=z, x=labels, y=list(SPIKING_LAYERS), colorscale="Viridis", zmin=0,
         text=np.vectorize(lambda v: f"{v:.0%}" if v >= 0.005 else f"{v:.1%}")(z),
         texttemplate="%{text}" if len(labels) <= 12 else None,  # too many columns: values on hover only
         hovertemplate="%{y} at %{x}<br>spike rate %{z:.2%}<extra></extra>", colorbar={"title": "rate", "tickformat": ".0%"},
@@ -210,7 +211,7 @@ def rates_vs(result: SweepResult, parameter: str, other=None, beta: float | None
     other = other if other is not None else (result.num_steps if parameter == "thresh" else result.thresholds)[0]
     beta = result.betas[0] if beta is None else beta
     fig = go.Figure()
-    for layer in RATE_LAYERS:
+    for layer in SPIKING_LAYERS:
         ys = [_at(result, parameter, v, other, beta).spike_rates[layer] for v in values]
         fig.add_scatter(x=list(values), y=ys, mode="lines+markers", name=layer,
                         hovertemplate=f"{parameter} %{{x}}<br>rate %{{y:.2%}}<extra>{layer}</extra>")
@@ -345,10 +346,10 @@ def ab_rates(ab: ABResult) -> go.Figure:
     title_a, title_b = _ab_titles(ab)
     rates = {"a": ab.a.firing_rates(), "b": ab.b.firing_rates()}
     for key, name, color in (("a", title_a, A_COLOR), ("b", title_b, B_COLOR)):
-        fig.add_bar(x=list(RATE_LAYERS), y=[rates[key][n] for n in RATE_LAYERS], name=name, marker_color=color,
+        fig.add_bar(x=list(SPIKING_LAYERS), y=[rates[key][n] for n in SPIKING_LAYERS], name=name, marker_color=color,
                     hovertemplate="%{x}: %{y:.2%}<extra>" + name + "</extra>")
     changes = ab.rate_changes()
-    for layer in RATE_LAYERS:
+    for layer in SPIKING_LAYERS:
         top = max(rates["a"][layer], rates["b"][layer])
         fig.add_annotation(x=layer, y=top, text=f"{changes[layer] * 100:+.1f}", showarrow=False, yshift=10,
                            font={"size": 10, "color": B_COLOR if changes[layer] > 0 else A_COLOR})

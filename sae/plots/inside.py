@@ -155,7 +155,7 @@ def reconstruction_playback(result: InferenceResult) -> go.Figure:
     steps = result.recon_steps
     zmin, zmax = min(0.0, float(steps.min())), max(1.0, float(steps.max()))
     names = [str(t + 1) for t in range(result.num_steps)]
-    errors = [float(np.mean((s - result.input) ** 2)) for s in steps]
+    errors = result.step_mse()
     heat = dict(type="heatmap", z=steps[-1], colorscale=INK_SCALE, zmin=zmin, zmax=zmax,
                 colorbar=dict(title=dict(text="output membrane (≈ intensity)", side="right")),
                 hovertemplate="row %{y}, column %{x}<br>value %{z:.3f}<extra></extra>")

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.model import LAYER_NAMES
+from sae.model import SPIKING_LAYERS
 
 MA_WINDOW = 20  # batches in the moving average
 MAX_POINTS = 1500  # per line: a long run's batch loss is thinned to this many points for drawing
-RATE_LAYERS = LAYER_NAMES[:-1]  # the output layer never fires
 BATCH_COLOR, AVERAGE_COLOR, TEST_COLOR, TRAIN_COLOR = "#9ecae1", "#08519c", "#d62728", "#2ca02c"
 GAP = 2  # white pixels between tiles of the reconstruction grid
 _LAYOUT = dict(margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
@@ -92,7 +91,7 @@ def spike_rate_figure(history: dict) -> go.Figure:
     """Fraction of neuron-steps that fired in each spiking layer, at each held-out evaluation."""
     evals = history["evals"]
     fig = go.Figure()
-    for layer in RATE_LAYERS:
+    for layer in SPIKING_LAYERS:
         values = evals.get(f"rate_{layer}", [])
         fig.add_trace(go.Scatter(x=np.asarray(evals["step"][: len(values)], np.int32), y=np.asarray(values, np.float32),
                                  name=layer, mode="lines+markers",

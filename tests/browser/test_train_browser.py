@@ -97,7 +97,10 @@ def test_a_short_run_updates_by_itself_stops_within_a_second_and_saves(page: Pag
     click(page, "tr_stop")
     asked = time.monotonic()
     page.get_by_text("Stopped. The model keeps").wait_for(timeout=30_000)
-    print(f"stop shown after {time.monotonic() - asked:.2f} s")
+    shown_after = time.monotonic() - asked
+    print(f"stop shown after {shown_after:.2f} s")
+    # The run itself ends within a second (test_jobs); the page also has to rerun and redraw.
+    assert shown_after < 3.0, f"the stop took {shown_after:.1f} s to show"
     page.locator(".st-key-tr_save").wait_for()
     wait_for_app(page)
     steps = int(re.search(r"(\d+) steps", page.get_by_text(re.compile(r"of training · \d+ steps")).inner_text()).group(1))
