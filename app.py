@@ -12,10 +12,10 @@ st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", l
 
 # Material icons ship with Streamlit, so they render even where no emoji font is installed.
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/explore.py", title="Explore", icon=":material/biotech:", url_path="explore"),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/views/explore.py", title="Explore", icon=":material/biotech:", url_path="explore"),
+    st.Page("pages/views/train.py", title="Train", icon=":material/model_training:", url_path="train"),
+    st.Page("pages/views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
 ]
 
 page = st.navigation(PAGES)

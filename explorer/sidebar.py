@@ -47,26 +47,7 @@ class Settings:
 
 def current() -> Settings:
     """The settings app.py's sidebar chose in this run (every page calls this first)."""
-    _leave_legacy_pages_mode()
     return st.session_state["settings"]
-
-
-def _leave_legacy_pages_mode() -> None:
-    """Rerun through app.py when Streamlit ran a page script on its own.
-
-    Streamlit 1.67 still has the legacy "pages/ folder" multipage mode: a process
-    starts in it when a ``pages/`` folder sits beside the entry script, and leaves
-    it only when ``st.navigation`` runs.  Until then a deep link such as
-    ``/explore?index=42`` (the first request after a restart, or every
-    ``AppTest.switch_page`` run) executes ``pages/explore.py`` directly, without
-    app.py's page config and sidebar.  Switching the mode off and rerunning sends
-    the same URL through app.py's ``st.navigation``.
-    """
-    from streamlit.runtime.pages_manager import PagesManager  # internal; checked against 1.67
-
-    if getattr(PagesManager, "uses_pages_directory", None):
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def _trained_values(ckpt: Checkpoint) -> dict:

@@ -21,10 +21,12 @@ saved from the tutorial's code loads here with ``strict=True``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import nn
+
+from sae.limits import LIMITS
 
 SURROGATES = ("atan", "fast_sigmoid")
 DEFAULT_SURROGATE_SCALE = {"atan": 2.0, "fast_sigmoid": 25.0}
@@ -74,18 +76,14 @@ class SAEConfig:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**values)
 
-    def with_overrides(self, **changes) -> "SAEConfig":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def check_neuron_settings(thresh: float, beta: float, num_steps: int) -> None:
-    """Raise ValueError with a clear message for out-of-range neuron settings."""
-    if not (isinstance(thresh, (int, float)) and math.isfinite(thresh) and 0 < thresh <= 100):
-        raise ValueError(f"thresh must be in (0, 100], got {thresh}")
-    if not (isinstance(beta, (int, float)) and 0 <= beta <= 1):
-        raise ValueError(f"beta must be in [0, 1], got {beta}")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or not 1 <= num_steps <= 100:
-        raise ValueError(f"num_steps must be an integer in [1, 100], got {num_steps}")
+    """Raise ValueError with a clear message for out-of-range neuron settings (ranges: sae.limits)."""
+    for name, value in (("thresh", thresh), ("beta", beta), ("num_steps", num_steps)):
+        problem = LIMITS[name].problem(value)
+        if problem:
+            raise ValueError(problem)
 
 
 class _ATan(torch.autograd.Function):
@@ -185,10 +183,6 @@ class Trace:
         """Fraction of (neuron, step) pairs that fired, per spiking layer."""
         return {name: float(s.detach().float().mean()) for name, s in self.spikes.items() if name != "output"}
 
-    def to(self, device) -> "Trace":
-        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
-        return Trace(move(self.spikes), move(self.mem))
-
 
 class SpikingAutoencoder(nn.Module):
     """The tutorial's convolutional spiking autoencoder (design.md section 2)."""
@@ -202,26 +196,41 @@ class SpikingAutoencoder(nn.Module):
         def lif(threshold=config.thresh):
             return LIF(config.beta, threshold, config.surrogate, config.scale)
 
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, 32, 3, padding=1, stride=2), nn.BatchNorm2d(32), lif(),
-            nn.Conv2d(32, 64, 3, padding=1, stride=2), nn.BatchNorm2d(64), lif(),
-            nn.Conv2d(64, 128, 3, padding=1, stride=2), nn.BatchNorm2d(128), lif(),
-            nn.Flatten(start_dim=1, end_dim=3),
-            nn.Linear(flat, config.latent_dim), lif(),
-        )  # fmt: skip
-        self.linearNet = nn.Sequential(nn.Linear(config.latent_dim, flat), lif())
-        self.decoder = nn.Sequential(
-            nn.Unflatten(1, (128, side, side)), lif(),
-            nn.ConvTranspose2d(128, 64, 3, padding=1, stride=2, output_padding=1), nn.BatchNorm2d(64), lif(),
-            nn.ConvTranspose2d(64, 32, 3, padding=1, stride=2, output_padding=1), nn.BatchNorm2d(32), lif(),
-            nn.ConvTranspose2d(32, 1, 3, padding=1, stride=2, output_padding=1), lif(config.output_thresh),
-        )  # fmt: skip
+        # (name, module) in signal order; the names are how the rest of the code finds a layer.
+        encoder = [
+            ("conv1", nn.Conv2d(1, 32, 3, padding=1, stride=2)), ("bn1", nn.BatchNorm2d(32)), ("enc1", lif()),
+            ("conv2", nn.Conv2d(32, 64, 3, padding=1, stride=2)), ("bn2", nn.BatchNorm2d(64)), ("enc2", lif()),
+            ("conv3", nn.Conv2d(64, 128, 3, padding=1, stride=2)), ("bn3", nn.BatchNorm2d(128)), ("enc3", lif()),
+            ("flatten", nn.Flatten(start_dim=1, end_dim=3)),
+            ("to_latent", nn.Linear(flat, config.latent_dim)), ("latent", lif()),
+        ]
+        linear = [("from_latent", nn.Linear(config.latent_dim, flat)), ("linear", lif())]
+        decoder = [
+            ("unflatten", nn.Unflatten(1, (128, side, side))), ("dec0", lif()),
+            ("deconv1", nn.ConvTranspose2d(128, 64, 3, padding=1, stride=2, output_padding=1)), ("bn4", nn.BatchNorm2d(64)),
+            ("dec1", lif()),
+            ("deconv2", nn.ConvTranspose2d(64, 32, 3, padding=1, stride=2, output_padding=1)), ("bn5", nn.BatchNorm2d(32)),
+            ("dec2", lif()),
+            ("deconv3", nn.ConvTranspose2d(32, 1, 3, padding=1, stride=2, output_padding=1)),
+            ("output", lif(config.output_thresh)),
+        ]  # fmt: skip
+        # The tutorial's three Sequentials, so state_dict keys match its class ...
+        self.encoder = nn.Sequential(*(m for _, m in encoder))
+        self.linearNet = nn.Sequential(*(m for _, m in linear))
+        self.decoder = nn.Sequential(*(m for _, m in decoder))
+        # ... and every layer by name: a plain dict, not a submodule, so the state_dict stays the tutorial's.
+        self.layers = dict(encoder + linear + decoder)
         for name, layer in self.spiking_layers():
             layer.layer_name = name  # a plain attribute: not in the state_dict
 
     def spiking_layers(self) -> list[tuple[str, LIF]]:
-        lifs = [m for seq in (self.encoder, self.linearNet, self.decoder) for m in seq if isinstance(m, LIF)]
-        return list(zip(LAYER_NAMES, lifs))
+        return [(name, self.layers[name]) for name in LAYER_NAMES]
+
+    def state_key(self, layer: str, tensor: str) -> str:
+        """The state_dict key of ``tensor`` in the named layer: ``state_key("to_latent", "weight")``."""
+        module = self.layers[layer]
+        path = next(path for path, m in self.named_modules() if m is module)
+        return f"{path}.{tensor}"
 
     def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False):
         """Reconstruct ``x`` ([B, 1, H, W] in [0, 1]).
@@ -234,16 +243,13 @@ class SpikingAutoencoder(nn.Module):
         steps = self.config.num_steps if num_steps is None else num_steps
         if num_steps is not None or beta is not None or thresh is not None:
             check_neuron_settings(
-                float(self.layer_threshold() if thresh is None else thresh),
-                float(self.encoder[2].beta if beta is None else beta),
+                float(self.layers["enc1"].threshold if thresh is None else thresh),
+                float(self.layers["enc1"].beta if beta is None else beta),
                 steps,
             )
         outputs, record = self._simulate(x, steps, beta, thresh, trace)
         result = outputs if every_step else outputs[-1]
         return (result, record) if trace else result
-
-    def layer_threshold(self) -> float:
-        return float(self.encoder[2].threshold)
 
     def _simulate(self, x, steps, beta, thresh, want_trace):
         """Run ``steps`` time steps; the encoder and decoder states are independent,
@@ -253,7 +259,7 @@ class SpikingAutoencoder(nn.Module):
         # The first conv + BN see the same image every step: at inference compute them
         # once.  In training keep the tutorial's per-step calls, so BN's running
         # statistics and the gradients' summation order stay exactly the tutorial's.
-        once = None if self.training else self.encoder[1](self.encoder[0](x))
+        once = None if self.training else self.layers["bn1"](self.layers["conv1"](x))
         outputs = []
         for _ in range(steps):
             h = x if once is None else once

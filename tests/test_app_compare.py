@@ -22,7 +22,7 @@ from sae.model import SAEConfig, SpikingAutoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
-COMPARE = "pages/compare.py"
+COMPARE = "pages/views/compare.py"
 MODEL, OTHER = "cmp_test_model", "cmp_other_model"
 DIGITS = 24  # small sweeps keep the test quick on 2 cores
 TIMEOUT = 240

@@ -51,7 +51,7 @@ def open_app(query: dict | None = None) -> AppTest:
 
 
 def explore(query: dict | None = None) -> AppTest:
-    at = open_app(query).switch_page("pages/explore.py").run()
+    at = open_app(query).switch_page("pages/views/explore.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -25,7 +25,7 @@ from sae.recipes import RECIPES
 from sae.train import evaluate
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-TRAIN_PAGE = "pages/train.py"
+TRAIN_PAGE = "pages/views/train.py"
 G = torch.Generator().manual_seed(0)
 TRAIN_X, TEST_X = torch.rand(64, 1, 32, 32, generator=G), torch.rand(24, 1, 32, 32, generator=G)
 
@@ -222,7 +222,7 @@ def test_settings_and_the_run_survive_a_visit_to_another_page(manager):
     at = session(tr_epochs=100)
     at.select_slider(key="tr_lr").set_value(3e-4).run()
     job = start(at)
-    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/views/home.py").run()
     assert not at.exception
     poll_until(at, lambda: job.snapshot().step >= 1)  # training goes on while the user reads another page
     at.switch_page(TRAIN_PAGE).run()

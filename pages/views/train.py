@@ -344,9 +344,9 @@ def show_save(job: TrainingJob) -> None:
 
 # ------------------------------------------------------------------ the page
 
-current()  # first: leaves Streamlit's legacy pages mode (see explorer.sidebar)
+current()
 if st.session_state.pop("_train_goto_explore", False):
-    st.switch_page("pages/explore.py")
+    st.switch_page("pages/views/explore.py")
 
 st.title(":material/model_training: Train a spiking autoencoder")
 st.caption("Pick a preset (or your own settings), press Start and watch the loss fall and the reconstructions "

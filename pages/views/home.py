@@ -8,7 +8,7 @@ settings = current()
 metrics = settings.checkpoint.metrics or {}
 
 st.title(":material/bolt: Spiking Autoencoder Explorer")
-st.page_link("pages/explore.py", label="Start here: draw a digit and watch the network rebuild it", icon=":material/draw:")
+st.page_link("pages/views/explore.py", label="Start here: draw a digit and watch the network rebuild it", icon=":material/draw:")
 st.markdown(
     """
 An **autoencoder** squeezes an image through a narrow *latent* code and rebuilds it.
@@ -42,11 +42,11 @@ if "test_mse" in metrics:
 st.subheader("Where to go")
 left, middle, right = st.columns(3)
 with left:
-    st.page_link("pages/explore.py", label="Explore", icon=":material/biotech:")
+    st.page_link("pages/views/explore.py", label="Explore", icon=":material/biotech:")
     st.caption("Draw, pick or upload a digit and watch the spikes, membranes and the reconstruction build up.")
 with middle:
-    st.page_link("pages/train.py", label="Train", icon=":material/model_training:")
+    st.page_link("pages/views/train.py", label="Train", icon=":material/model_training:")
     st.caption("Train a network for a minute with live loss charts, then explore it.")
 with right:
-    st.page_link("pages/compare.py", label="Compare", icon=":material/compare:")
+    st.page_link("pages/views/compare.py", label="Compare", icon=":material/compare:")
     st.caption("What do thresh and num_steps do? Sweep them, or compare models trained with each.")
