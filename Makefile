@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    install into .venv (first time only) and start the app
-#   make test   install the test tools too and run the whole test suite
+#   make test   install the test tools too, check the style (ruff) and run the whole test suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test install install-dev chromium clean
+.PHONY: run test lint install install-dev chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "could not install chromium (needs root); browser tests will be skipped (they fail under CI=true)"
 
-test: install-dev chromium
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install-dev chromium lint
 	$(BIN)/python -m pytest
 
 clean:

@@ -16,6 +16,7 @@ PAGES = [
     st.Page("pages/views/explore.py", title="Explore", icon=":material/biotech:", url_path="explore"),
     st.Page("pages/views/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/views/latent_lab.py", title="Latent lab", icon=":material/science:", url_path="lab"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,14 +1,13 @@
 """Print the model-card table of the shipped checkpoints from what each file records.
 
-    .venv/bin/python benchmarks/model_card.py
+    .venv/bin/python -m benchmarks.model_card
 """
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sae.checkpoints import SHIPPED_DIR, load_checkpoint  # noqa: E402
-from sae.model import SPIKING_LAYERS  # noqa: E402
+from sae.checkpoints import SHIPPED_DIR, load_checkpoint
+from sae.model import SPIKING_LAYERS
 
 
 def main():

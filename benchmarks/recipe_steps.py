@@ -4,8 +4,8 @@ For a time-limited run (the one-minute preset) what runs out is steps, so this i
 the figure to compare recipes by.  Each run starts from the same seeded weights;
 the held-out MSE is measured on the first 2,000 test images at each mark.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/recipe_steps.py lr=6e-3,bs=16 lr=3e-3,bs=32
-    MARKS=100,200,500 .venv/bin/python benchmarks/recipe_steps.py lr=1e-2,bs=16
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.recipe_steps lr=6e-3,bs=16 lr=3e-3,bs=32
+    MARKS=100,200,500 .venv/bin/python -m benchmarks.recipe_steps lr=1e-2,bs=16
 
 The training subset is batch x the last mark, so runs with other marks see the
 batches in another order (a noticeable source of spread at 100-200 steps).
@@ -17,12 +17,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sae.data import mnist_tensors  # noqa: E402
-from sae.model import SAEConfig  # noqa: E402
-from sae.recipes import RECIPES  # noqa: E402
-from sae.train import BatchEnd, _seeded_model, evaluate, train  # noqa: E402
+from sae.data import mnist_tensors
+from sae.model import SAEConfig
+from sae.recipes import RECIPES
+from sae.train import BatchEnd, seeded_model, evaluate, train
 
 
 def main(specs: list[str]) -> None:
@@ -35,7 +34,7 @@ def main(specs: list[str]) -> None:
         cfg = replace(RECIPES["fast"], time_budget=None, epochs=1, eval_every_s=1e9,
                       lr=float(settings.get("lr", 6e-3)), batch_size=int(settings.get("bs", 16)))
         cfg = replace(cfg, train_subset=cfg.batch_size * max(marks))
-        model = _seeded_model(SAEConfig(), cfg.seed)
+        model = seeded_model(SAEConfig(), cfg.seed)
         results, training_s, last = [], 0.0, time.perf_counter()
         for event in train(SAEConfig(), cfg, train_images, test_images, model=model):
             if isinstance(event, BatchEnd) and event.step in marks:

@@ -1,7 +1,7 @@
 """The snnTorch SAE tutorial's model and training step, as written.
 
 Kept out of the library on purpose: it is the yardstick that the tests hold the
-project's model against and that ``python -m sae bench`` measures speed against.
+project's model against and that ``python -m benchmarks.engine`` measures speed against.
 Only the tutorial's slips are mended (``latent_dim``/``num_steps`` and friends
 become constructor arguments instead of globals; ``decode`` calls ``linearNet``).
 """

@@ -23,6 +23,7 @@ from PIL import Image
 from explorer.canvas import CanvasDataError, digit_canvas, png_bytes
 from explorer.resources import test_set
 from sae.data import ImageInputError, load_image_bytes, prepare_digit
+from sae.limits import TEST_INDEX
 
 # The labels are also the URL values (a bound widget writes its label), so keep them plain.
 SOURCES = ("Draw", "MNIST", "Upload")
@@ -121,16 +122,36 @@ def _mnist_digit() -> DigitChoice:
         images, labels = test_set()
     except (OSError, RuntimeError, ValueError) as error:
         return DigitChoice(None, problem=f"The MNIST test set is not available here: {error}")
+    note = _correct_index_in_link()
     left, middle, right = st.columns([1, 1.3, 0.9], vertical_alignment="bottom")
     left.selectbox("Class", CLASSES, key="class", bind="query-params", on_change=_jump_to_class,
                    help="Pick a digit class; Random then stays within it.")
-    index = middle.number_input("Test image #", min_value=0, max_value=len(labels) - 1, step=1, key="index",
+    index = middle.number_input("Test image #", min_value=TEST_INDEX.low, max_value=TEST_INDEX.high, step=1, key="index",
                                 bind="query-params", on_change=_index_changed, help="Index into the 10,000 MNIST test images.")
     right.button("Random", icon=":material/casino:", on_click=_random_index, width="stretch")
     index = int(index)
     label = int(labels[index])
     st.caption(f"MNIST test image #{index}: a **{label}** (28x28, resized to 32x32 like the training images).")
-    return DigitChoice(images[index:index + 1].clone(), f"MNIST test #{index} (a {label})")
+    return DigitChoice(images[index:index + 1].clone(), f"MNIST test #{index} (a {label})", note=note)
+
+
+def _correct_index_in_link() -> str | None:
+    """A link's ``index`` outside the test set is replaced by the nearest valid one, with a note saying so."""
+    raw = st.query_params.get("index")
+    if raw is None or st.session_state.get("_index_link_checked") == raw:
+        return None
+    st.session_state["_index_link_checked"] = raw
+    try:
+        value = TEST_INDEX.parse(raw)
+    except ValueError:
+        fixed, why = 0, f"index {raw!r} in the link is not a number"
+    else:
+        if not TEST_INDEX.problem(value):
+            return None
+        fixed, why = TEST_INDEX.clamp(value), f"index {value:,} is outside {TEST_INDEX.describe()}"
+    st.session_state["index"] = fixed
+    st.query_params["index"] = str(fixed)
+    return f"{why}; showing #{fixed}."
 
 
 # --- upload ---------------------------------------------------------------------------

@@ -7,21 +7,20 @@ live in the URL (query parameters) so a shared link opens the same view.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import streamlit as st
 
+from sae import limits
 from sae.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
 from sae.devices import device_status
 from sae.model import check_neuron_settings
 
+from explorer import state
 from explorer.resources import ready_for_inference, shared_checkpoint
 
 UPLOAD_LABEL = "uploaded: "
-THRESH_RANGE = (0.05, 5.0)
-BETA_RANGE = (0.0, 1.0)
-STEPS_RANGE = (1, 50)
+NEURON_RANGES = {"sb_thresh": limits.THRESH, "sb_beta": limits.BETA, "sb_steps": limits.NUM_STEPS}
 # Session-state key -> URL query parameter.
 URL_KEYS = {"sb_checkpoint": "ckpt", "sb_device": "device", "sb_thresh": "thresh", "sb_beta": "beta", "sb_steps": "steps"}
 
@@ -60,7 +59,10 @@ def _reset_to_checkpoint():
 
 
 def _read_url_once():
-    """On a session's first run, take the settings a shared link carries."""
+    """On a session's first run, take the settings a shared link carries.
+
+    A value out of range is corrected to the nearest allowed one, and a value that
+    is no number at all is ignored; either way the sidebar says so in one line."""
     if st.session_state.get("_sb_url_read"):
         return
     st.session_state["_sb_url_read"] = True
@@ -70,17 +72,19 @@ def _read_url_once():
         if param not in params:
             continue
         raw = params[param]
-        try:
-            value = {"sb_thresh": float, "sb_beta": float, "sb_steps": int}.get(key, str)(raw)
-            if key == "sb_thresh" and not (math.isfinite(value) and THRESH_RANGE[0] <= value <= THRESH_RANGE[1]):
-                raise ValueError
-            if key == "sb_beta" and not BETA_RANGE[0] <= value <= BETA_RANGE[1]:
-                raise ValueError
-            if key == "sb_steps" and not STEPS_RANGE[0] <= value <= STEPS_RANGE[1]:
-                raise ValueError
-        except ValueError:
-            messages.append(f"ignored {param}={raw!r} from the link: out of range")
+        rng = NEURON_RANGES.get(key)
+        if rng is None:
+            st.session_state[key] = raw
             continue
+        try:
+            value = rng.parse(raw)
+        except ValueError:
+            messages.append(f"ignored {param}={raw!r} from the link: not a number")
+            continue
+        if rng.problem(value):
+            fixed = rng.clamp(value)
+            messages.append(f"{param} {raw} from the link is outside {rng.describe()}; using {fixed:g}")
+            value = fixed
         st.session_state[key] = value
     st.session_state["_sb_url_messages"] = messages
 
@@ -128,6 +132,9 @@ def render_sidebar() -> Settings:
         sidebar.caption("Not available here — " + "; ".join(missing))
 
     choices = _checkpoint_choices()
+    requested = state.take_checkpoint_request()
+    if requested in choices:
+        st.session_state["sb_checkpoint"] = requested
     default_name = default_checkpoint_path().stem
     if st.session_state.get("sb_checkpoint") not in choices:
         st.session_state["sb_checkpoint"] = default_name if default_name in choices else next(iter(choices), None)
@@ -162,11 +169,12 @@ def render_sidebar() -> Settings:
         st.session_state.setdefault(key, value)
 
     sidebar.subheader("Neuron settings")
-    thresh = sidebar.slider("thresh (firing threshold)", *THRESH_RANGE, key="sb_thresh", step=0.05,
+    thresh = sidebar.slider("thresh (firing threshold)", limits.THRESH.low, limits.THRESH.high, key="sb_thresh",
+                            step=limits.THRESH.step,
                             help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.")
-    beta = sidebar.slider("beta (membrane decay)", *BETA_RANGE, key="sb_beta", step=0.05,
+    beta = sidebar.slider("beta (membrane decay)", limits.BETA.low, limits.BETA.high, key="sb_beta", step=limits.BETA.step,
                           help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.")
-    steps = sidebar.slider("num_steps (time steps)", *STEPS_RANGE, key="sb_steps",
+    steps = sidebar.slider("num_steps (time steps)", limits.NUM_STEPS.low, limits.NUM_STEPS.high, key="sb_steps",
                            help="How many times the image is presented; the output is read at the last step.")
     sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
     sidebar.caption(f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}.")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sae train | eval | bench``."""
+"""Command line: ``python -m sae train | eval`` (the speed benchmarks: ``python -m benchmarks.engine``)."""
 
 from __future__ import annotations
 
@@ -11,34 +11,49 @@ from dataclasses import replace
 from pathlib import Path
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _add_model_args(p):
+    """One flag per SAEConfig field a user would change; defaults and choices from the model itself."""
+    from sae import limits
+    from sae.model import SAEConfig
+
     g = p.add_argument_group("model")
-    g.add_argument("--latent-dim", type=int, default=32)
-    g.add_argument("--beta", type=float, default=0.5)
-    g.add_argument("--thresh", type=float, default=1.0)
-    g.add_argument("--num-steps", type=int, default=5)
-    g.add_argument("--surrogate", choices=("atan", "fast_sigmoid"), default="atan")
+    defaults = SAEConfig()
+    for name in ("latent_dim", "beta", "thresh", "num_steps"):
+        g.add_argument(_flag(name), type=type(getattr(defaults, name)), default=getattr(defaults, name),
+                       help=f"{limits.LIMITS[name].describe()} (default {getattr(defaults, name)})")
+    g.add_argument("--surrogate", choices=limits.SURROGATES, default=defaults.surrogate)
+
+
+# TrainConfig fields with a flag: given, they replace the recipe's value.
+TRAIN_FLAGS = ("epochs", "time_budget", "lr", "batch_size", "loss", "schedule", "warmup_steps", "train_subset")
 
 
 def _add_train_args(p):
+    from dataclasses import fields
+
+    from sae import limits
     from sae.recipes import RECIPES
+    from sae.train import TrainConfig
 
     g = p.add_argument_group("training")
     g.add_argument("--recipe", choices=sorted(RECIPES), default="fast",
                    help="starting settings: 'tutorial' is the tutorial's exact recipe; the flags below override it")
-    g.add_argument("--epochs", type=int, help="epochs to run; given without --time-budget, the recipe's time limit is dropped")
-    g.add_argument("--time-budget", type=float, help="stop after this many seconds of training")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--loss", choices=("last", "every"))
-    g.add_argument("--schedule", choices=("constant", "cosine"))
-    g.add_argument("--warmup-steps", type=int)
-    g.add_argument("--train-subset", type=int)
+    choices = {"loss": limits.LOSSES, "schedule": limits.SCHEDULES}
+    types = {f.name: f.type for f in fields(TrainConfig)}
+    for name in TRAIN_FLAGS:
+        kind = float if "float" in str(types[name]) else int if "int" in str(types[name]) else str
+        hint = limits.LIMITS[name].describe() if name in limits.LIMITS else None
+        g.add_argument(_flag(name), type=kind, choices=choices.get(name), help=hint)
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="fuse the LIF updates with torch.compile: same results, faster after a one-off compile of seconds")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    g.add_argument("--seed", type=int, default=TrainConfig.seed)
+    g.add_argument("--device", default="auto", help=f"{', '.join(limits.DEVICES)} or auto")
     g.add_argument("--out", type=Path, help="checkpoint to write (default: user_checkpoints/<time>.pt)")
+    p.epilog = "--epochs given without --time-budget drops the recipe's time limit"
 
 
 def cmd_train(args) -> int:
@@ -48,12 +63,11 @@ def cmd_train(args) -> int:
     from sae.data import mnist_tensors
     from sae.model import SAEConfig
     from sae.recipes import make_train_config
-    from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, final_metrics, train
+    from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
 
     model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh,
                              num_steps=args.num_steps, surrogate=args.surrogate)
-    overrides = {k: getattr(args, k) for k in ("epochs", "time_budget", "lr", "batch_size", "loss", "schedule",
-                                               "warmup_steps", "train_subset", "compile")}
+    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile",)}
     cfg = make_train_config(args.recipe, seed=args.seed, device=args.device, **overrides)
     if args.epochs is not None and args.time_budget is None:
         cfg = replace(cfg, time_budget=None)  # "--epochs 1" means one whole epoch
@@ -62,10 +76,11 @@ def cmd_train(args) -> int:
     print(f"training {model_config} with {cfg}", flush=True)
     stop = threading.Event()
     bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
-    finished = None
+    finished, history = None, History()
     events = train(model_config, cfg, train_x, test_x, stop=stop)
     try:
         for event in events:
+            history.record(event)
             if isinstance(event, BatchEnd):
                 bar.n = int(event.progress * 1000)
                 bar.set_postfix_str(f"step {event.step} loss {event.loss:.4f} {event.images_per_s:.0f} img/s")
@@ -78,6 +93,7 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         stop.set()  # the generator stops at the next batch and still yields Finished
         for event in events:
+            history.record(event)
             if isinstance(event, Finished):
                 finished = event
     bar.close()
@@ -92,7 +108,7 @@ def cmd_train(args) -> int:
         verdict = "reaches" if test_mse <= 0.05 else "does NOT reach"
         print(f"{verdict} the tutorial's 10-epoch result (test MSE <= 0.05) within {cfg.time_budget:.0f} s of training")
     out = args.out or USER_DIR / time.strftime("sae_%Y%m%d_%H%M%S.pt")
-    path = save_checkpoint(out, model.cpu(), metrics=metrics, history=finished.history,
+    path = save_checkpoint(out, model.cpu(), metrics=metrics, history=history.as_dict(),
                            provenance={"command": "python -m sae " + shlex.join(args.argv), "seed": cfg.seed,
                                        "train_config": cfg.to_dict()})
     print(f"saved {path}")
@@ -123,14 +139,8 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_bench(args) -> int:
-    from sae.bench import run_bench
-
-    return run_bench(args)
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sae", description="Spiking autoencoder: train, evaluate, benchmark.")
+    parser = argparse.ArgumentParser(prog="python -m sae", description="Spiking autoencoder: train and evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a spiking autoencoder on MNIST and save a checkpoint")
     _add_model_args(p)
@@ -143,10 +153,6 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float)
     p.add_argument("--num-steps", type=int)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("bench", help="the tutorial's code against this project's engine, side by side")
-    p.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_bench)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in the checkpoint's provenance

@@ -27,7 +27,6 @@ import pickle
 import platform
 import re
 import sys
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timezone
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from sae.files import atomic_path, first_line
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -103,7 +103,8 @@ def save_checkpoint(path, model: SpikingAutoencoder, *, metrics=None, history=No
         "provenance": _plain(_complete_provenance(provenance or {})),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(payload, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 
@@ -115,43 +116,6 @@ def _check_writable(path: Path, overwrite: bool) -> None:
         raise CheckpointError(f"{path} is a shipped checkpoint and is never overwritten; choose another name")
     if not overwrite:
         raise CheckpointError(f"{path} already exists; choose another name or allow overwriting")
-
-
-def _atomic_save(payload: dict, path: Path) -> None:
-    """torch.save into a temporary file beside ``path``, then rename it over ``path``.
-
-    A rename within one folder is atomic, so readers see the old file or the new
-    one, never a partial one; on any failure the temporary file is removed.
-    """
-    tmp = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with tmp:
-            torch.save(payload, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes it private (0600)
-        os.replace(tmp.name, path)
-    except BaseException:
-        try:
-            os.unlink(tmp.name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (best effort: not every system allows it)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _complete_provenance(given: dict) -> dict:
@@ -318,13 +282,7 @@ def _torch_load(data: bytes, map_location):
     except MemoryError:
         raise CheckpointError("the file needs more memory than is available") from None
     except Exception as error:  # torch reports damage as RuntimeError, KeyError, EOFError, UnicodeDecodeError...
-        raise CheckpointError(f"the file is truncated or corrupt ({_first_line(error)})") from None
-
-
-def _first_line(error: Exception, limit: int = 120) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
-    text = text.splitlines()[0] if text else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+        raise CheckpointError(f"the file is truncated or corrupt ({first_line(error)})") from None
 
 
 def _unpack(obj) -> tuple[SAEConfig, dict, dict]:
@@ -367,12 +325,13 @@ def _infer_config(state: dict) -> dict:
     layer, output_thresh from the last one; so the config describes the weights.
     """
     values = {}
-    weight = state.get("encoder.10.weight")
+    names = _template(SAEConfig())
+    weight = state.get(names.state_key("to_latent", "weight"))
     if weight is not None and weight.dim() == 2:
         values["latent_dim"] = int(weight.shape[0])
-    for field, key in (("beta", "encoder.2.beta"), ("thresh", "encoder.2.threshold"),
-                       ("output_thresh", "decoder.9.threshold")):
-        tensor = state.get(key)
+    for field, layer, buffer in (("beta", "enc1", "beta"), ("thresh", "enc1", "threshold"),
+                                 ("output_thresh", "output", "threshold")):
+        tensor = state.get(names.state_key(layer, buffer))
         if tensor is not None and tensor.numel() == 1 and not tensor.is_complex():
             values[field] = _short_float(float(tensor))
     return values
@@ -403,14 +362,19 @@ def _build_config(values: dict) -> SAEConfig:
     return config
 
 
+def _template(config: SAEConfig) -> SpikingAutoencoder:
+    """The model built on the meta device (no memory, no initialisation): its keys and shapes."""
+    with torch.device("meta"):
+        return SpikingAutoencoder(config)
+
+
 def _check_state(config: SAEConfig, state: dict) -> None:
     """Keys, shapes, dtypes, finite values and neuron settings, against ``config``.
 
     The expected tensors come from the model built on the meta device (no memory,
     no initialisation), so a config asking for a huge model costs nothing.
     """
-    with torch.device("meta"):
-        template = SpikingAutoencoder(config)
+    template = _template(config)
     expected = template.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -475,7 +439,9 @@ def _shape(tensor: torch.Tensor) -> str:
 
 def _needs(config: SAEConfig, key: str) -> str:
     """Which config setting decides the shape of ``key`` (for the error message)."""
-    if key in ("encoder.10.weight", "encoder.10.bias", "linearNet.0.weight"):
+    template = _template(config)
+    if key in (template.state_key("to_latent", "weight"), template.state_key("to_latent", "bias"),
+               template.state_key("from_latent", "weight")):
         return f"latent_dim {config.latent_dim}"
     return "the model"
 
@@ -537,3 +503,15 @@ def safe_name(name: str) -> str:
             raise CheckpointError(f"the name may only use letters, digits, - _ and . (not {bad!r})")
         raise CheckpointError("the name must start with a letter, digit or _")
     return stem
+
+
+def new_user_checkpoint_path(name: str) -> Path:
+    """Where a checkpoint the user names ``name`` is saved: a safe file name, not a shipped
+    checkpoint's name, not an existing file (CheckpointError with the reason otherwise)."""
+    stem = safe_name(name)
+    if stem in {info.name for info in list_checkpoints() if info.shipped}:
+        raise CheckpointError(f"{stem!r} is the name of a shipped checkpoint: choose another")
+    path = USER_DIR / f"{stem}.pt"
+    if path.exists():
+        raise CheckpointError(f"a checkpoint named {stem!r} exists already: choose another name")
+    return path

@@ -25,15 +25,15 @@ import math
 import os
 import pickle
 import struct
-import tempfile
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torchvision import datasets, transforms
+
+from sae.files import atomic_path
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SAE_DATA_DIR", "data"))  # relative: resolved against the working directory
 
@@ -67,24 +67,6 @@ class ImageInputError(ValueError):
 
 def _root(root) -> Path:
     return Path(root) if root is not None else DEFAULT_DATA_DIR
-
-
-@contextmanager
-def _atomic_path(path: Path):
-    """Yield a temporary path next to ``path``; rename it into place only on success.
-
-    A crash midway leaves a stray temporary file, never a half-written ``path``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; data files are not secrets
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---------------------------------------------------------------------------
@@ -171,7 +153,7 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 def _write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array in the idx format (big-endian magic 0x08 0x0N, then the shape)."""
     header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(header)
             f.write(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
@@ -268,7 +250,7 @@ def _load_or_build(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
         except Exception:
             pass  # unreadable or foreign: rebuild it below
     images, labels = _build_tensors(root, train)
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         torch.save({"images": images, "labels": labels, "version": CACHE_VERSION}, tmp)
     return images, labels
 
@@ -500,3 +482,24 @@ def load_image_bytes(data: bytes, max_bytes: int = 10_000_000, max_pixels: int =
     except Exception:
         pass  # a broken EXIF tag is no reason to refuse the picture
     return frame
+
+
+DIGIT_SOURCES = ("random", "class")
+
+
+def pick_digits(labels: torch.Tensor, source: str, count: int, seed: int = 0, digit_class: int | None = None) -> tuple:
+    """Indices into the test set: ``count`` random digits, or ``count`` random digits of one class.
+
+    Seeded, so the same choice (and a shared link) gives the same digits."""
+    if source not in DIGIT_SOURCES:
+        raise ValueError(f"source must be one of {DIGIT_SOURCES}, got {source!r}")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    pool = torch.arange(len(labels))
+    if source == "class":
+        if digit_class is None or not 0 <= int(digit_class) <= 9:
+            raise ValueError(f"digit_class must be 0-9, got {digit_class}")
+        pool = pool[labels == int(digit_class)]
+    generator = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(len(pool), generator=generator)
+    return tuple(int(i) for i in pool[order[:count]])

@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sae.model import LIF, lif_step
-from sae.train import reconstruction_loss
+from sae.model import LIF, lif_step, reconstruction_loss
 
 # Keep Inductor's cache with the project unless the user chose a place.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))

@@ -10,7 +10,6 @@ NPZ file (the whole trace) and a CSV (the latent spike raster).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import time
 from dataclasses import dataclass, field
@@ -18,10 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sae.model import LAYER_NAMES, SPIKING_LAYERS  # noqa: F401 - SPIKING_LAYERS re-exported for the pages
+from sae.export import raster_csv
+from sae.model import LAYER_NAMES, SPIKING_LAYERS
 
-# Layers whose spikes mean something: the output layer never fires (its threshold
-# is 20000), its membrane *is* the image.
 
 
 @dataclass(frozen=True)
@@ -140,12 +138,6 @@ def _synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def digit_fingerprint(digit: torch.Tensor | np.ndarray) -> str:
-    """A short content hash of an image, to key cached results by what was drawn."""
-    array = digit.detach().cpu().numpy() if torch.is_tensor(digit) else np.asarray(digit)
-    return hashlib.blake2b(np.ascontiguousarray(array, dtype=np.float32).tobytes(), digest_size=12).hexdigest()
-
-
 def trace_npz_bytes(result: InferenceResult) -> bytes:
     """The whole trace as a compressed ``.npz``: input, reconstructions, and per layer
     ``spikes_<layer>`` / ``mem_<layer>`` of shape [T, ...], plus the settings used."""
@@ -168,7 +160,4 @@ def trace_npz_bytes(result: InferenceResult) -> bytes:
 
 def latent_raster_csv(result: InferenceResult) -> str:
     """The latent spike raster as CSV: one row per latent neuron, one 0/1 column per step (step_1 first)."""
-    raster = result.spikes["latent"].T  # [neurons, T]
-    lines = ["neuron," + ",".join(f"step_{t + 1}" for t in range(raster.shape[1]))]
-    lines += [f"{n}," + ",".join(str(int(v)) for v in row) for n, row in enumerate(raster)]
-    return "\n".join(lines) + "\n"
+    return raster_csv(result.spikes["latent"])

@@ -20,8 +20,6 @@ No Streamlit here: the page passes in a liveness check for its session.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import threading
@@ -34,6 +32,7 @@ from typing import Callable
 import torch
 
 from sae.devices import DeviceUnavailableError, available_devices, resolve_device
+from sae.files import first_line
 from sae.model import SAEConfig
 from sae.train import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
 
@@ -55,8 +54,8 @@ def describe_failure(error: BaseException, device: str) -> str:
     if isinstance(error, torch.OutOfMemoryError | MemoryError):
         return f"out of memory on {device}: try a smaller batch size or fewer training images"
     if isinstance(error, RuntimeError) and any(word in str(error).lower() for word in ("cuda", "mps", "device")):
-        return f"the device {device} failed: {str(error).splitlines()[0]}"
-    return f"training failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        return f"the device {device} failed: {first_line(error)}"
+    return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
 @dataclass(frozen=True)
@@ -218,6 +217,11 @@ class TrainingJob:
 
     # ---------------------------------------------------------------- reading
 
+    def history(self) -> dict:
+        """What the run recorded so far (batch, evals, epochs): a copy, as saved with a checkpoint."""
+        with self._lock:
+            return self._history.copy()
+
     def snapshot(self, queue_position: int | None = None) -> JobSnapshot:
         now = self._clock()
         with self._lock:
@@ -242,7 +246,7 @@ class TrainingJob:
                 queue_position=queue_position if self._status == QUEUED else None,
                 progress=min(max(progress, 0.0), 1.0), elapsed=elapsed, eta=eta,
                 images_per_s=self._rate, step=batch.step if batch else 0, epoch=batch.epoch if batch else 0,
-                history={part: {k: list(v) for k, v in values.items()} for part, values in self._history.as_dict().items()},
+                history=self._history.copy(),
                 latest=self._latest,
             )
 
@@ -304,12 +308,6 @@ class JobManager:
             self._queue.append(job)
             self._start_ready()
         return job
-
-    def get(self, owner: str, job_id: str) -> TrainingJob | None:
-        """The job, only for its owner."""
-        with self._lock:
-            job = self._jobs.get(job_id)
-        return job if job is not None and job.owner == owner else None
 
     def poll(self, owner: str, job: TrainingJob) -> JobSnapshot:
         """The owner looks at its job: keeps it alive and returns a snapshot with its place in the queue."""
@@ -383,25 +381,3 @@ def default_manager() -> JobManager:
         if _DEFAULT is None:
             _DEFAULT = JobManager()
         return _DEFAULT
-
-
-def history_csv(history: dict) -> str:
-    """The history as one CSV: a row per batch, per held-out evaluation and per epoch (column ``kind``)."""
-    evals = history.get("evals", {})
-    rate_columns = [k for k in evals if k.startswith("rate_")]
-    columns = ["kind", "step", "epoch", "elapsed_s", "batch_loss", "test_loss", "train_loss", *rate_columns]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    batch = history.get("batch", {})
-    for step, loss, elapsed in zip(batch.get("step", []), batch.get("loss", []), batch.get("elapsed", [])):
-        writer.writerow({"kind": "batch", "step": step, "elapsed_s": f"{elapsed:.3f}", "batch_loss": repr(loss)})
-    for i, step in enumerate(evals.get("step", [])):
-        row = {"kind": "eval", "step": step, "epoch": f"{evals['epoch'][i]:.4f}", "elapsed_s": f"{evals['elapsed'][i]:.3f}",
-               "test_loss": repr(evals["test_loss"][i])}
-        row.update({k: repr(evals[k][i]) for k in rate_columns})
-        writer.writerow(row)
-    epochs = history.get("epochs", {})
-    for epoch, train_loss, test_loss in zip(epochs.get("epoch", []), epochs.get("train_loss", []), epochs.get("test_loss", [])):
-        writer.writerow({"kind": "epoch", "epoch": epoch, "train_loss": repr(train_loss), "test_loss": repr(test_loss)})
-    return out.getvalue()

@@ -24,6 +24,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sae.limits import LIMITS
@@ -239,7 +240,37 @@ class SpikingAutoencoder(nn.Module):
         the output membrane of every step ``[T, B, 1, H, W]``; with ``trace`` also a
         :class:`Trace`.  ``num_steps``, ``beta`` and ``thresh`` override the trained
         values for this call only (the output layer keeps its huge threshold).
+        It is exactly ``decode(encode(x))``: the tutorial's two loops.
         """
+        steps = self._checked_steps(num_steps, beta, thresh)
+        record = _new_record() if trace else None
+        latent = self._encode_steps(x, steps, beta, thresh, record)
+        outputs = self._decode_steps(latent, beta, thresh, record)
+        result = outputs if every_step else outputs[-1]
+        return (result, _to_trace(record)) if trace else result
+
+    def encode(self, x, *, num_steps=None, beta=None, thresh=None, trace=False):
+        """The latent code of ``x``: spikes ``[T, B, latent_dim]`` of 0/1 (with ``trace``,
+        also a :class:`Trace` of the encoder layers enc1 .. latent).  Same overrides as forward."""
+        steps = self._checked_steps(num_steps, beta, thresh)
+        record = _new_record() if trace else None
+        latent = self._encode_steps(x, steps, beta, thresh, record)
+        return (latent, _to_trace(record)) if trace else latent
+
+    def decode(self, latent_spikes, *, beta=None, thresh=None, trace=False):
+        """The decoder as a function: latent spikes ``[T, B, latent_dim]`` (any code, edited
+        or made up) -> output membrane per step ``[T, B, 1, H, W]``; with ``trace``, also a
+        :class:`Trace` of linear .. output.  Runs only linearNet and the decoder, T steps."""
+        latent_dim = self.config.latent_dim
+        if latent_spikes.ndim != 3 or latent_spikes.shape[2] != latent_dim:
+            raise ValueError(f"latent spikes must have shape [T, B, {latent_dim}], got {tuple(latent_spikes.shape)}")
+        self._checked_steps(latent_spikes.shape[0], beta, thresh)
+        record = _new_record() if trace else None
+        outputs = self._decode_steps(latent_spikes, beta, thresh, record)
+        return (outputs, _to_trace(record)) if trace else outputs
+
+    def _checked_steps(self, num_steps, beta, thresh) -> int:
+        """The number of steps to run; overrides checked against sae.limits."""
         steps = self.config.num_steps if num_steps is None else num_steps
         if num_steps is not None or beta is not None or thresh is not None:
             check_neuron_settings(
@@ -247,38 +278,59 @@ class SpikingAutoencoder(nn.Module):
                 float(self.layers["enc1"].beta if beta is None else beta),
                 steps,
             )
-        outputs, record = self._simulate(x, steps, beta, thresh, trace)
-        result = outputs if every_step else outputs[-1]
-        return (result, record) if trace else result
+        return steps
 
-    def _simulate(self, x, steps, beta, thresh, want_trace):
-        """Run ``steps`` time steps; the encoder and decoder states are independent,
-        so encoding step t and then decoding it equals the tutorial's two loops."""
-        mem = {}
-        record = {"spikes": {n: [] for n in LAYER_NAMES}, "mem": {n: [] for n in LAYER_NAMES}} if want_trace else None
+    def _encode_steps(self, x, steps, beta, thresh, record):
+        """The tutorial's first loop: present the same image ``steps`` times; latent spikes [T, B, D]."""
         # The first conv + BN see the same image every step: at inference compute them
         # once.  In training keep the tutorial's per-step calls, so BN's running
         # statistics and the gradients' summation order stay exactly the tutorial's.
         once = None if self.training else self.layers["bn1"](self.layers["conv1"](x))
+        modules = list(self.encoder) if once is None else list(self.encoder)[2:]
+        mem = {}
+        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record)
+                            for _ in range(steps)])
+
+    def _decode_steps(self, latent, beta, thresh, record):
+        """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
+        modules = list(self.linearNet) + list(self.decoder)
+        mem = {}
         outputs = []
-        for _ in range(steps):
-            h = x if once is None else once
-            for seq, start in ((self.encoder, 0 if once is None else 2), (self.linearNet, 0), (self.decoder, 0)):
-                for module in list(seq)[start:]:
-                    if isinstance(module, LIF):
-                        name = module.layer_name
-                        thr = None if (thresh is None or name == "output") else thresh
-                        h, mem[name] = module(h, mem.get(name), beta=beta, threshold=thr)
-                        if want_trace:
-                            record["spikes"][name].append(h)
-                            record["mem"][name].append(mem[name])
-                    else:
-                        h = module(h)
+        for spikes in latent:
+            self._through(modules, spikes, mem, beta, thresh, record)
             outputs.append(mem["output"])
-        trace = None
-        if want_trace:
-            trace = Trace(
-                spikes={n: torch.stack(v) for n, v in record["spikes"].items()},
-                mem={n: torch.stack(v) for n, v in record["mem"].items()},
-            )
-        return torch.stack(outputs), trace
+        return torch.stack(outputs)
+
+    @staticmethod
+    def _through(modules, h, mem, beta, thresh, record):
+        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step."""
+        for module in modules:
+            if isinstance(module, LIF):
+                name = module.layer_name
+                thr = None if (thresh is None or name == "output") else thresh
+                h, mem[name] = module(h, mem.get(name), beta=beta, threshold=thr)
+                if record is not None:
+                    record["spikes"].setdefault(name, []).append(h)
+                    record["mem"].setdefault(name, []).append(mem[name])
+            else:
+                h = module(h)
+        return h
+
+
+def _new_record() -> dict:
+    return {"spikes": {}, "mem": {}}
+
+
+def _to_trace(record: dict) -> Trace:
+    """Stack the per-step lists into ``[T, B, ...]`` tensors, layers in signal order."""
+    names = [n for n in LAYER_NAMES if n in record["spikes"]]
+    return Trace(spikes={n: torch.stack(record["spikes"][n]) for n in names},
+                 mem={n: torch.stack(record["mem"][n]) for n in names})
+
+
+def reconstruction_loss(model, images, loss: str):
+    """MSE on the last step's output membrane, or averaged over every step's output."""
+    if loss == "every":
+        outputs = model(images, every_step=True)
+        return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
+    return F.mse_loss(model(images), images)

@@ -1,4 +1,4 @@
-"""Sweeps of the neuron settings at inference time, A/B runs, and trained-model comparisons.
+"""Sweeps of the neuron settings at inference time: one model, many (thresh, num_steps, beta).
 
 The Compare page asks "what does thresh do?" and "what does num_steps do?".  This
 module answers with numbers: it runs one model over a set of digits for every
@@ -21,20 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from sae.inference import InferenceResult, run_digit, single_thread
+from sae.inference import single_thread
 from sae.model import SPIKING_LAYERS
 
 Progress = Callable[[float, str], None]
@@ -120,9 +117,6 @@ class SweepResult:
     def mse_grid(self, beta: float | None = None) -> np.ndarray:
         """[len(thresholds), len(num_steps)] test MSE at one beta."""
         return np.array([[self.at(t, s, beta).mse for s in self.num_steps] for t in self.thresholds])
-
-    def rate_grid(self, layer: str, beta: float | None = None) -> np.ndarray:
-        return np.array([[self.at(t, s, beta).spike_rates[layer] for s in self.num_steps] for t in self.thresholds])
 
     def rows(self) -> list[dict]:
         """One flat dict per setting: a table for st.dataframe or a CSV."""
@@ -301,237 +295,3 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     array.setflags(write=False)
     return array
-
-
-# --------------------------------------------------------------------------- one digit, two settings
-
-
-@dataclass(frozen=True, eq=False)
-class ABResult:
-    """Two settings on the same digit (each what the Explore page shows), and what differs."""
-
-    a: InferenceResult
-    b: InferenceResult
-
-    @property
-    def setting_a(self) -> Setting:
-        return Setting(self.a.thresh, self.a.num_steps, self.a.beta)
-
-    @property
-    def setting_b(self) -> Setting:
-        return Setting(self.b.thresh, self.b.num_steps, self.b.beta)
-
-    @property
-    def mse_change(self) -> float:
-        return self.b.mse - self.a.mse
-
-    def rate_changes(self) -> dict:
-        """B's firing rate minus A's, per spiking layer."""
-        a, b = self.a.firing_rates(), self.b.firing_rates()
-        return {n: b[n] - a[n] for n in SPIKING_LAYERS}
-
-    def reconstruction_change(self) -> np.ndarray:
-        """B's reconstruction minus A's, pixel by pixel."""
-        return self.b.recon - self.a.recon
-
-    def latent_flips(self) -> int:
-        """Latent (step, neuron) pairs that fire in one setting and not the other, over the steps both ran."""
-        t = min(self.a.num_steps, self.b.num_steps)
-        return int(np.sum(self.a.spikes["latent"][:t] != self.b.spikes["latent"][:t]))
-
-
-def ab_compare(model, digit: torch.Tensor, a: Setting, b: Setting) -> ABResult:
-    """One digit ([1, 1, H, W]) through the traced forward at setting A and at setting B."""
-    return ABResult(run_digit(model, digit, **a.overrides()), run_digit(model, digit, **b.overrides()))
-
-
-# --------------------------------------------------------------------------- trained for the setting
-
-
-@dataclass(frozen=True)
-class TrainedFor:
-    """A shipped checkpoint trained with one setting (the model card lists how)."""
-
-    num_steps: int
-    thresh: float
-    filename: str
-
-    @property
-    def setting_label(self) -> str:
-        return f"trained with num_steps {self.num_steps}, thresh {self.thresh:g}"
-
-    def matches(self, config) -> bool:
-        """Whether a checkpoint's config really is this setting (a misnamed file would mislead the chart)."""
-        return int(config.num_steps) == self.num_steps and abs(float(config.thresh) - self.thresh) < 1e-9
-
-
-# The shipped checkpoints of the "trained for the setting" comparison: num_steps 1, 3,
-# 5, 10 at thresh 1, and thresh 0.5, 1, 2 at num_steps 5 (T5/thresh 1 is in both).
-TRAINED_FOR_SETTING = (
-    TrainedFor(1, 1.0, "compare_T1_thr1.pt"),
-    TrainedFor(3, 1.0, "compare_T3_thr1.pt"),
-    TrainedFor(5, 1.0, "compare_T5_thr1.pt"),
-    TrainedFor(10, 1.0, "compare_T10_thr1.pt"),
-    TrainedFor(5, 0.5, "compare_T5_thr0.5.pt"),
-    TrainedFor(5, 2.0, "compare_T5_thr2.pt"),
-)
-# The model trained at the tutorial's settings: it stands for "change the setting after training".
-REFERENCE_FILENAME = "compare_T5_thr1.pt"
-SERIES = {
-    "thresh": {"fixed": ("num_steps", 5), "values": (0.5, 1.0, 2.0)},
-    "num_steps": {"fixed": ("thresh", 1.0), "values": (1, 3, 5, 10)},
-}
-TRAINED_DIR: Path | None = None  # None: the shipped checkpoints/ folder (tests point it elsewhere)
-
-
-def trained_dir() -> Path:
-    if TRAINED_DIR is not None:
-        return Path(TRAINED_DIR)
-    from sae.checkpoints import SHIPPED_DIR
-
-    return Path(SHIPPED_DIR)
-
-
-def trained_series(parameter: str) -> list[TrainedFor]:
-    """The entries that vary ``parameter`` ("thresh" or "num_steps") with the other one fixed."""
-    if parameter not in SERIES:
-        raise ValueError(f"parameter must be one of {sorted(SERIES)}, got {parameter!r}")
-    fixed_name, fixed_value = SERIES[parameter]["fixed"]
-    entries = [e for e in TRAINED_FOR_SETTING if getattr(e, fixed_name) == fixed_value]
-    return sorted(entries, key=lambda e: getattr(e, parameter))
-
-
-def locate_trained(entries: Sequence[TrainedFor] = TRAINED_FOR_SETTING,
-                   directory: Path | None = None) -> list[tuple[TrainedFor, Path | None]]:
-    """Each entry with its file, or None where it has not been shipped (yet)."""
-    directory = Path(directory) if directory is not None else trained_dir()
-    return [(e, (directory / e.filename) if (directory / e.filename).is_file() else None) for e in entries]
-
-
-@dataclass(frozen=True)
-class TrainedRow:
-    """One setting: the model trained with it, and the reference model switched to it after training."""
-
-    entry: TrainedFor
-    trained: SettingResult | None  # None: checkpoint missing
-    after_training: SettingResult | None  # None: no reference model
-
-
-def own_setting(model) -> Setting:
-    """The setting a model was trained with."""
-    return Setting(float(model.config.thresh), int(model.config.num_steps), model_beta(model))
-
-
-def compare_trained(entries: Sequence[TrainedFor], models: dict, reference, images: torch.Tensor, *,
-                    show: int = 8, raster_index: int = 0, progress: Progress | None = None) -> list[TrainedRow]:
-    """Every entry on the same digits: its own model at its own setting, and ``reference``
-    (trained at num_steps 5, thresh 1) switched to that setting.
-
-    ``models`` maps filename -> model for the entries that exist; beta is each model's own."""
-    present = [(e, models[e.filename]) for e in entries if e.filename in models]
-    runs = len(present) + (reference is not None)
-
-    def share(index: int) -> Progress | None:
-        """Progress of run ``index`` of ``runs``, as a fraction of the whole comparison."""
-        if progress is None:
-            return None
-        return lambda fraction, message: progress((index + fraction) / runs, message)
-
-    options = {"show": show, "raster_index": raster_index}
-    trained = {e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0]
-               for i, (e, m) in enumerate(present)}
-    after = {}
-    if reference is not None:
-        settings = [Setting(float(e.thresh), int(e.num_steps), model_beta(reference)) for e in entries]
-        results = measure(reference, images, settings, progress=share(len(present)), **options)
-        after = {e.filename: r for e, r in zip(entries, results)}
-    return [TrainedRow(e, trained.get(e.filename), after.get(e.filename)) for e in entries]
-
-
-# --------------------------------------------------------------------------- digits and caching
-
-
-DIGIT_SOURCES = ("random", "class")
-
-
-def pick_digits(labels: torch.Tensor, source: str, count: int, seed: int = 0, digit_class: int | None = None) -> tuple:
-    """Indices into the test set: ``count`` random digits, or ``count`` random digits of one class.
-
-    Seeded, so the same choice (and a shared link) gives the same digits."""
-    if source not in DIGIT_SOURCES:
-        raise ValueError(f"source must be one of {DIGIT_SOURCES}, got {source!r}")
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    pool = torch.arange(len(labels))
-    if source == "class":
-        if digit_class is None or not 0 <= int(digit_class) <= 9:
-            raise ValueError(f"digit_class must be 0-9, got {digit_class}")
-        pool = pool[labels == int(digit_class)]
-    generator = torch.Generator().manual_seed(int(seed))
-    order = torch.randperm(len(pool), generator=generator)
-    return tuple(int(i) for i in pool[order[:count]])
-
-
-def model_fingerprint(model) -> str:
-    """A short hash of every weight and buffer: the model's identity for a cache key.
-
-    Two checkpoints with the same name but different weights get different keys."""
-    h = hashlib.blake2b(digest_size=12)
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-class ResultCache:
-    """A bounded, thread-safe least-recently-used cache of computed results.
-
-    ``get_or_compute`` runs one computation at a time: on a 2-core CPU parallel
-    sweeps only slow each other down, and a second session asking for the same
-    key finds it computed when its turn comes."""
-
-    def __init__(self, max_entries: int = 16):
-        self.max_entries = max_entries
-        self._items: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-        self._compute_lock = threading.Lock()
-        self.computed = 0  # how many times a result was computed, not found
-
-    def get(self, key):
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-        return None
-
-    def __contains__(self, key) -> bool:
-        with self._lock:
-            return key in self._items
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    def put(self, key, value) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
-
-    def get_or_compute(self, key, compute: Callable[[], object]):
-        found = self.get(key)
-        if found is not None:
-            return found
-        with self._compute_lock:
-            found = self.get(key)
-            if found is not None:
-                return found
-            value = compute()
-            self.computed += 1
-        self.put(key, value)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from sae.devices import resolve_device
-from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
+from sae import limits
+from sae.engine import fuse, unfuse
+from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder, reconstruction_loss
 
-LOSSES = ("last", "every")
-SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -46,20 +46,16 @@ class TrainConfig:
     compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): same results, faster
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if not (0 < self.lr <= 1):
-            raise ValueError(f"lr must be in (0, 1], got {self.lr}")
-        if not 1 <= self.batch_size <= 4096:
-            raise ValueError(f"batch_size must be in [1, 4096], got {self.batch_size}")
-        if not 1 <= self.epochs <= 1000:
-            raise ValueError(f"epochs must be in [1, 1000], got {self.epochs}")
-        if self.time_budget is not None and not self.time_budget > 0:
-            raise ValueError(f"time_budget must be positive, got {self.time_budget}")
-        if self.train_subset is not None and self.train_subset < 1:
-            raise ValueError(f"train_subset must be positive, got {self.train_subset}")
+        if self.loss not in limits.LOSSES:
+            raise ValueError(f"loss must be one of {limits.LOSSES}, got {self.loss!r}")
+        if self.schedule not in limits.SCHEDULES:
+            raise ValueError(f"schedule must be one of {limits.SCHEDULES}, got {self.schedule!r}")
+        for name in ("lr", "weight_decay", "batch_size", "epochs", "time_budget", "warmup_steps", "eval_images",
+                     "train_subset", "seed"):
+            value = getattr(self, name)
+            problem = None if value is None else limits.LIMITS[name].problem(value)
+            if problem:
+                raise ValueError(problem)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +72,7 @@ class _StopRequested(Exception):
 _SEED_LOCK = threading.Lock()
 
 
-def _seeded_model(model_config: SAEConfig, seed: int) -> SpikingAutoencoder:
+def seeded_model(model_config: SAEConfig, seed: int) -> SpikingAutoencoder:
     """The initial model for ``seed``.
 
     torch's default generator is process-wide: two runs starting at once in two
@@ -140,7 +136,6 @@ class EpochEnd:
 class Finished:
     reason: str  # "completed", "stopped" or "time budget"
     model: SpikingAutoencoder
-    history: dict
     steps: int
     elapsed: float
     images_seen: int
@@ -157,8 +152,12 @@ class History:
     def as_dict(self) -> dict:
         return {"batch": self.batch, "evals": self.evals, "epochs": self.epochs}
 
+    def copy(self) -> dict:
+        """``as_dict()`` with every column copied (a shallow list copy: the values are plain numbers)."""
+        return {part: {k: list(v) for k, v in table.items()} for part, table in self.as_dict().items()}
+
     def record(self, event) -> None:
-        """Append what a training event reports; the trainer and ``sae.jobs`` both keep one."""
+        """Append what a training event reports (the loop keeps none: whoever consumes its events does)."""
         if isinstance(event, BatchEnd):
             table, row = self.batch, {"step": event.step, "loss": event.loss, "elapsed": event.elapsed}
         elif isinstance(event, Evaluation):
@@ -170,14 +169,6 @@ class History:
             return
         for key, value in row.items():
             table[key].append(value)
-
-
-def reconstruction_loss(model, images, loss: str):
-    """MSE on the last step's output membrane, or averaged over every step's output."""
-    if loss == "every":
-        outputs = model(images, every_step=True)
-        return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
-    return F.mse_loss(model(images), images)
 
 
 @torch.no_grad()
@@ -232,10 +223,8 @@ def train(
     """
     device = resolve_device(cfg.device)
     stop = stop or threading.Event()
-    model = (model or _seeded_model(model_config, cfg.seed)).to(device).train()
+    model = (model or seeded_model(model_config, cfg.seed)).to(device).train()
     if cfg.compile:
-        from sae.engine import fuse  # imported here: engine imports this module
-
         fuse(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
     if cfg.train_subset:
@@ -246,7 +235,6 @@ def train(
     generator = torch.Generator().manual_seed(cfg.seed)
     batches_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     planned_steps = cfg.epochs * batches_per_epoch
-    history = History()
     start = time.perf_counter()
     last_eval = start
     step, images_seen, reason = 0, 0, "completed"
@@ -266,7 +254,6 @@ def train(
             model.train()
         last_eval = time.perf_counter()
         evaluation = Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), last_eval - start)
-        history.record(evaluation)
         return evaluation
 
     # A stop request cuts the current batch (or evaluation) short.  A cut batch's
@@ -306,7 +293,6 @@ def train(
                 now = time.perf_counter()
                 batch_end = BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start,
                                      min(progress_now(), 1.0))
-                history.record(batch_end)
                 yield batch_end
                 if now - last_eval >= cfg.eval_every_s:
                     yield measure(epoch + first / len(train_images))
@@ -315,7 +301,6 @@ def train(
                 yield evaluation
                 train_loss = epoch_loss / epoch_images
                 epoch_end = EpochEnd(epoch + 1, train_loss, evaluation.test_loss, time.perf_counter() - start)
-                history.record(epoch_end)
                 yield epoch_end
             if reason != "completed":
                 break
@@ -329,8 +314,6 @@ def train(
         for hook in hooks:
             hook.remove()
         if cfg.compile:
-            from sae.engine import unfuse
-
             unfuse(model)
     model.eval()
-    yield Finished(reason, model, history.as_dict(), step, time.perf_counter() - start, images_seen)
+    yield Finished(reason, model, step, time.perf_counter() - start, images_seen)

@@ -2,7 +2,7 @@
 
 The app runs on checkpoints written here (small models whose weights are scaled so
 every layer fires), never on trained ones: the sidebar gets them through the user
-folder and the "trained for the setting" registry through ``sweep.TRAINED_DIR``.
+folder and the "trained for the setting" registry through ``trained.TRAINED_DIR``.
 Every number a chart shows is checked against a fresh ``sae.sweep`` call.
 """
 
@@ -16,7 +16,11 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from sae import checkpoints, sweep
+from explorer.state import ChosenDigit
+from sae import checkpoints, sweep, trained
+from sae.ab import ab_compare
+from sae.data import pick_digits
+from sae.sweep import Setting
 from sae.data import mnist_tensors
 from sae.model import SAEConfig, SpikingAutoencoder
 
@@ -40,7 +44,7 @@ def firing_model(seed: int, **config) -> SpikingAutoencoder:
 @pytest.fixture
 def app_env(tmp_path, monkeypatch):
     """The sidebar's model and three of the six trained-for-the-setting checkpoints, in temp folders."""
-    user, trained = tmp_path / "user", tmp_path / "trained"
+    user, trained_dir = tmp_path / "user", tmp_path / "trained"
     checkpoints.save_checkpoint(user / f"{MODEL}.pt", firing_model(0))
     checkpoints.save_checkpoint(user / f"{OTHER}.pt", firing_model(4))
     models = {
@@ -49,12 +53,11 @@ def app_env(tmp_path, monkeypatch):
         "compare_T5_thr2.pt": firing_model(3, thresh=2.0),
     }
     for name, model in models.items():
-        checkpoints.save_checkpoint(trained / name, model, metrics={"test_mse": 0.0123, "spike_rates": {}})
+        checkpoints.save_checkpoint(trained_dir / name, model, metrics={"test_mse": 0.0123, "spike_rates": {}})
     monkeypatch.setattr(checkpoints, "USER_DIR", user)
-    monkeypatch.setenv("SAE_USER_CHECKPOINTS", str(user))
-    monkeypatch.setattr(sweep, "TRAINED_DIR", trained)
+    monkeypatch.setattr(trained, "TRAINED_DIR", trained_dir)
     st.cache_resource.clear()  # the process-wide result cache: every test starts cold
-    yield {"trained": trained, "models": models}
+    yield {"trained": trained_dir, "models": models}
     st.cache_resource.clear()
 
 
@@ -92,7 +95,7 @@ def page_model(at):
 
 def default_digits(count=DIGITS, seed=0):
     images, labels = mnist_tensors(train=False)
-    return images[list(sweep.pick_digits(labels, "random", count, seed))]
+    return images[list(pick_digits(labels, "random", count, seed))]
 
 
 def captions(at) -> str:
@@ -166,11 +169,11 @@ def test_num_steps_question_trained_vs_set_after(app_env):
     assert trained["x"] == after_line["x"] == [1, 3, 5, 10]
     digits = default_digits()
     t1 = app_env["models"]["compare_T1_thr1.pt"]
-    own = sweep.measure(t1, digits, [sweep.Setting(1.0, 1, 0.5)])[0]
+    own = sweep.measure(t1, digits, [Setting(1.0, 1, 0.5)])[0]
     assert trained["y"][0] == pytest.approx(own.mse, rel=1e-9)
     assert trained["y"][1] is None and trained["y"][3] is None  # T3, T10 not shipped
     reference = app_env["models"]["compare_T5_thr1.pt"]
-    after = sweep.measure(reference, digits, [sweep.Setting(1.0, s, 0.5) for s in (1, 3, 5, 10)])
+    after = sweep.measure(reference, digits, [Setting(1.0, s, 0.5) for s in (1, 3, 5, 10)])
     assert after_line["y"] == pytest.approx([r.mse for r in after], rel=1e-9)
     notes = " ".join(i.value for i in at.info)
     assert "compare_T3_thr1.pt" in notes and "compare_T10_thr1.pt" in notes and "compare_T1_thr1.pt" not in notes
@@ -198,7 +201,7 @@ def test_ab_view_shows_the_difference(app_env):
     found = charts(at)
     assert len(at.get("plotly_chart")) == 5 + 2 * 6  # five difference charts, six Explore figures for each side
     digit = default_digits()[:1]
-    fresh = sweep.ab_compare(page_model(at), digit, sweep.Setting(0.5, 5, 0.5), sweep.Setting(2.0, 3, 0.5))
+    fresh = ab_compare(page_model(at), digit, Setting(0.5, 5, 0.5), Setting(2.0, 3, 0.5))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Latent flips"] == str(fresh.latent_flips()) and fresh.latent_flips() > 0
     images = next(v for t, v in found.items() if t.startswith("Reconstructions on one scale"))
@@ -220,8 +223,7 @@ def test_digits_by_class_and_from_the_explore_page(app_env):
     at.run()
     assert any("No digit on the Explore page yet" in i.value for i in at.info)
     digit = default_digits(1, seed=5)
-    at.session_state["explore_digit"] = digit
-    at.session_state["explore_digit_label"] = "MNIST test image 42"
+    at.session_state["explore_digit"] = ChosenDigit(digit, "MNIST test image 42")
     at.run()
     assert not at.exception and "MNIST test image 42" in captions(at)
     input_panel = next(v for t, v in charts(at).items() if t.startswith("Reconstructions on one scale"))
@@ -238,8 +240,8 @@ def test_a_misnamed_trained_checkpoint_is_left_out(app_env):
 
 
 def test_no_trained_checkpoints_is_a_note_not_an_error(app_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(sweep, "TRAINED_DIR", tmp_path / "empty")
+    monkeypatch.setattr(trained, "TRAINED_DIR", tmp_path / "empty")
     at = open_compare()
     notes = " ".join(i.value for i in at.info)
-    assert all(e.filename in notes for e in sweep.trained_series("thresh"))
+    assert all(e.filename in notes for e in trained.trained_series("thresh"))
     assert not any(t.startswith("Training with a") for t in charts(at))

@@ -103,7 +103,7 @@ def assert_page_still_works(at: AppTest) -> None:
 
 def expected_mse(at: AppTest) -> float:
     settings = at.session_state["settings"]
-    return run_digit(settings.model, at.session_state["explore_digit"], **settings.overrides()).mse
+    return run_digit(settings.model, at.session_state["explore_digit"].image, **settings.overrides()).mse
 
 
 # --- home ---------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_before_any_stroke_an_example_digit_is_explained_and_shown():
     at = explore()
     assert at.segmented_control(key="source").value == "Draw"
     assert "Showing an example" in at.info[0].value
-    digit = at.session_state["explore_digit"]
+    digit = at.session_state["explore_digit"].image
     assert tuple(digit.shape) == (1, 1, 32, 32)
     assert torch.equal(digit, mnist_tensors(train=False)[0][:1])
     assert float(metrics(at)["Reconstruction MSE"]) == pytest.approx(expected_mse(at), abs=1e-4)
@@ -140,8 +140,8 @@ def test_a_stroke_on_the_canvas_is_normalised_and_run():
     at.session_state["explore_canvas"] = {"png": png_data_url(png(drawing))}
     at.run()
     assert not at.exception and not at.warning
-    assert at.session_state["explore_digit_label"] == "your drawing"
-    assert torch.equal(at.session_state["explore_digit"], prepare_digit(drawing))
+    assert at.session_state["explore_digit"].label == "your drawing"
+    assert torch.equal(at.session_state["explore_digit"].image, prepare_digit(drawing))
     assert float(metrics(at)["Reconstruction MSE"]) == pytest.approx(expected_mse(at), abs=1e-4)
     seen = plotly_specs(at)[0]
     assert seen["layout"]["title"]["text"].startswith("what the network sees")
@@ -173,9 +173,9 @@ def test_mnist_by_index_shows_that_test_image_and_its_label():
     at.segmented_control(key="source").set_value("MNIST").run()
     at.number_input(key="index").set_value(42).run()
     assert not at.exception
-    assert torch.equal(at.session_state["explore_digit"], images[42:43])
+    assert torch.equal(at.session_state["explore_digit"].image, images[42:43])
     assert f"#42: a **{int(labels[42])}**" in texts(at)
-    assert at.session_state["explore_digit_label"] == f"MNIST test #42 (a {int(labels[42])})"
+    assert at.session_state["explore_digit"].label == f"MNIST test #42 (a {int(labels[42])})"
 
 
 def test_mnist_by_class_jumps_to_that_class_and_random_stays_in_it():
@@ -224,8 +224,8 @@ def test_an_uploaded_picture_is_normalised_like_mnist():
     ImageDraw.Draw(photo).line([(420, 60), (400, 330)], fill=0, width=40)
     at = upload(explore_upload(), "digit.png", png(photo))
     assert not at.warning and not at.exception
-    assert torch.equal(at.session_state["explore_digit"], prepare_digit(photo))
-    assert at.session_state["explore_digit_label"] == "upload digit.png"
+    assert torch.equal(at.session_state["explore_digit"].image, prepare_digit(photo))
+    assert at.session_state["explore_digit"].label == "upload digit.png"
     assert len(at.image) == 1  # the upload as it came, beside the normalised view
     assert float(metrics(at)["Reconstruction MSE"]) == pytest.approx(expected_mse(at), abs=1e-4)
 
@@ -262,7 +262,7 @@ def test_an_animated_gif_uses_its_first_frame_and_says_so():
     at = upload(explore_upload(), "spin.gif", buffer.getvalue())
     assert not at.warning
     assert any("first frame" in i.value for i in at.info)
-    assert torch.allclose(at.session_state["explore_digit"], prepare_digit(first), atol=1e-6)
+    assert torch.allclose(at.session_state["explore_digit"].image, prepare_digit(first), atol=1e-6)
 
 
 # --- settings and the checkpoint ---------------------------------------------------------------
@@ -286,11 +286,11 @@ def test_changing_thresh_reruns_the_network_with_it_and_reset_restores_the_check
 
 
 def test_results_are_cached_per_session_and_bounded(monkeypatch):
-    import sae.inference
+    import explorer.cached
 
     calls = []
-    real_run_digit = sae.inference.run_digit
-    monkeypatch.setattr(sae.inference, "run_digit", lambda *a, **k: calls.append(k) or real_run_digit(*a, **k))
+    real_run_digit = explorer.cached.run_digit
+    monkeypatch.setattr(explorer.cached, "run_digit", lambda *a, **k: calls.append(k) or real_run_digit(*a, **k))
     at = explore()
     for thresh in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         at.slider(key="sb_thresh").set_value(thresh).run()
@@ -339,7 +339,7 @@ def test_a_shared_url_opens_the_same_digit_settings_and_view():
     images, labels = mnist_tensors(train=False)
     at = explore({"source": "MNIST", "index": "123", "thresh": "0.6", "steps": "7", "view": "Inside a layer",
                   "layer": "dec1"})
-    assert torch.equal(at.session_state["explore_digit"], images[123:124])
+    assert torch.equal(at.session_state["explore_digit"].image, images[123:124])
     settings = at.session_state["settings"]
     assert (settings.thresh, settings.num_steps) == (pytest.approx(0.6), 7)
     assert at.selectbox(key="layer").value == "dec1"
@@ -348,11 +348,26 @@ def test_a_shared_url_opens_the_same_digit_settings_and_view():
     assert at.query_params["thresh"] == "0.6" and at.query_params["steps"] == "7"
 
 
-def test_bad_url_values_are_ignored_with_a_note():
-    at = explore({"thresh": "99", "index": "-5", "source": "Nonsense"})
-    assert any("thresh" in w.value for w in at.sidebar.warning)
+def test_bad_url_values_are_corrected_with_a_note():
+    at = explore({"thresh": "99", "beta": "x", "source": "Nonsense"})
+    warnings = [w.value for w in at.sidebar.warning]
+    assert "thresh 99 from the link is outside 0.05–5; using 5" in warnings
+    assert "ignored beta='x' from the link: not a number" in warnings
+    assert at.session_state["settings"].thresh == 5.0
     assert at.segmented_control(key="source").value == "Draw"
     assert "Reconstruction MSE" in metrics(at)
+
+
+@pytest.mark.parametrize("raw, shown, note", [("999999", 9999, "index 999,999 is outside 0–9,999; showing #9999."),
+                                              ("-5", 0, "index -5 is outside 0–9,999; showing #0."),
+                                              ("abc", 0, "index 'abc' in the link is not a number; showing #0.")])
+def test_an_index_outside_the_test_set_is_corrected_with_a_note(raw, shown, note):
+    images, _ = mnist_tensors(train=False)
+    at = explore({"source": "MNIST", "index": raw})
+    assert note in [i.value for i in at.info]
+    assert at.number_input(key="index").value == shown
+    assert torch.equal(at.session_state["explore_digit"].image, images[shown:shown + 1])
+    assert at.query_params.get("index") in (None, str(shown))  # the bad value is gone from the link
 
 
 # --- views and exports -------------------------------------------------------------------------

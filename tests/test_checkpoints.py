@@ -239,7 +239,7 @@ BAD_FILES = {
     "newer version": (lambda p: to_bytes(payload(p.model, version=2)), "version 2 is not supported"),
     "no config": (lambda p: to_bytes(payload(p.model, config=None)), "no config"),
     "unknown config key": (lambda p: with_config(p, colour=1), "bad config: unknown config keys"),
-    "thresh out of range": (lambda p: with_config(p, thresh=500.0), "bad config: thresh must be in (0, 100], got 500.0"),
+    "thresh out of range": (lambda p: with_config(p, thresh=500.0), "bad config: thresh must be a number in 0.05–5, got 500.0"),
     "latent_dim not an int": (lambda p: with_config(p, latent_dim=32.0), "latent_dim must be an integer"),
     "wrong shapes": (lambda p: to_bytes(payload(p.model, state_dict=dict(p.small.state_dict()))),
                      "wrong shape for encoder.10.weight: (16, 2048) but latent_dim 32 needs (32, 2048)"),
@@ -386,7 +386,7 @@ def test_a_crash_while_saving_leaves_the_old_file_intact(crash, tmp_path, monkey
     before = path.read_bytes()
 
     def crashing_save(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 half a checkpoint")
+        Path(f).write_bytes(b"PK\x03\x04 half a checkpoint")  # the temporary file beside the real one
         raise crash
 
     monkeypatch.setattr(checkpoints.torch, "save", crashing_save)

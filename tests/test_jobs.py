@@ -18,9 +18,10 @@ import torch
 
 import sae.jobs as jobs
 from sae.inference import run_digit
-from sae.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager, history_csv
+from sae.export import history_csv
+from sae.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.train import BatchEnd, Finished, TrainConfig, train
+from sae.train import BatchEnd, Finished, History, TrainConfig, train
 
 NET = SAEConfig(latent_dim=8, num_steps=2)
 
@@ -81,7 +82,7 @@ class FakeTrain:
             if self.tick.acquire(timeout=0.01):
                 step += 1
                 yield BatchEnd(step, 0, 0.1, cfg.lr, 100.0, step * 0.1, min(step / 100, 1.0))
-        yield Finished(reason, SpikingAutoencoder(model_config), {}, step, step * 0.1, step * cfg.batch_size)
+        yield Finished(reason, SpikingAutoencoder(model_config), step, step * 0.1, step * cfg.batch_size)
 
 
 @pytest.fixture
@@ -107,7 +108,11 @@ def test_a_job_trains_in_the_background_and_its_snapshot_mirrors_the_trainer(ima
     assert job.wait(120) and job.status == ENDED
     snap = manager.poll("alice", job)
     assert snap.reason == "completed" and snap.progress == 1.0 and snap.step == 6 and snap.has_model
-    assert snap.history == job.result.history  # built from the events, equal to the trainer's own record
+    direct = History()  # the same run, its events consumed here instead of by the job
+    for event in train(NET, tiny(), images[0], images[1]):
+        direct.record(event)
+    assert {k: snap.history["batch"][k] for k in ("step", "loss")} == {k: direct.batch[k] for k in ("step", "loss")}
+    assert snap.history["epochs"] == direct.epochs
     assert len(snap.history["epochs"]["epoch"]) == 2 and snap.latest.reconstructions.shape == (4, 1, 32, 32)
     assert job.model is not None and not job.model.training
 
@@ -243,10 +248,10 @@ def test_a_run_nobody_watches_is_stopped_and_ended_runs_are_forgotten(fake, imag
     assert job.wait(5) and job.snapshot().reason == "abandoned" and job.model is not None
     clock.now += 599
     other = submit(manager, "b", images)  # submitting sweeps
-    assert manager.get("a", job.id) is job  # ended 599 s ago: still kept
+    assert manager.counts()["kept"] == 2  # a's run ended 599 s ago: still kept, beside b's
     clock.now += 2
     manager.poll("b", other)  # polling sweeps too
-    assert manager.get("a", job.id) is None
+    assert manager.counts()["kept"] == 1  # a's is forgotten
     other.stop()
 
 
@@ -280,7 +285,7 @@ def test_a_queued_run_whose_session_is_gone_never_starts(fake, images):
 def test_a_session_sees_only_its_own_runs(fake, images):
     manager = JobManager(runs_per_device=1)
     job = submit(manager, "alice", images)
-    assert manager.get("bob", job.id) is None and manager.get("alice", job.id) is job
+    assert manager.poll("alice", job).job_id == job.id
     with pytest.raises(PermissionError):
         manager.poll("bob", job)
     job.stop()
@@ -297,10 +302,10 @@ def test_two_runs_at_once_give_the_same_results_as_one_alone(images):
     pair = [submit(together, owner, images) for owner in ("b", "c")]
     assert all(job.status in (RUNNING, ENDED) for job in pair)  # both admitted at once
     assert all(job.wait(240) for job in pair)
-    expected = losses(solo.result.history)
+    expected = losses(solo.history())
     assert len(expected["batch"]) == 6
     for job in pair:
-        assert losses(job.result.history) == expected
+        assert losses(job.history()) == expected
         for a, b in zip(job.model.state_dict().values(), solo.model.state_dict().values()):
             assert torch.equal(a, b)
 

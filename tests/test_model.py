@@ -71,9 +71,20 @@ def test_train_mode_outputs_gradients_and_bn_statistics_match_tutorial(images):
 def test_tutorial_state_dict_loads_strictly_and_round_trips():
     tutorial = build_tutorial_sae()
     ours = SpikingAutoencoder()
-    missing_unexpected = ours.load_state_dict(tutorial.state_dict(), strict=True)
-    assert not missing_unexpected.missing_keys and not missing_unexpected.unexpected_keys
+    ours.load_state_dict(tutorial.state_dict(), strict=True)  # raises on any missing or unexpected key
     assert list(ours.state_dict()) == list(tutorial.state_dict())
+    theirs = tutorial.state_dict()
+    assert all(torch.equal(value, theirs[key]) for key, value in ours.state_dict().items())
+
+
+def test_layers_are_found_by_name_not_by_index():
+    model = SpikingAutoencoder(SAEConfig(latent_dim=12))
+    assert model.state_key("to_latent", "weight") == "encoder.10.weight"  # the tutorial's key
+    assert model.state_dict()[model.state_key("to_latent", "weight")].shape == (12, 2048)
+    assert model.state_key("output", "threshold") == "decoder.9.threshold"
+    assert [name for name, _ in model.spiking_layers()] == list(LAYER_NAMES)
+    assert all(model.layers[name] is layer for name, layer in model.spiking_layers())
+    assert "layers" not in dict(model.named_children())  # the by-name dict adds nothing to the state_dict
 
 
 def test_trace_has_every_layer_and_every_step(images):

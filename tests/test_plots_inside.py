@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sae.inference import SPIKING_LAYERS, run_digit
+from sae.inference import run_digit
+from sae.model import SPIKING_LAYERS
 from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
 from sae.plots import inside
 

@@ -8,7 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sae import sweep
+from sae import sweep, trained
+from sae.ab import ab_compare
+from sae.cache import ResultCache, model_fingerprint
+from sae.data import pick_digits
 from sae.model import LAYER_NAMES, SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.plots import compare as plots
 from sae.sweep import Setting
@@ -90,7 +93,6 @@ def test_grid_order_and_accessors(model, images):
     grid = result.mse_grid(0.5)
     assert grid.shape == (3, 2)
     assert grid[2, 0] == result.at(2.0, 1, 0.5).mse
-    assert result.rate_grid("latent", 0.25)[1, 1] == result.at(1.0, 5, 0.25).spike_rates["latent"]
     rows = result.rows()
     assert len(rows) == 12 and {"thresh", "num_steps", "beta", "mse", "rate_latent"} <= set(rows[0])
     with pytest.raises(KeyError):
@@ -170,14 +172,14 @@ def test_result_survives_pickling_unchanged(model, images):
 
 
 def test_ab_same_setting_has_no_differences(model, images):
-    ab = sweep.ab_compare(model, images[:1], Setting(1.0, 4, 0.5), Setting(1.0, 4, 0.5))
+    ab = ab_compare(model, images[:1], Setting(1.0, 4, 0.5), Setting(1.0, 4, 0.5))
     assert ab.latent_flips() == 0 and ab.mse_change == 0
     assert not np.any(ab.reconstruction_change())
 
 
 def test_ab_different_thresholds_differ_where_the_trace_says(model, images):
     a, b = Setting(0.5, 3, 0.5), Setting(2.0, 5, 0.5)
-    ab = sweep.ab_compare(model, images[:1], a, b)
+    ab = ab_compare(model, images[:1], a, b)
     with torch.no_grad():
         _, ta = model(images[:1], trace=True, **a.overrides())
         _, tb = model(images[:1], trace=True, **b.overrides())
@@ -191,22 +193,22 @@ def test_ab_different_thresholds_differ_where_the_trace_says(model, images):
 
 
 def test_registry_covers_both_series():
-    assert [e.num_steps for e in sweep.trained_series("num_steps")] == [1, 3, 5, 10]
-    assert [e.thresh for e in sweep.trained_series("thresh")] == [0.5, 1.0, 2.0]
-    assert all(e.thresh == 1.0 for e in sweep.trained_series("num_steps"))
-    assert all(e.num_steps == 5 for e in sweep.trained_series("thresh"))
-    assert sweep.REFERENCE_FILENAME in {e.filename for e in sweep.TRAINED_FOR_SETTING}
+    assert [e.num_steps for e in trained.trained_series("num_steps")] == [1, 3, 5, 10]
+    assert [e.thresh for e in trained.trained_series("thresh")] == [0.5, 1.0, 2.0]
+    assert all(e.thresh == 1.0 for e in trained.trained_series("num_steps"))
+    assert all(e.num_steps == 5 for e in trained.trained_series("thresh"))
+    assert trained.REFERENCE_FILENAME in {e.filename for e in trained.TRAINED_FOR_SETTING}
     with pytest.raises(ValueError):
-        sweep.trained_series("beta")
-    t10 = sweep.trained_series("num_steps")[-1]
+        trained.trained_series("beta")
+    t10 = trained.trained_series("num_steps")[-1]
     assert t10.matches(SAEConfig(num_steps=10)) and not t10.matches(SAEConfig(num_steps=5))
     assert not t10.matches(SAEConfig(num_steps=10, thresh=2.0))
 
 
 def test_locate_trained_reports_missing_files(tmp_path, monkeypatch):
     (tmp_path / "compare_T3_thr1.pt").write_bytes(b"x")
-    monkeypatch.setattr(sweep, "TRAINED_DIR", tmp_path)
-    found = dict((e.filename, p) for e, p in sweep.locate_trained())
+    monkeypatch.setattr(trained, "TRAINED_DIR", tmp_path)
+    found = dict((e.filename, p) for e, p in trained.locate_trained())
     assert found["compare_T3_thr1.pt"] == tmp_path / "compare_T3_thr1.pt"
     assert found["compare_T1_thr1.pt"] is None and len(found) == 6
 
@@ -214,9 +216,9 @@ def test_locate_trained_reports_missing_files(tmp_path, monkeypatch):
 def test_compare_trained_measures_each_model_at_its_own_setting(images):
     reference = firing_model(seed=0)
     trained_t1 = firing_model(seed=1, num_steps=1)
-    entries = sweep.trained_series("num_steps")[:2]  # T1 (present) and T3 (missing)
+    entries = trained.trained_series("num_steps")[:2]  # T1 (present) and T3 (missing)
     calls = []
-    rows = sweep.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3,
+    rows = trained.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3,
                                  progress=lambda f, m: calls.append(f))
     t1, t3 = rows
     assert t1.trained.setting == Setting(1.0, 1, 0.5) and t3.trained is None
@@ -225,7 +227,7 @@ def test_compare_trained_measures_each_model_at_its_own_setting(images):
         assert t3.after_training.mse == pytest.approx(F.mse_loss(reference(images, num_steps=3), images).item(), rel=1e-5)
     assert t1.after_training.setting == Setting(1.0, 1, 0.5)
     assert calls[-1] == pytest.approx(1.0)
-    no_reference = sweep.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, None, images)
+    no_reference = trained.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, None, images)
     assert no_reference[0].after_training is None
 
 
@@ -234,37 +236,37 @@ def test_compare_trained_measures_each_model_at_its_own_setting(images):
 
 def test_pick_digits_is_seeded_and_filters_by_class():
     labels = torch.arange(100) % 10
-    first = sweep.pick_digits(labels, "random", 12, seed=3)
-    assert first == sweep.pick_digits(labels, "random", 12, seed=3) != sweep.pick_digits(labels, "random", 12, seed=4)
+    first = pick_digits(labels, "random", 12, seed=3)
+    assert first == pick_digits(labels, "random", 12, seed=3) != pick_digits(labels, "random", 12, seed=4)
     assert len(set(first)) == 12
-    sevens = sweep.pick_digits(labels, "class", 5, seed=0, digit_class=7)
+    sevens = pick_digits(labels, "class", 5, seed=0, digit_class=7)
     assert len(sevens) == 5 and all(labels[i] == 7 for i in sevens)
-    assert len(sweep.pick_digits(labels, "class", 50, digit_class=7)) == 10  # only 10 sevens exist
+    assert len(pick_digits(labels, "class", 50, digit_class=7)) == 10  # only 10 sevens exist
     with pytest.raises(ValueError):
-        sweep.pick_digits(labels, "class", 5, digit_class=None)
+        pick_digits(labels, "class", 5, digit_class=None)
 
 
 def test_fingerprint_follows_the_weights():
     a, b = firing_model(seed=0), firing_model(seed=0)
-    assert sweep.model_fingerprint(a) == sweep.model_fingerprint(b)
+    assert model_fingerprint(a) == model_fingerprint(b)
     with torch.no_grad():
         b.linearNet[0].bias[0] += 1e-3
-    assert sweep.model_fingerprint(a) != sweep.model_fingerprint(b)
+    assert model_fingerprint(a) != model_fingerprint(b)
 
 
 def test_result_cache_is_bounded_and_computes_once():
-    cache = sweep.ResultCache(max_entries=2)
+    cache = ResultCache(max_entries=2)
     assert cache.get_or_compute("a", lambda: 1) == 1
     assert cache.get_or_compute("a", lambda: 2) == 1
     cache.put("b", 2)
     cache.get("a")  # a is now the most recent
     cache.put("c", 3)
-    assert "a" in cache and "b" not in cache and len(cache) == 2
+    assert cache.get("a") == 1 and cache.get("b") is None and cache.get("c") == 3
     assert cache.computed == 1
 
 
 def test_result_cache_runs_one_computation_for_concurrent_requests():
-    cache, started, release = sweep.ResultCache(), threading.Event(), threading.Event()
+    cache, started, release = ResultCache(), threading.Event(), threading.Event()
     runs = []
 
     def slow():
@@ -308,7 +310,7 @@ def test_figures_hold_the_sweeps_numbers(model, images):
 
 
 def test_ab_figures_highlight_the_difference(model, images):
-    ab = sweep.ab_compare(model, images[:1], Setting(0.5, 3, 0.5), Setting(2.0, 5, 0.5))
+    ab = ab_compare(model, images[:1], Setting(0.5, 3, 0.5), Setting(2.0, 5, 0.5))
     fig = plots.ab_images(ab)
     np.testing.assert_allclose(np.array(fig.data[3].z), ab.b.recon - ab.a.recon)
     raster = plots.ab_raster(ab)
@@ -323,7 +325,7 @@ def test_ab_figures_highlight_the_difference(model, images):
 
 def test_trained_figures_leave_gaps_for_missing_models(images):
     reference, t1 = firing_model(seed=0), firing_model(seed=1, num_steps=1)
-    rows = sweep.compare_trained(sweep.trained_series("num_steps"), {"compare_T1_thr1.pt": t1}, reference, images[:4])
+    rows = trained.compare_trained(trained.trained_series("num_steps"), {"compare_T1_thr1.pt": t1}, reference, images[:4])
     fig = plots.trained_vs_after(rows, "num_steps")
     trained_mse = list(fig.data[0].y)
     assert trained_mse[0] == pytest.approx(rows[0].trained.mse) and trained_mse[1:] == [None, None, None]

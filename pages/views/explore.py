@@ -1,43 +1,28 @@
 """Explore: give the network a digit and look inside it, step by step.
 
 Widgets -> ``sae.inference.run_digit`` -> ``sae.plots.inside`` figures.  Results are
-cached in this session only (a few entries, keyed by the digit's content and the
-settings), so going back to a digit or a setting is instant and no session can
-grow memory without bound.  The detailed views sit in lazy tabs inside a
+cached in this session only (``explorer.cached``: a few entries, keyed by the
+digit's content and the settings), so going back to a digit or a setting is
+instant and no session can grow memory without bound.  The detailed views sit in lazy tabs inside a
 fragment: only the open tab is built and sent, and switching tabs or layers
 reruns only that fragment.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import streamlit as st
 
 from explorer.digit_input import choose_source, read_digit
+from explorer import state
 from explorer.sidebar import current
-from sae.inference import SPIKING_LAYERS, InferenceResult, digit_fingerprint, latent_raster_csv, run_digit, trace_npz_bytes
+from explorer.cached import explore_result
+from sae.inference import InferenceResult, latent_raster_csv, trace_npz_bytes
+from sae.model import SPIKING_LAYERS
 from sae.plots import inside
 
-RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
 LAYER_CHOICES = list(SPIKING_LAYERS) + ["output"]
 # Tab labels are also URL values (?view=...): short, plain, stable.
 VIEWS = ("Latent code", "Inside a layer", "Spikes per layer", "Input vs output")
-
-
-def cached_result(settings, digit) -> InferenceResult:
-    """The trace of ``digit`` under ``settings``, computed once per session and kept for a few inputs."""
-    key = (digit_fingerprint(digit), settings.checkpoint_name, id(settings.model), settings.device,
-           settings.thresh, settings.beta, settings.num_steps)
-    cache = st.session_state.setdefault("_explore_results", OrderedDict())
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    result = run_digit(settings.model, digit, **settings.overrides())
-    cache[key] = result
-    while len(cache) > RESULTS_KEPT:
-        cache.popitem(last=False)
-    return result
 
 
 def chart(fig, name: str, key: str) -> None:
@@ -141,9 +126,8 @@ with input_col:
 if choice.digit is None:
     st.info("Nothing to look inside yet: give the network a digit above.")
 else:
-    st.session_state["explore_digit"] = choice.digit
-    st.session_state["explore_digit_label"] = choice.label
-    result = cached_result(settings, choice.digit)
+    state.set_explore_digit(choice.digit, choice.label)
+    result = explore_result(settings, choice.digit)
     with seen_col:
         chart(inside.digit_image(result.input), "network_input", "explore_seen")
         st.caption(f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "

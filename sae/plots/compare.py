@@ -15,9 +15,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sae.inference import InferenceResult
+from sae.plots import inside
 from sae.plots.inside import tile_maps
 from sae.model import SPIKING_LAYERS
-from sae.sweep import ABResult, SettingResult, SweepResult, TrainedRow
+from sae.ab import ABResult
+from sae.sweep import SettingResult, SweepResult
+from sae.trained import TrainedRow
 
 GAP = 2  # blank pixels between tiles
 IMAGE_SCALE = "gray"
@@ -399,3 +402,17 @@ def _square_images(fig: go.Figure, columns: int) -> None:
         suffix = "" if i == 1 else str(i)
         fig.update_yaxes(autorange="reversed", scaleanchor=f"x{suffix}", showticklabels=False, row=1, col=i)
         fig.update_xaxes(showticklabels=False, row=1, col=i)
+
+
+def explore_pairs(ab: ABResult, layer: str) -> list[tuple[str, go.Figure, go.Figure]]:
+    """Every Explore figure for A and for B, as (name, figure A, figure B); activity charts share one range."""
+    activity = [inside.layer_activity(ab.a), inside.layer_activity(ab.b)]
+    align_ranges(activity)
+    return [
+        ("comparison", inside.digit_comparison(ab.a), inside.digit_comparison(ab.b)),
+        ("playback", inside.reconstruction_playback(ab.a), inside.reconstruction_playback(ab.b)),
+        ("raster", inside.latent_raster(ab.a), inside.latent_raster(ab.b)),
+        ("membrane", inside.latent_membrane(ab.a), inside.latent_membrane(ab.b)),
+        ("layer", inside.layer_membrane(ab.a, layer), inside.layer_membrane(ab.b, layer)),
+        ("activity", *activity),
+    ]

@@ -20,7 +20,8 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.inference import SPIKING_LAYERS, InferenceResult
+from sae.inference import InferenceResult
+from sae.model import SPIKING_LAYERS
 
 MEMBRANE_UNIT = "membrane potential (same units as thresh)"
 PIXEL_X, PIXEL_Y = "column (pixel)", "row (pixel)"

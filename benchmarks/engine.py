@@ -1,33 +1,26 @@
-"""``python -m sae bench``: the tutorial's code and this project's engine, side by side.
+"""``python -m benchmarks.engine``: the tutorial's code and this project's engine, side by side.
 
 Both run on the same batches in the same process, alternating, so a busy machine
-slows both alike; the ratio is what to read.  The tutorial's code lives in
-``benchmarks/tutorial_sae.py`` (not in the library).
+slows both alike; the ratio is what to read.  The tutorial's code is
+``benchmarks/tutorial_sae.py``.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+
+from benchmarks import tutorial_sae as tutorial
 
 from sae.devices import resolve_device
 from sae.engine import compiled, fast_train_step
 from sae.model import SpikingAutoencoder
 
 BATCH = 250
-
-
-def _tutorial_module():
-    root = Path(__file__).resolve().parent.parent
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks import tutorial_sae
-
-    return tutorial_sae
 
 
 def _timed(fn, device) -> float:
@@ -61,7 +54,6 @@ def _report(title: str, seconds: list[float]) -> None:
 
 def run_bench(args) -> int:
     device = resolve_device(args.device)
-    tutorial = _tutorial_module()
     torch.manual_seed(0)
     images = torch.rand(BATCH, 1, 32, 32, device=device)
     reference = tutorial.build_tutorial_sae().to(device)
@@ -103,3 +95,14 @@ def run_bench(args) -> int:
     print(f"one digit, full trace, eager: median {1000 * statistics.median(latencies):.1f} ms "
           f"(p90 {1000 * sorted(latencies)[26]:.1f} ms; target <= 20 ms)")
     return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.engine", description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=6, help="timed batches per measurement")
+    parser.add_argument("--device", default="cpu")
+    return run_bench(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,8 +2,8 @@
 
 The target (issue 6) is under 10 s on this 2-core CPU.  Run it from the repository root:
 
-    .venv/bin/python benchmarks/bench_sweep.py            # 3 timed runs, median reported
-    .venv/bin/python benchmarks/bench_sweep.py --naive    # also 36 separate traced forwards, for scale
+    .venv/bin/python -m benchmarks.sweep            # 3 timed runs, median reported
+    .venv/bin/python -m benchmarks.sweep --naive    # also 36 separate traced forwards, for scale
 
 The load average is printed with the timings: on a shared machine a busy neighbour
 can double them, so read them together.
@@ -18,14 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from sae.model import SpikingAutoencoder  # noqa: E402
-from sae.sweep import run_sweep  # noqa: E402
+from sae.model import SpikingAutoencoder
+from sae.sweep import run_sweep
 
 THRESHOLDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the page's default grid
 NUM_STEPS = (1, 2, 3, 5, 8, 10)

@@ -1,0 +1,65 @@
+"""Where results are kept between reruns: per session (bounded) or per process (shared, read-only).
+
+- Explore's traces: per session, a few entries, keyed on the digit's content and the settings.
+- Compare's sweeps and trained-model runs: one process-wide LRU keyed on the weights'
+  fingerprint, the settings and the digits, so a shared link someone already ran is instant.
+- Compare's A/B pair: per session, the latest pair only.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import streamlit as st
+
+from sae.ab import ABResult, ab_compare
+from sae.cache import ResultCache, digit_fingerprint, model_fingerprint
+from sae.inference import InferenceResult, run_digit
+from sae.sweep import Setting
+
+EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
+
+
+def explore_result(settings, digit) -> InferenceResult:
+    """The trace of ``digit`` under ``settings``, computed once per session and kept for a few inputs."""
+    key = (digit_fingerprint(digit), settings.checkpoint_name, id(settings.model), settings.device,
+           settings.thresh, settings.beta, settings.num_steps)
+    cache = st.session_state.setdefault("_explore_results", OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    result = run_digit(settings.model, digit, **settings.overrides())
+    cache[key] = result
+    while len(cache) > EXPLORE_RESULTS_KEPT:
+        cache.popitem(last=False)
+    return result
+
+
+@st.cache_resource
+def shared_results() -> ResultCache:
+    """Shared by all sessions: results are read-only and keyed on the weights themselves."""
+    return ResultCache(max_entries=24)
+
+
+def computed(key: tuple, label: str, compute):
+    """``compute(progress)`` once per key for the whole server, with a progress bar while it runs."""
+    cache = shared_results()
+    found = cache.get(key)
+    if found is not None:
+        return found
+    bar = st.progress(0.0, text=label)
+    try:
+        return cache.get_or_compute(key, lambda: compute(lambda f, m: bar.progress(min(f, 1.0), text=f"{label}: {m}")))
+    finally:
+        bar.empty()
+
+
+def session_ab(model, digit, a: Setting, b: Setting) -> ABResult:
+    """The A/B traces, kept for this session's latest pair only: choosing another layer
+    or scrolling reruns the page, and two traced forwards of up to 50 steps need not."""
+    key = (model_fingerprint(model), digit_fingerprint(digit), a, b)
+    kept = st.session_state.get("_compare_ab")
+    if kept is None or kept[0] != key:
+        kept = (key, ab_compare(model, digit, a, b))
+        st.session_state["_compare_ab"] = kept
+    return kept[1]

@@ -1,0 +1,44 @@
+"""The energy and sparsity panel, on Explore and in the Latent lab.
+
+Counts are computed from the spikes of the run on screen (``sae.energy``), so they
+follow thresh, beta and num_steps live; the figure is ``sae.plots.energy``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from explorer import lab_texts
+from sae.energy import OpsReport, count_operations
+from sae.export import csv_text
+from sae.plots.energy import operations_and_energy
+from sae.plots.inside import png_download_config
+
+
+def show_energy(result, settings) -> None:
+    """Explore's panel: ``result`` is the page's InferenceResult (every layer's spikes)."""
+    report = count_operations(settings.model, result.spikes, result.num_steps)
+    st.subheader("What the spikes cost")
+    show_report(report, key="explore_energy", mse=result.mse)
+
+
+def show_report(report: OpsReport, key: str, baseline: OpsReport | None = None, mse: float | None = None) -> None:
+    """Metrics, the per-layer figure and its caption; ``baseline`` adds the change against it."""
+    cols = st.columns(4)
+    delta = None if baseline is None else f"{report.synops - baseline.synops:+,} vs the own code"
+    cols[0].metric("Synaptic operations (ACs)", f"{report.synops:,}", delta=delta, delta_color="inverse",
+                   help="Accumulates triggered by spikes: each input spike times the connections it reaches.")
+    cols[1].metric("Spiking network, energy", _nj(report.spiking_joules),
+                   help="0.9 pJ per accumulate + 4.6 pJ per multiply-accumulate (the first conv), compute only.")
+    cols[2].metric("Non-spiking, 1 pass", _nj(report.dense_joules_one_pass),
+                   help=f"{report.dense_macs_one_pass:,} multiply-accumulates at 4.6 pJ.")
+    cols[3].metric(f"Non-spiking, {report.num_steps} passes", _nj(report.dense_joules_all_steps),
+                   help=f"{report.dense_macs_all_steps:,} multiply-accumulates at 4.6 pJ.")
+    st.plotly_chart(operations_and_energy(report), key=key, config=png_download_config("operations_and_energy"))
+    st.caption(lab_texts.energy(report, mse))
+    st.download_button("Operation counts (.csv)", icon=":material/download:", data=csv_text(report.rows()),
+                       file_name="operation_counts.csv", mime="text/csv", on_click="ignore", key=key + "_csv")
+
+
+def _nj(joules: float) -> str:
+    return f"{joules * 1e9:,.0f} nJ"

@@ -1,0 +1,94 @@
+"""The Train page's glue to ``sae.jobs``: this session's run, its callbacks, saving its model.
+
+The run itself lives in the process-wide job manager, never in the page; the
+session only keeps a handle (``JOB``) and an owner token, so another session can
+never see or stop it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+from explorer import state, train_form
+from explorer import resources
+from sae.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
+from sae.data import DataUnavailableError
+from sae.devices import DeviceUnavailableError
+from sae.jobs import JobLimitError, TrainingJob, default_manager
+from sae.train import final_metrics
+
+JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
+STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner
+
+
+def owner() -> str:
+    return st.session_state.setdefault(OWNER, uuid.uuid4().hex)
+
+
+def current_job() -> TrainingJob | None:
+    return st.session_state.get(JOB)
+
+
+def session_alive_check():
+    """A check the worker may call from its thread: is this browser session still connected?"""
+    from streamlit import runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not runtime.exists():
+        return None  # no server (tests): only polling keeps the run alive
+    instance, session_id = runtime.get_instance(), ctx.session_id
+    return lambda: instance.is_active_session(session_id)
+
+
+def start_run() -> None:
+    """Start button callback: runs before the script, so the settings render locked at once."""
+    try:
+        net, cfg = train_form.configs()
+        job = default_manager().submit(owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check())
+    except (ValueError, JobLimitError, DeviceUnavailableError, DataUnavailableError) as error:
+        st.session_state[NOTICE] = str(error)
+        return
+    st.session_state[JOB] = job
+    st.session_state[NOTICE] = None
+    st.session_state.pop("tr_save_name", None)  # a fresh default name for the new run
+
+
+def stop_run(job: TrainingJob) -> None:
+    """Stop button callback: wait a moment for the run to end, so this very rerun can show the result."""
+    job.stop()
+    job.wait(STOP_WAIT_S)
+
+
+def save_run(job: TrainingJob) -> None:
+    """Save button callback: measure on the whole test set, then write the checkpoint atomically."""
+    try:
+        path = new_user_checkpoint_path(st.session_state.get("tr_save_name", ""))
+        test_images = resources.test_set()[0]
+        with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
+            metrics = final_metrics(job.model, test_images, job.result)
+        provenance = {"command": "Train page", "seed": job.train_config.seed, "train_config": job.train_config.to_dict(),
+                      "preset": st.session_state.get(train_form.key("preset"))}
+        save_checkpoint(path, job.model, metrics=metrics, history=job.history(), provenance=provenance)
+    except (CheckpointError, OSError) as error:
+        st.session_state[SAVED] = {"job": job.id, "error": str(error)}
+        return
+    st.session_state[SAVED] = {"job": job.id, "name": path.stem, "path": str(path), "test_mse": metrics["test_mse"],
+                               "test_images": metrics["test_images"]}
+
+
+def saved(job: TrainingJob) -> dict:
+    """What Save did for this run: {} before, else name/path/test_mse or error."""
+    done = st.session_state.get(SAVED) or {}
+    return done if done.get("job") == job.id else {}
+
+
+def open_in_explore(name: str) -> None:
+    state.request_checkpoint(name)
+    st.session_state[GOTO_EXPLORE] = True
+
+
+def take_goto_explore() -> bool:
+    return st.session_state.pop(GOTO_EXPLORE, False)

@@ -1,0 +1,78 @@
+"""What a worker process does for one training run, whoever sent it.
+
+A run trains in a process of its own, never in a thread of the Streamlit
+server: in a thread it shared the server's GIL and cores with every page, and
+kept 42 % of its steps beside 30 explorers (design.md section 9).  The process
+runs at a lower CPU priority (``nice``), so the pages get the CPU first and the
+run gets the rest.
+
+Two transports use this module: ``sae.local_runner`` (the embedded default, a
+process per run on the app's machine) and ``sae.redis_queue`` (``sae worker``
+processes behind a Redis queue).  Both hand :func:`run` a way to send plain-data
+events (``sae.wire``) and a stop flag; failures become the same one line an
+in-process run gives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from sae import wire
+from sae.devices import DeviceUnavailableError, resolve_device
+from sae.model import SAEConfig
+from sae.train import TrainConfig, TrainingError, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """How a worker process shares the machine with the app."""
+
+    nice: int = 10  # added niceness: when pages and training both want a core, the pages get it
+    threads: int = 0  # torch intra-op threads; 0: torch's default (one per core)
+
+
+def lower_priority(settings: ProcessSettings) -> None:
+    """Apply ``settings`` to this process (once, at its start)."""
+    if settings.nice:
+        try:
+            os.nice(settings.nice)
+        except OSError as error:  # not fatal: the run still trains, only less politely
+            log.warning("could not lower the worker's priority: %s", error)
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+
+
+def describe_failure(error: BaseException, device: str) -> str:
+    """One clear sentence for a run that failed, whatever raised."""
+    if isinstance(error, TrainingError | DeviceUnavailableError):
+        return str(error)
+    if isinstance(error, torch.OutOfMemoryError | MemoryError):
+        return f"out of memory on {device}: try a smaller batch size or fewer training images"
+    if isinstance(error, RuntimeError) and any(word in str(error).lower() for word in ("cuda", "mps", "device")):
+        return f"the device {device} failed: {str(error).splitlines()[0]}"
+    return f"training failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+
+
+def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor,
+        send, stop, train_fn=None) -> None:
+    """Train, sending every event through ``send`` as a ``sae.wire`` dict; a failure is sent as one line.
+
+    ``train_fn`` stands in for ``sae.train.train`` (tests); it must take the same arguments."""
+    device = train_config.device
+    try:
+        device = str(resolve_device(train_config.device))
+        for event in (train_fn or train)(model_config, train_config, train_images, test_images, stop=stop):
+            send(wire.encode(event))
+    except (KeyboardInterrupt, SystemExit):
+        send(wire.failed("the training worker was shut down during the run; start it again"))
+        raise
+    except BaseException as error:  # noqa: BLE001 - every failure must reach the page as a message
+        if not isinstance(error, TrainingError | DeviceUnavailableError):
+            log.exception("training run failed")
+        send(wire.failed(describe_failure(error, device)))

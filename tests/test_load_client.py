@@ -1,0 +1,34 @@
+"""The load benchmark's protocol client against a real ``streamlit run`` server.
+
+One session opens /explore and moves the thresh slider once: both runs must reach
+``script_finished`` without an exception on the page, so the client that
+benchmarks/load.py times speaks the protocol the way the browser does.  No timing
+is asserted here (that is the benchmark's job, not a unit test's).
+"""
+
+import asyncio
+
+from benchmarks.load import ROOT, Session, streamlit_server, wait_healthy
+
+
+def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):
+    env = {"SAE_USER_CHECKPOINTS": str(tmp_path / "user_checkpoints")}
+    with streamlit_server(ROOT, env=env, log=tmp_path / "streamlit.log") as (url, process):
+        wait_healthy(url, process)
+
+        async def visit():
+            async with Session(url, "explore") as session:
+                first = await session.rerun(timeout=120)
+                slider = session.find_widget("slider", "thresh")
+                assert slider is not None, "no thresh slider on the page"
+                session.set_slider(slider.id, 2.0)
+                moved = await session.rerun(timeout=60)
+                return session, first, moved
+
+        session, first, moved = asyncio.run(visit())
+    log = (tmp_path / "streamlit.log").read_text()
+    assert first.status == "ok", log
+    assert moved.status == "ok", log
+    assert session.exceptions == [], session.exceptions
+    assert "thresh=2" in session.query_string.split("&")  # the sidebar wrote the new value into the URL
+    assert any(text.startswith("Reconstruction MSE") for text in session.texts)
