@@ -1,7 +1,6 @@
 """A drawing canvas for digits: draw, erase, undo, clear; mouse, pen and touch.
 
-Built as an inline ``st.components.v2`` component (no build step, design.md
-section 4).  White ink on a black 280x280 canvas, like MNIST.  When a stroke ends
+Built as an inline ``st.components.v2`` component (no build step).  White ink on a black 280x280 canvas, like MNIST.  When a stroke ends
 (pointer up), after undo and after clear, the JS sends the whole canvas back as a
 PNG data URL in the component state ``png``; Python decodes and normalises it like
 any uploaded image.  Nothing is sent while the pointer moves, so a stroke costs one

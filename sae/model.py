@@ -186,7 +186,7 @@ class Trace:
 
 
 class SpikingAutoencoder(nn.Module):
-    """The tutorial's convolutional spiking autoencoder (design.md section 2)."""
+    """The tutorial's convolutional spiking autoencoder: encoder, linearNet and decoder, all spiking."""
 
     def __init__(self, config: SAEConfig | None = None):
         super().__init__()

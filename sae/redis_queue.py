@@ -14,8 +14,9 @@ Keys for run ``<id>``, each with an expiry:
 - ``sae:run:<id>:stop``    set by the app: the worker stops within a layer and keeps the model
 - ``sae:run:<id>:watched`` a lease the app renews while it reads; when it lapses (the app
   is gone) the worker stops, as a page does with a run nobody watches
-- ``sae:run:<id>:alive``   the worker's heartbeat, renewed every second: when it lapses
-  under a running run, the app reports the worker lost, in one line
+- ``sae:worker:<name>``    each worker's heartbeat, renewed every second with the run it
+  trains: the app counts workers from these, and when one lapses under a run it
+  reports the worker lost, in one line
 
 ``sae worker`` (:func:`serve`) is an RQ ``SimpleWorker``: it runs each job in
 its own process instead of forking a child per job as RQ's default worker does,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 REDIS_ENV = "SAE_REDIS_URL"
 QUEUE = "sae-training"
 JOB_FUNCTION = "sae.redis_queue.run_job"
+WORKER_PREFIX = "sae:worker:"
 HEARTBEAT_S = 1.0
 ALIVE_TTL_S = 5  # a worker silent this long is lost
 LEASE_TTL_S = 120  # a run nobody reads for this long stops
@@ -53,7 +55,7 @@ READ_BLOCK_MS = 500
 
 
 def _keys(run_id: str) -> dict[str, str]:
-    return {part: f"sae:run:{run_id}:{part}" for part in ("events", "stop", "watched", "alive")}
+    return {part: f"sae:run:{run_id}:{part}" for part in ("events", "stop", "watched")}
 
 
 def _redis(url: str):
@@ -96,11 +98,12 @@ class RedisRunner:
 
     def counts(self) -> dict:
         """Runs training and waiting over the whole queue, and how many workers serve it."""
-        from rq import Worker
-
         try:
-            return {"running": self._queue.started_job_registry.count, "queued": self._queue.count,
-                    "capacity": Worker.count(connection=self._redis, queue=self._queue)}
+            names = list(self._redis.scan_iter(WORKER_PREFIX + "*"))
+            workers = [json.loads(v) for v in (self._redis.mget(names) if names else []) if v]
+            workers = [w for w in workers if w.get("queue") == self._queue.name]
+            return {"running": sum(1 for w in workers if w.get("run")), "queued": self._queue.count,
+                    "capacity": len(workers)}
         except Exception as error:  # noqa: BLE001 - shown as "unknown", never a crashed page
             log.warning("cannot read the training queue at %s: %s", safe_url(self.url), error)
             return {"running": 0, "queued": 0, "capacity": 0}
@@ -157,7 +160,7 @@ class RedisRunner:
                     self._check_waiting(job)
                     position = job.get_position()
                     yield wire.Waiting(None if position is None else position + 1)
-                elif not r.exists(keys["alive"]) and not r.xread({keys["events"]: last_id}, count=1):
+                elif not r.exists(WORKER_PREFIX + started.worker) and not r.xread({keys["events"]: last_id}, count=1):
                     how = f"worker {started.worker} sent no heartbeat for {ALIVE_TTL_S} s"
                     raise wire.WorkerLost(wire.lost_message(how, step))
         finally:
@@ -208,38 +211,79 @@ def _mnist():
     return _DATA["train"], _DATA["test"]
 
 
-def _heartbeat(r, keys: dict, worker: str, stop: threading.Event, done: threading.Event) -> None:
-    """Every second: say this worker lives; stop the run if the app asked, or nobody reads it any more."""
-    from redis.exceptions import RedisError
+class _Presence:
+    """This worker's heartbeat, one thread per process.
 
-    while True:
+    Every second it renews ``sae:worker:<name>`` (what it trains on, which run it
+    trains), which is how the app counts workers and notices a dead one; and it
+    stops the current run when the app asked, or when nobody reads it any more."""
+
+    def __init__(self, r, name: str, device: str):
+        self.r, self.name, self.device = r, name, device
+        self.run: tuple[str, threading.Event] | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.beat()  # present before the first job is taken
+        self._thread = threading.Thread(target=self._loop, name="sae-heartbeat", daemon=True)
+        self._thread.start()
+
+    def current(self, run: tuple[str, threading.Event] | None) -> None:
+        with self._lock:
+            self.run = run
+        self.beat()
+
+    def beat(self) -> None:
+        from redis.exceptions import RedisError
+
+        with self._lock:
+            run = self.run
         try:
-            pipe = r.pipeline()
-            pipe.set(keys["alive"], worker, ex=ALIVE_TTL_S)
-            pipe.exists(keys["stop"])
-            pipe.exists(keys["watched"])
-            _, asked, watched = pipe.execute()
-            if asked or not watched:
-                stop.set()
+            pipe = self.r.pipeline()
+            pipe.set(f"{WORKER_PREFIX}{self.name}", json.dumps({"device": self.device, "queue": _CONFIG.queue, "run": run and run[0]}),
+                     ex=ALIVE_TTL_S)
+            if run is not None:
+                keys = _keys(run[0])
+                pipe.exists(keys["stop"])
+                pipe.exists(keys["watched"])
+            replies = pipe.execute()
+            if run is not None and (replies[1] or not replies[2]):
+                run[1].set()
         except RedisError as error:
             log.warning("heartbeat to Redis failed: %s", error)
-        if done.wait(HEARTBEAT_S):
-            return
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_S)
+            self.beat()
+
+
+_PRESENCE: _Presence | None = None
+
+
+def _presence(r) -> _Presence:
+    global _PRESENCE
+    if _PRESENCE is None:
+        from sae.devices import resolve_device
+
+        _PRESENCE = _Presence(r, _CONFIG.name or _worker_name(), str(resolve_device(_CONFIG.device)))
+        _PRESENCE.start()
+    return _PRESENCE
+
+
+def _worker_name() -> str:
+    """Unique even when a restarted container has the same host name and pid."""
+    return f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:4]}"
 
 
 def run_job(spec: dict) -> dict:
     """The RQ job: one training run in this worker process, its events into Redis."""
     from rq import get_current_job
 
-    from sae.devices import resolve_device
-
     job = get_current_job()
     r, keys = job.connection, _keys(job.id)
-    worker = _CONFIG.name or f"{socket.gethostname()}.{os.getpid()}"
-    stop, done = threading.Event(), threading.Event()
-    r.set(keys["alive"], worker, ex=ALIVE_TTL_S)  # alive before the app hears of the start
-    beat = threading.Thread(target=_heartbeat, args=(r, keys, worker, stop, done), name="sae-heartbeat", daemon=True)
-    beat.start()
+    presence, stop = _presence(r), threading.Event()
     outcome = {"type": "failed"}
 
     def send(message: dict) -> None:
@@ -249,20 +293,18 @@ def run_job(spec: dict) -> dict:
         pipe.expire(keys["events"], KEEP_S)
         pipe.execute()
 
+    presence.current((job.id, stop))  # also stops at once a run that was stopped while it waited
     try:
-        device = str(resolve_device(_CONFIG.device))
         model_config = SAEConfig(**spec["model_config"])
-        train_config = replace(TrainConfig(**spec["train_config"]), device=device)
-        send(wire.encode(wire.Started(worker, device)))
+        train_config = replace(TrainConfig(**spec["train_config"]), device=presence.device)
+        send(wire.encode(wire.Started(presence.name, presence.device)))
         train_images, test_images = _mnist()
-        log.info("run %s: training %s on %s", job.id, train_config, device)
+        log.info("run %s: training %s on %s", job.id, train_config, presence.device)
         run_in_this_process(model_config, train_config, train_images, test_images, send, stop)
-    except (ValueError, TypeError, RuntimeError) as error:  # a spec this worker cannot run
+    except (ValueError, TypeError, KeyError) as error:  # a spec this worker cannot read (another version?)
         send(wire.failed(f"the worker cannot run this: {error}"))
     finally:
-        done.set()
-        beat.join(5)
-        r.delete(keys["alive"])
+        presence.current(None)
     log.info("run %s: %s", job.id, outcome["type"])
     return outcome
 
@@ -278,7 +320,7 @@ def serve(config: WorkerConfig) -> int:
     global _CONFIG
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     device = resolve_device(config.device)  # a device that is not here: one line, before any job is taken
-    name = config.name or f"{socket.gethostname()}.{os.getpid()}"
+    name = config.name or _worker_name()
     _CONFIG = replace(config, name=name)
     lower_priority(ProcessSettings(config.nice, config.threads))
     r = _redis(config.redis_url)
@@ -287,6 +329,7 @@ def serve(config: WorkerConfig) -> int:
     except RedisError as error:
         raise RuntimeError(f"cannot reach Redis at {safe_url(config.redis_url)}: {error}") from None
     _mnist()  # once, before the first run
+    _presence(r)
     log.info("sae worker %s: queue %r on %s, training on %s, nice +%d", name, config.queue,
              safe_url(config.redis_url), device, config.nice)
     worker = SimpleWorker([_queue(r, config.queue)], connection=r, serializer=JSONSerializer, name=name)

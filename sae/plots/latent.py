@@ -72,9 +72,9 @@ def decoded_comparison(image: np.ndarray, own: np.ndarray, edited: np.ndarray) -
     limit = max(float(np.abs(error).max()), 1e-6)
     panels = [
         (image, "input", INK_SCALE, 0, 1, "input %{z:.3f}"),
-        (own, f"own code's reconstruction (MSE {own_mse:.4f})", INK_SCALE, 0, 1, "own code %{z:.3f}"),
-        (edited, "decoded from your code", INK_SCALE, 0, 1, "your code %{z:.3f}"),
-        (error, f"error: yours − input (MSE {float(np.mean(error ** 2)):.4f})", CHANGE_SCALE, -limit, limit,
+        (own, f"the own code's<br>reconstruction (MSE {own_mse:.4f})", INK_SCALE, 0, 1, "own code %{z:.3f}"),
+        (edited, "decoded from<br>your code", INK_SCALE, 0, 1, "your code %{z:.3f}"),
+        (error, f"error: yours − input<br>(MSE {float(np.mean(error ** 2)):.4f})", CHANGE_SCALE, -limit, limit,
          "yours − input %{z:.3f}"),
     ]  # fmt: skip
     return _image_panels(panels, height=300)
@@ -179,7 +179,7 @@ def _image_panels(panels, height: int) -> go.Figure:
     """Square image panels side by side: (z, title, colorscale, zmin, zmax, hover) each."""
     count = len(panels)
     width = 1.0 / count
-    data, layout = [], dict(height=height, margin=MARGIN, template="none", annotations=[])
+    data, layout = [], dict(height=height, margin=dict(MARGIN, t=60), template="none", annotations=[])
     for i, (z, title, scale, zmin, zmax, hover) in enumerate(panels, start=1):
         suffix = "" if i == 1 else str(i)
         data.append(dict(type="heatmap", z=np.asarray(z, np.float32), colorscale=scale, zmin=zmin, zmax=zmax,

@@ -1,0 +1,143 @@
+"""The layout holds: imports go one way, with no cycles; page scripts stay one screen long.
+
+Read from the source with ``ast`` (nothing is imported), so a new module is checked
+the moment it exists.  docs/architecture.md draws the same rules.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("sae", "explorer", "pages", "benchmarks")
+MAX_PAGE_LINES = 200
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    found = {module_name(p): p for package in PACKAGES for p in (ROOT / package).rglob("*.py")}
+    found["app"] = ROOT / "app.py"
+    return found
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """The project modules ``path`` imports, at any depth of the file (lazy imports count too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        for name in names:
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name:
+                found.add(name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    known = set(modules)
+    return {name: imports_of(path, known) - {name} for name, path in modules.items()}
+
+
+def third_party_imports(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a list of modules, or None (depth-first search, three colours)."""
+    state, stack = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target.startswith(node + "."):
+                continue  # a package importing its own submodules is not a cycle
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = "done"
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            cycle = visit(node)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_there_is_no_import_cycle():
+    assert find_cycle(import_graph()) is None
+
+
+def test_the_library_imports_no_ui_no_pages_no_benchmarks():
+    graph, modules = import_graph(), project_modules()
+    for name, targets in graph.items():
+        if name.split(".")[0] != "sae":
+            continue
+        upward = {t for t in targets if t.split(".")[0] in ("explorer", "pages", "benchmarks", "app")}
+        assert not upward, f"{name} imports {sorted(upward)}"
+        assert "streamlit" not in third_party_imports(modules[name]), f"{name} imports streamlit"
+
+
+def test_the_engine_imports_the_model_only():
+    assert {t for t in import_graph()["sae.engine"] if t.startswith("sae")} == {"sae.model"}
+
+
+def test_glue_never_imports_a_page_and_benchmarks_use_public_names_only():
+    graph, modules = import_graph(), project_modules()
+    for name, targets in graph.items():
+        if name.split(".")[0] in ("explorer", "sae", "benchmarks"):
+            assert not {t for t in targets if t.split(".")[0] in ("pages", "app")}, name
+    for name, path in modules.items():
+        if not name.startswith("benchmarks"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sae":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{name} imports private {private} from {node.module}"
+
+
+def test_page_scripts_are_one_screen_and_none_sits_at_the_top_of_pages():
+    # A .py directly in pages/ would put Streamlit back in its legacy pages mode (see pages/__init__.py).
+    assert [p.name for p in (ROOT / "pages").glob("*.py")] == ["__init__.py"]
+    scripts = list((ROOT / "pages" / "views").glob("*.py"))
+    assert len(scripts) >= 4
+    for script in scripts:
+        lines = len(script.read_text().splitlines())
+        assert lines <= MAX_PAGE_LINES, f"{script.name} has {lines} lines"
+
+
+def test_every_page_in_app_py_exists():
+    tree = ast.parse((ROOT / "app.py").read_text())
+    paths = [node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
+             and getattr(node.func, "attr", "") == "Page" and node.args and isinstance(node.args[0], ast.Constant)]
+    assert paths and all((ROOT / p).is_file() for p in paths)
+    assert {p.rpartition("/")[2] for p in paths} == {p.name for p in (ROOT / "pages" / "views").glob("*.py")}
