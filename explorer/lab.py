@@ -256,11 +256,13 @@ def editor_key() -> str:
 def on_cell_click() -> None:
     """The editor chart's on_select callback: flip the clicked cell, once."""
     event = st.session_state.get(editor_key())
-    points = event.selection.points if event is not None else []
+    points = [p for p in (event.selection.points if event is not None else []) if p.get("curve_number") == 1]
     st.session_state["_lab_clicks"] = st.session_state.get("_lab_clicks", 0) + 1  # a fresh chart next run
-    if not points:
+    context = st.session_state.get("_lab_context")
+    if not points or context is None:
         return
-    neuron, step = (int(v) for v in points[0]["customdata"])
+    # Point i of the cell layer is (neuron i // T, step i % T); see sae.plots.latent.code_editor.
+    neuron, step = divmod(int(points[0]["point_index"]), context[1].shape[1])
     _edit(lambda code: latent.flip(code, neuron, step))
 
 

@@ -5,6 +5,7 @@ reword an explanation without touching code.
 """
 
 from sae import limits
+from sae.model import layers_that_cannot_fire, spike_train_ceiling
 
 # --------------------------------------------------------------------------- Compare
 
@@ -94,3 +95,17 @@ REASONS = {
 NOTHING_TRAINED = ("Nothing trained yet in this session. The 'One minute' preset reaches the tutorial's final loss in "
                    "about a minute.")
 TUTORIAL_LOSS = 0.05  # the tutorial reports "around 0.05" after 10 epochs
+
+# --------------------------------------------------------------------------- shared
+
+DEC0_SILENT = ("At thresh {thresh:g}, beta {beta:g} and num_steps {num_steps}, the decoder's first layer (dec0) "
+               "**cannot fire at all**: its input is the linear layer's spikes, 0 or 1 with no weight in between, and "
+               "a spike at every step charges its membrane to at most {ceiling:.3g}, not above the threshold. Nothing "
+               "reaches the rest of the decoder, so the output is the same image for every digit.")
+
+
+def dec0_note(thresh: float, beta: float, num_steps: int) -> str | None:
+    """Why the decoder is dark at these settings, or None when it can fire."""
+    if not layers_that_cannot_fire(thresh, beta, num_steps):
+        return None
+    return DEC0_SILENT.format(thresh=thresh, beta=beta, num_steps=num_steps, ceiling=spike_train_ceiling(beta, num_steps))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m sae train | eval`` (the speed benchmarks: ``python -m benchmarks.engine``)."""
+"""Command line: ``sae train | eval | worker`` (the speed benchmarks: ``python -m benchmarks.engine``)."""
 
 from __future__ import annotations
 
@@ -139,8 +139,43 @@ def cmd_eval(args) -> int:
     return 0
 
 
+WORKER_HELP = {
+    "redis_url": "the Redis that the app's SAE_REDIS_URL names (default: $SAE_REDIS_URL or %(default)s)",
+    "queue": "default: %(default)s",
+    "device": "cpu, cuda, mps or auto: every run this worker takes trains here (default: %(default)s)",
+    "nice": "added CPU niceness, so an app on the same machine stays quick (default: %(default)s)",
+    "threads": "torch threads; 0: one per core (default: %(default)s)",
+    "name": "default: host.pid.random",
+    "burst": "quit when the queue is empty",
+}
+
+
+def _add_worker_args(p):
+    """One flag per WorkerConfig field, its default from the dataclass."""
+    from dataclasses import fields
+
+    from sae.redis_queue import WorkerConfig
+
+    defaults = WorkerConfig()
+    for f in fields(WorkerConfig):
+        value = getattr(defaults, f.name)
+        if isinstance(value, bool):
+            p.add_argument(_flag(f.name), action="store_true", default=value, help=WORKER_HELP[f.name])
+        else:
+            p.add_argument(_flag(f.name), type=type(value) if value is not None else str, default=value,
+                           help=WORKER_HELP[f.name])
+
+
+def cmd_worker(args) -> int:
+    from dataclasses import fields
+
+    from sae.redis_queue import WorkerConfig, serve
+
+    return serve(WorkerConfig(**{f.name: getattr(args, f.name) for f in fields(WorkerConfig)}))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sae", description="Spiking autoencoder: train and evaluate.")
+    parser = argparse.ArgumentParser(prog="sae", description="Spiking autoencoder: train and evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train a spiking autoencoder on MNIST and save a checkpoint")
     _add_model_args(p)
@@ -153,6 +188,9 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float)
     p.add_argument("--num-steps", type=int)
     p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("worker", help="train the runs of a Redis queue (the app with SAE_REDIS_URL set sends them)")
+    _add_worker_args(p)
+    p.set_defaults(func=cmd_worker)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in the checkpoint's provenance

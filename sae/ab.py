@@ -20,14 +20,6 @@ class ABResult:
     b: InferenceResult
 
     @property
-    def setting_a(self) -> Setting:
-        return Setting(self.a.thresh, self.a.num_steps, self.a.beta)
-
-    @property
-    def setting_b(self) -> Setting:
-        return Setting(self.b.thresh, self.b.num_steps, self.b.beta)
-
-    @property
     def mse_change(self) -> float:
         return self.b.mse - self.a.mse
 

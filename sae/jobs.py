@@ -1,15 +1,23 @@
 """Training runs that live outside the page script, shared fairly by many sessions.
 
-A :class:`TrainingJob` runs ``sae.train.train`` in a background thread and keeps
-what a page needs to draw (status, progress, history, the latest evaluation,
-the error) behind a lock; :meth:`TrainingJob.snapshot` hands out a consistent
-copy.  The thread never touches the UI, so a page can poll it, go away and come
-back.
+A :class:`TrainingJob` follows one run from a background thread and keeps what
+a page needs to draw (status, progress, history, the latest evaluation, the
+error) behind a lock; :meth:`TrainingJob.snapshot` hands out a consistent copy.
+The thread never touches the UI, so a page can poll it, go away and come back.
+
+The training itself runs elsewhere, through a *runner*: a callable with the
+signature of ``sae.train.train`` that yields its events.  By default
+(:func:`default_runner`) that is a worker process per run on this machine
+(``sae.local_runner``), or, with ``SAE_REDIS_URL`` set, a ``sae worker`` behind
+a Redis queue (``sae.redis_queue``); never a thread of the server, whose GIL and
+cores the pages need.  ``sae.train.train`` itself is a runner too (in-thread).
 
 One process-wide :class:`JobManager` (:func:`default_manager`) decides when a
 job may run: at most ``runs_per_device`` at once on each device (env
 ``SAE_MAX_TRAINING_RUNS``, default 1, as training fills a CPU or GPU by itself);
-the others wait in a first-come queue and learn their place.  It also bounds
+the others wait in a first-come queue and learn their place.  A shared queue
+(Redis) does its own admitting: its runs start at once here and report their
+place in the shared line.  It also bounds
 what a classroom can leave behind: a job nobody has polled (and whose session
 is gone) for ``orphan_after_s`` is stopped, ended jobs are forgotten after
 ``keep_ended_s``, and at most ``max_jobs`` are kept at all.  Jobs belong to an
@@ -31,31 +39,34 @@ from typing import Callable
 
 import torch
 
-from sae.devices import DeviceUnavailableError, available_devices, resolve_device
-from sae.files import first_line
+from sae.devices import available_devices, resolve_device
 from sae.model import SAEConfig
 from sae.train import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
+from sae.wire import Started, Waiting
+from sae.worker import describe_failure
 
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, STOPPING, ENDED, FAILED = "queued", "running", "stopping", "ended", "failed"
 ACTIVE = (QUEUED, RUNNING, STOPPING)
 RUNS_ENV = "SAE_MAX_TRAINING_RUNS"
+REDIS_ENV = "SAE_REDIS_URL"
 
 
 class JobLimitError(RuntimeError):
     """The job cannot be accepted now (one already running for this owner, or the server is full)."""
 
 
-def describe_failure(error: BaseException, device: str) -> str:
-    """One clear sentence for a run that failed, whatever raised."""
-    if isinstance(error, TrainingError | DeviceUnavailableError):
-        return str(error)
-    if isinstance(error, torch.OutOfMemoryError | MemoryError):
-        return f"out of memory on {device}: try a smaller batch size or fewer training images"
-    if isinstance(error, RuntimeError) and any(word in str(error).lower() for word in ("cuda", "mps", "device")):
-        return f"the device {device} failed: {first_line(error)}"
-    return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
+def default_runner():
+    """Where runs train: a Redis queue when ``SAE_REDIS_URL`` is set, else a worker process per run here."""
+    url = os.environ.get(REDIS_ENV, "").strip()
+    if url:
+        from sae.redis_queue import RedisRunner
+
+        return RedisRunner(url)
+    from sae.local_runner import LocalRunner
+
+    return LocalRunner()
 
 
 @dataclass(frozen=True)
@@ -87,11 +98,11 @@ class JobSnapshot:
 
 
 class TrainingJob:
-    """One training run in its own thread.  Create it through :meth:`JobManager.submit`."""
+    """One training run, followed from its own thread.  Create it through :meth:`JobManager.submit`."""
 
     def __init__(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
                  test_images: torch.Tensor, *, keepalive: Callable[[], bool] | None = None,
-                 orphan_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+                 orphan_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic, runner=train):
         self.id = uuid.uuid4().hex[:12]
         self.owner = owner
         self.model_config = model_config
@@ -100,6 +111,8 @@ class TrainingJob:
         self.model = None  # the trained model, once ended
         self.result: Finished | None = None
         self._train_images, self._test_images = train_images, test_images
+        self._runner = runner
+        self._position: int | None = None  # the place in a shared queue (Redis), as the runner reports it
         self._keepalive = keepalive
         self._orphan_after_s = orphan_after_s
         self._clock = clock
@@ -175,7 +188,7 @@ class TrainingJob:
 
     def _run(self, on_end) -> None:
         try:
-            events = train(self.model_config, self.train_config, self._train_images, self._test_images, stop=self._stop)
+            events = self._runner(self.model_config, self.train_config, self._train_images, self._test_images, stop=self._stop)
             for event in events:
                 self._record(event)
                 if not self._stop.is_set() and self.orphaned():
@@ -195,6 +208,9 @@ class TrainingJob:
 
     def _record(self, event) -> None:
         now = self._clock()
+        if isinstance(event, Waiting | Started):
+            self._follow_queue(event, now)
+            return
         with self._lock:
             self._history.record(event)
             if isinstance(event, BatchEnd):
@@ -207,6 +223,18 @@ class TrainingJob:
             with self._lock:
                 reason = self._reason or event.reason
             self._end(ENDED, reason, None)
+
+    def _follow_queue(self, event, now: float) -> None:
+        """A shared queue's news: still waiting (at this place), or taken by a worker."""
+        with self._lock:
+            if isinstance(event, Waiting):
+                if self._status == RUNNING:
+                    self._status = QUEUED
+                self._position = event.position
+            else:
+                if self._status == QUEUED:
+                    self._status = STOPPING if self._stop.is_set() else RUNNING
+                self._started_at, self._position, self.device = now, None, event.device
 
     def _end(self, status: str, reason: str | None, error: str | None) -> None:
         with self._lock:
@@ -243,7 +271,7 @@ class TrainingJob:
                 eta = max(0.0, batch.elapsed * (1 - batch.progress) / batch.progress - (now - self._last_batch_at))
             return JobSnapshot(
                 job_id=self.id, status=self._status, reason=self._reason, error=self._error,
-                queue_position=queue_position if self._status == QUEUED else None,
+                queue_position=(queue_position or self._position) if self._status == QUEUED else None,
                 progress=min(max(progress, 0.0), 1.0), elapsed=elapsed, eta=eta,
                 images_per_s=self._rate, step=batch.step if batch else 0, epoch=batch.epoch if batch else 0,
                 history=self._history.copy(),
@@ -268,8 +296,10 @@ def _runs_per_device_from_env() -> int:
 class JobManager:
     """Admits, queues and bounds training jobs for the whole process.  Thread-safe."""
 
-    def __init__(self, runs_per_device: int | None = None, *, orphan_after_s: float = 60.0,
+    def __init__(self, runs_per_device: int | None = None, *, runner=None, orphan_after_s: float = 60.0,
                  keep_ended_s: float = 1800.0, max_jobs: int = 64, clock: Callable[[], float] = time.monotonic):
+        self.runner = runner or default_runner()
+        self.shared_queue = hasattr(self.runner, "counts")  # the runner's queue admits runs, not this manager
         self.runs_per_device = runs_per_device or _runs_per_device_from_env()
         self.orphan_after_s = orphan_after_s
         self.keep_ended_s = keep_ended_s
@@ -282,7 +312,9 @@ class JobManager:
 
     @property
     def capacity(self) -> int:
-        """Runs at once over all devices here."""
+        """Runs at once: over all devices here, or the workers serving a shared queue."""
+        if self.shared_queue:
+            return self.runner.counts()["capacity"]
         return self.runs_per_device * len(available_devices())
 
     def submit(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
@@ -292,7 +324,7 @@ class JobManager:
         Raises JobLimitError when the owner already has a run, or when the server keeps
         ``max_jobs`` unfinished runs; DeviceUnavailableError for a device not here."""
         job = TrainingJob(owner, model_config, train_config, train_images, test_images, keepalive=keepalive,
-                          orphan_after_s=self.orphan_after_s, clock=self._clock)
+                          orphan_after_s=self.orphan_after_s, clock=self._clock, runner=self.runner)
         with self._lock:
             self._sweep()
             mine = [j for j in self._jobs.values() if j.owner == owner]
@@ -331,6 +363,11 @@ class JobManager:
         return None
 
     def counts(self) -> dict:
+        """Runs training, waiting, and at most at once (over the whole shared queue, if any); runs kept here."""
+        if self.shared_queue:
+            with self._lock:
+                kept = len(self._jobs)
+            return {**self.runner.counts(), "kept": kept}
         with self._lock:
             return {"running": len(self._running), "queued": len(self._queue), "kept": len(self._jobs),
                     "capacity": self.capacity}
@@ -346,7 +383,7 @@ class JobManager:
             if job.stop_requested or job.orphaned():
                 self._queue.remove(job)
                 job._cancel("cancelled" if job.stop_requested else "abandoned")
-            elif self._busy(job.device) < self.runs_per_device:
+            elif self.shared_queue or self._busy(job.device) < self.runs_per_device:
                 self._queue.remove(job)
                 self._running[job.id] = job
                 job._start(self._on_end)

@@ -85,9 +85,12 @@ class LocalRunner:
         train_images, test_images = train_images.clone(), test_images[: train_config.eval_images].clone()
         events_in, events_out = ctx.Pipe(duplex=False)
         control_in, control_out = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_child, name="sae-train", daemon=True,
-                              args=(model_config, train_config, train_images, test_images, events_out, control_in,
-                                    self.settings, self.train_fn))
+        process = ctx.Process(
+            target=_child,
+            name="sae-train",
+            daemon=True,
+            args=(model_config, train_config, train_images, test_images, events_out, control_in, self.settings, self.train_fn),
+        )
         process.start()
         events_out.close()
         control_in.close()
@@ -96,7 +99,7 @@ class LocalRunner:
 
     @staticmethod
     def _events(process, events_in, control_out, model_config, stop):
-        step, stop_sent, finished = 0, False, False
+        step, stop_sent = 0, False
         try:
             while True:
                 if stop.is_set() and not stop_sent:
@@ -115,7 +118,6 @@ class LocalRunner:
                         step = event.step
                     yield event
                     if isinstance(event, Finished):
-                        finished = True
                         return
                 elif not process.is_alive() and not events_in.poll():
                     break

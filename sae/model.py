@@ -87,6 +87,26 @@ def check_neuron_settings(thresh: float, beta: float, num_steps: int) -> None:
             raise ValueError(problem)
 
 
+def layers_that_cannot_fire(thresh: float, beta: float, num_steps: int) -> tuple[str, ...]:
+    """Spiking layers that no weights can make fire at these settings.
+
+    ``dec0`` is the one LIF with no weights before it: its input is the ``linear``
+    layer's spikes, 0 or 1, only unflattened.  With a spike at every step its
+    membrane reaches at most ``1 + beta + ... + beta**(T-1)`` (reset only lowers
+    it), and it fires only strictly above ``thresh``.  So with beta 0.5 it can
+    never fire at thresh 2 (the sum stays below 2), nor at num_steps 1 with
+    thresh 1 (one spike charges it to exactly 1).  Then nothing reaches the rest
+    of the decoder, and the output is the same image whatever the input.
+    """
+    return ("dec0",) if spike_train_ceiling(beta, num_steps) <= thresh else ()
+
+
+def spike_train_ceiling(beta: float, num_steps: int) -> float:
+    """The highest membrane a LIF reaches from a spike (1) at every step: ``1 + beta + ... + beta**(T-1)``."""
+    beta = min(max(float(beta), 0.0), 1.0)
+    return sum(beta**k for k in range(int(num_steps)))
+
+
 class _ATan(torch.autograd.Function):
     """Heaviside forward; arctan surrogate backward (as snntorch.surrogate.atan)."""
 

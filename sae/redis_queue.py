@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import urlsplit
 
 from sae import wire
+from sae.files import first_line
 from sae.model import SAEConfig
 from sae.train import BatchEnd, Finished, TrainConfig, TrainingError
 from sae.worker import ProcessSettings, lower_priority
@@ -102,8 +103,7 @@ class RedisRunner:
             names = list(self._redis.scan_iter(WORKER_PREFIX + "*"))
             workers = [json.loads(v) for v in (self._redis.mget(names) if names else []) if v]
             workers = [w for w in workers if w.get("queue") == self._queue.name]
-            return {"running": sum(1 for w in workers if w.get("run")), "queued": self._queue.count,
-                    "capacity": len(workers)}
+            return {"running": sum(1 for w in workers if w.get("run")), "queued": self._queue.count, "capacity": len(workers)}
         except Exception as error:  # noqa: BLE001 - shown as "unknown", never a crashed page
             log.warning("cannot read the training queue at %s: %s", safe_url(self.url), error)
             return {"running": 0, "queued": 0, "capacity": 0}
@@ -114,19 +114,24 @@ class RedisRunner:
         try:
             yield from self._run(model_config, train_config, stop)
         except RedisError as error:
-            first = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise TrainingError(f"the training queue at {safe_url(self.url)} cannot be reached: {first}") from None
+            raise TrainingError(f"the training queue at {safe_url(self.url)} cannot be reached: {first_line(error)}") from None
 
     def _run(self, model_config, train_config, stop):
+        from redis.exceptions import RedisError
         from rq.job import JobStatus
 
         run_id = uuid.uuid4().hex[:16]
         keys, r = _keys(run_id), self._redis
         r.set(keys["watched"], 1, ex=LEASE_TTL_S)
-        job = self._queue.enqueue(JOB_FUNCTION, {"model_config": asdict(model_config),
-                                                 "train_config": train_config.to_dict()},
-                                  job_id=run_id, job_timeout=job_timeout(train_config), result_ttl=KEEP_S,
-                                  failure_ttl=KEEP_S, description=f"sae training run {run_id}")
+        job = self._queue.enqueue(
+            JOB_FUNCTION,
+            {"model_config": asdict(model_config), "train_config": train_config.to_dict()},
+            job_id=run_id,
+            job_timeout=job_timeout(train_config),
+            result_ttl=KEEP_S,
+            failure_ttl=KEEP_S,
+            description=f"sae training run {run_id}",
+        )
         last_id, step, started, finished, stop_sent, renewed = "0-0", 0, None, False, False, time.monotonic()
         try:
             while True:
@@ -179,8 +184,9 @@ class RedisRunner:
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
             result = job.latest_result()
             reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-            raise TrainingError(f"the training queue ended the run before it started ({status.value}"
-                                f"{': ' + reason[0] if reason else ''})")
+            raise TrainingError(
+                f"the training queue ended the run before it started ({status.value}{': ' + reason[0] if reason else ''})"
+            )
 
 
 # ------------------------------------------------------------------ the worker's side
@@ -241,8 +247,11 @@ class _Presence:
             run = self.run
         try:
             pipe = self.r.pipeline()
-            pipe.set(f"{WORKER_PREFIX}{self.name}", json.dumps({"device": self.device, "queue": _CONFIG.queue, "run": run and run[0]}),
-                     ex=ALIVE_TTL_S)
+            pipe.set(
+                f"{WORKER_PREFIX}{self.name}",
+                json.dumps({"device": self.device, "queue": _CONFIG.queue, "run": run and run[0]}),
+                ex=ALIVE_TTL_S,
+            )
             if run is not None:
                 keys = _keys(run[0])
                 pipe.exists(keys["stop"])
@@ -330,27 +339,14 @@ def serve(config: WorkerConfig) -> int:
         raise RuntimeError(f"cannot reach Redis at {safe_url(config.redis_url)}: {error}") from None
     _mnist()  # once, before the first run
     _presence(r)
-    log.info("sae worker %s: queue %r on %s, training on %s, nice +%d", name, config.queue,
-             safe_url(config.redis_url), device, config.nice)
+    log.info(
+        "sae worker %s: queue %r on %s, training on %s, nice +%d",
+        name,
+        config.queue,
+        safe_url(config.redis_url),
+        device,
+        config.nice,
+    )
     worker = SimpleWorker([_queue(r, config.queue)], connection=r, serializer=JSONSerializer, name=name)
     worker.work(burst=config.burst, logging_level="INFO")
     return 0
-
-
-def add_worker_args(parser) -> None:
-    """The ``sae worker`` flags, their defaults read from :class:`WorkerConfig`."""
-    defaults = WorkerConfig()
-    parser.add_argument("--redis-url", default=defaults.redis_url, help=f"default: ${REDIS_ENV} or %(default)s")
-    parser.add_argument("--queue", default=defaults.queue, help="default: %(default)s")
-    parser.add_argument("--device", default=defaults.device, help="cpu, cuda, mps or auto (default: %(default)s)")
-    parser.add_argument("--nice", type=int, default=defaults.nice,
-                        help="added CPU niceness, so an app on the same machine stays quick (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=defaults.threads,
-                        help="torch threads; 0: one per core (default: %(default)s)")
-    parser.add_argument("--name", default=defaults.name, help="worker name (default: host.pid)")
-    parser.add_argument("--burst", action="store_true", default=defaults.burst, help="quit when the queue is empty")
-
-
-def config_from_args(args) -> WorkerConfig:
-    return WorkerConfig(redis_url=args.redis_url, queue=args.queue, device=args.device, nice=args.nice,
-                        threads=args.threads, name=args.name, burst=args.burst)

@@ -51,8 +51,7 @@ def lost_message(how: str, step: int) -> str:
     return f"the training worker stopped unexpectedly ({how}) {where}; the app is fine: start the run again"
 
 
-EVENTS = {"batch": BatchEnd, "eval": Evaluation, "epoch": EpochEnd, "finished": Finished, "waiting": Waiting,
-          "started": Started}
+EVENTS = {"batch": BatchEnd, "eval": Evaluation, "epoch": EpochEnd, "finished": Finished, "waiting": Waiting, "started": Started}
 _TYPE_OF = {cls: name for name, cls in EVENTS.items()}
 
 

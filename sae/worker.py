@@ -23,6 +23,7 @@ import torch
 
 from sae import wire
 from sae.devices import DeviceUnavailableError, resolve_device
+from sae.files import first_line
 from sae.model import SAEConfig
 from sae.train import TrainConfig, TrainingError, train
 
@@ -55,12 +56,19 @@ def describe_failure(error: BaseException, device: str) -> str:
     if isinstance(error, torch.OutOfMemoryError | MemoryError):
         return f"out of memory on {device}: try a smaller batch size or fewer training images"
     if isinstance(error, RuntimeError) and any(word in str(error).lower() for word in ("cuda", "mps", "device")):
-        return f"the device {device} failed: {str(error).splitlines()[0]}"
-    return f"training failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        return f"the device {device} failed: {first_line(error)}"
+    return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
-def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor,
-        send, stop, train_fn=None) -> None:
+def run(
+    model_config: SAEConfig,
+    train_config: TrainConfig,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    send,
+    stop,
+    train_fn=None,
+) -> None:
     """Train, sending every event through ``send`` as a ``sae.wire`` dict; a failure is sent as one line.
 
     ``train_fn`` stands in for ``sae.train.train`` (tests); it must take the same arguments."""

@@ -245,3 +245,11 @@ def test_no_trained_checkpoints_is_a_note_not_an_error(app_env, monkeypatch, tmp
     notes = " ".join(i.value for i in at.info)
     assert all(e.filename in notes for e in trained.trained_series("thresh"))
     assert not any(t.startswith("Training with a") for t in charts(at))
+
+
+def test_trained_models_whose_decoder_cannot_fire_are_explained(app_env):
+    notes = [i.value for i in open_compare().info]  # the thresh question: T5/thresh 2 is shipped in the fixture
+    silent = [n for n in notes if "cannot fire at all" in n]
+    assert len(silent) == 1 and silent[0].startswith("**trained with num_steps 5, thresh 2**")
+    notes = [i.value for i in open_compare(c_view="What does num_steps do?").info]  # T1/thresh 1 is shipped
+    assert [n for n in notes if "cannot fire at all" in n][0].startswith("**trained with num_steps 1, thresh 1**")

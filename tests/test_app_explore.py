@@ -400,3 +400,10 @@ def test_downloads_are_offered_for_the_trace_and_the_raster():
     at = explore()
     labels = [b.proto.label for b in at.get("download_button")]
     assert labels == ["Trace (.npz)", "Latent raster (.csv)"]
+
+
+def test_settings_where_dec0_cannot_fire_say_so_and_others_do_not():
+    at = explore({"thresh": "2", "beta": "0.5"})
+    assert any("dec0) **cannot fire at all**" in w.value for w in at.warning)
+    at.slider(key="sb_thresh").set_value(1.0).run()
+    assert not any("cannot fire" in w.value for w in at.warning)

@@ -1,8 +1,10 @@
 """sae.jobs: background training runs, the shared queue and its bounds, and isolation between sessions.
 
 Real training runs here are tiny (random 32x32 images, a few batches of 16), so
-every test takes seconds even on a busy 2-core machine.  The queue and lifetime
-tests use a fake ``train`` that yields events on demand, so their timing is exact.
+every test takes seconds even on a busy 2-core machine; they train in worker
+processes, as the app's runs do (``sae.local_runner``).  The queue and lifetime
+tests use a fake runner in the job's own thread that yields events on demand,
+so their timing is exact.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import pytest
 import torch
 
 import sae.jobs as jobs
-from sae.inference import run_digit
 from sae.export import history_csv
+from sae.inference import run_digit
 from sae.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager
+from sae.local_runner import LocalRunner
 from sae.model import SAEConfig, SpikingAutoencoder
 from sae.train import BatchEnd, Finished, History, TrainConfig, train
 
@@ -88,7 +91,7 @@ class FakeTrain:
 @pytest.fixture
 def fake(monkeypatch):
     fake = FakeTrain()
-    monkeypatch.setattr(jobs, "train", fake)
+    monkeypatch.setattr(jobs, "default_runner", lambda: fake)
     yield fake
     fake.finish.set()
     for thread in fake.threads:  # leave no thread behind: building its model draws from torch's global RNG
@@ -155,17 +158,31 @@ def test_stop_inside_a_batch_leaves_the_model_as_after_the_last_full_step(images
         assert torch.equal(value, after_first_step[name]), name
 
 
-@pytest.mark.parametrize("error, expected", [
-    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "out of memory on cpu"),
-    (RuntimeError("CUDA error: device-side assert triggered"), "the device cpu failed"),
-    (KeyError("oops"), "training failed: KeyError"),
-])
-def test_failures_end_the_job_with_a_clear_message(monkeypatch, images, error, expected):
-    def failing(*args, **kwargs):
-        yield BatchEnd(1, 0, 0.1, 1e-3, 100.0, 0.1, 0.01)
-        raise error
+def failing_train(error):
+    yield BatchEnd(1, 0, 0.1, 1e-3, 100.0, 0.1, 0.01)
+    raise error
 
-    monkeypatch.setattr(jobs, "train", failing)
+
+def out_of_memory(*args, **kwargs):
+    return failing_train(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+
+
+def device_lost(*args, **kwargs):
+    return failing_train(RuntimeError("CUDA error: device-side assert triggered"))
+
+
+def a_bug(*args, **kwargs):
+    return failing_train(KeyError("oops"))
+
+
+@pytest.mark.parametrize("train_fn, expected", [
+    (out_of_memory, "out of memory on cpu"),
+    (device_lost, "the device cpu failed"),
+    (a_bug, "training failed: KeyError"),
+])
+def test_failures_end_the_job_with_a_clear_message(monkeypatch, images, train_fn, expected):
+    """Raised inside the worker process, reported in the app as one sentence."""
+    monkeypatch.setattr(jobs, "default_runner", lambda: LocalRunner(train_fn=train_fn))
     manager = JobManager(runs_per_device=1)
     job = submit(manager, "alice", images)
     assert job.wait(10)

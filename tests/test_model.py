@@ -187,3 +187,21 @@ def test_fast_sigmoid_surrogate_matches_tutorial(images):
     largest = max(p.grad.abs().max() for p in g_t.values())
     for name, p in ours.named_parameters():
         assert torch.allclose(p.grad, g_t[name].grad, atol=1e-6 * float(largest), rtol=0), name
+
+
+@pytest.mark.parametrize("thresh, beta, num_steps, silent", [
+    (2.0, 0.5, 5, True), (2.0, 0.5, 50, True), (1.0, 0.5, 1, True), (1.0, 0.5, 2, False),
+    (1.9, 0.5, 5, False), (2.0, 0.9, 5, False), (0.5, 0.5, 1, False),
+])
+def test_dec0_cannot_fire_when_a_spike_every_step_stays_at_or_below_threshold(thresh, beta, num_steps, silent):
+    from sae.model import layers_that_cannot_fire
+
+    assert layers_that_cannot_fire(thresh, beta, num_steps) == (("dec0",) if silent else ())
+    # Hold the rule against the network itself: make the linear layer fire at every step, whatever the input.
+    model = SpikingAutoencoder(SAEConfig(thresh=thresh, beta=beta, num_steps=num_steps)).eval()
+    with torch.no_grad():
+        model.layers["from_latent"].weight.zero_()
+        model.layers["from_latent"].bias.fill_(100.0)
+        _, trace = model(torch.rand(2, 1, 32, 32), trace=True)
+    assert bool(trace.spikes["linear"].all())
+    assert bool(trace.spikes["dec0"].any()) == (not silent)

@@ -186,7 +186,8 @@ def test_ab_different_thresholds_differ_where_the_trace_says(model, images):
     flips = int((ta.spikes["latent"][:3, 0] != tb.spikes["latent"][:3, 0]).sum())
     assert ab.latent_flips() == flips > 0
     assert ab.rate_changes()["enc1"] == pytest.approx(tb.spike_rates()["enc1"] - ta.spike_rates()["enc1"], abs=1e-6)
-    assert ab.setting_a == a and ab.setting_b == b
+    assert (ab.a.thresh, ab.a.num_steps, ab.a.beta) == (a.thresh, a.num_steps, a.beta)
+    assert (ab.b.thresh, ab.b.num_steps, ab.b.beta) == (b.thresh, b.num_steps, b.beta)
 
 
 # --------------------------------------------------------------------------- trained for the setting

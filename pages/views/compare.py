@@ -97,6 +97,9 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
     chart(plots.trained_reconstructions(rows, images[:SHOWN, 0].cpu().numpy(), parameter), f"{parameter}_trained_recon")
     st.dataframe([row.table_row(cards.get(row.entry.filename, {})) for row in rows], hide_index=True)
     st.caption(texts.TRAINED_TABLE)
+    for entry in (e for e in entries if e.filename in models):
+        if note := texts.dec0_note(entry.thresh, models[entry.filename].config.beta, entry.num_steps):
+            st.info(f"**{entry.setting_label}**: {note}", icon=":material/block:")
 
 
 def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> None:

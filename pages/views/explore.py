@@ -13,7 +13,7 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer.digit_input import choose_source, read_digit
-from explorer import state
+from explorer import state, texts
 from explorer.sidebar import current
 from explorer.cached import explore_result
 from sae.inference import InferenceResult, latent_raster_csv, trace_npz_bytes
@@ -135,5 +135,7 @@ else:
     with playback_col:
         show_playback(result)
     show_overview(result)
+    if note := texts.dec0_note(settings.thresh, settings.beta, settings.num_steps):
+        st.warning(note, icon=":material/block:")
     show_details(result)
     show_downloads(result)

@@ -32,10 +32,13 @@ def minutes(seconds: float | None) -> str:
 
 def show_status(job: TrainingJob, snap) -> None:
     if snap.status == QUEUED:
-        counts = default_manager().counts()
-        st.info(f"Queued: your run is number **{snap.queue_position}** in line for {job.device}. This server trains "
-                f"{counts['capacity']} run(s) at once ({counts['running']} running, {counts['queued']} waiting); yours starts "
-                "by itself when a place frees up. Keep this page open.", icon=":material/hourglass_top:")
+        manager = default_manager()
+        counts, line = manager.counts(), "the class's shared queue" if manager.shared_queue else job.device
+        room = (f"{counts['capacity']} run(s) train at once ({counts['running']} running, {counts['queued']} waiting); yours "
+                "starts by itself when a place frees up." if counts["capacity"] else "No training worker is connected "
+                "right now: yours starts when one is.")
+        st.info(f"Queued: your run is number **{snap.queue_position or '…'}** in line for {line}. {room} Keep this page open.",
+                icon=":material/hourglass_top:")
         st.button("Cancel", on_click=job.stop, key="tr_cancel", icon=":material/cancel:")
         return
     rate = f"{snap.images_per_s:,.0f} images/s" if snap.images_per_s else "measuring speed…"

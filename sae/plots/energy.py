@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 from sae.energy import PJ_PER_AC, PJ_PER_MAC, SOURCE, OpsReport
 
 SPIKING, DENSE, DENSE_ALL = "#f58518", "#4c78a8", "#9ecae9"
-MARGIN = dict(l=10, r=10, t=60, b=10)
+# A fixed left margin for the layer names: Plotly's automargin draws the figure twice.
+MARGIN = dict(l=150, r=10, t=60, b=10)
 
 
 def operations_and_energy(report: OpsReport) -> go.Figure:
@@ -45,7 +46,7 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
         height=max(380, 60 + 34 * len(layers)), margin=MARGIN, template="none", barmode="group",
         legend=dict(orientation="h", x=0, y=-0.12, xanchor="left", yanchor="top"),
         xaxis=dict(domain=[0, 0.55], type="log", title=dict(text="operations for one image (log scale)")),
-        yaxis=dict(autorange="reversed", automargin=True),
+        yaxis=dict(autorange="reversed"),
         xaxis2=dict(domain=[0.68, 1], anchor="y2"),
         yaxis2=dict(anchor="x2", title=dict(text="nJ per image (compute only)"), rangemode="tozero"),
         annotations=[
