@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch._dynamo
 from torch import nn
 
 from sae.model import LIF, lif_step, reconstruction_loss
@@ -29,9 +30,22 @@ from sae.model import LIF, lif_step, reconstruction_loss
 # Keep Inductor's cache with the project unless the user chose a place.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))
 
-# One compiled kernel for every layer: dynamic shapes, so the nine layer shapes and
-# any batch size share it instead of recompiling per shape.
-_fused_lif_step = torch.compile(lif_step, dynamic=True)
+# Dynamo still compiles a few variants of the one LIF function: it specialises ranks
+# (2-D latent, 4-D maps), size-1 dimensions (the output's single channel, a batch of
+# one digit) and whether the membrane needs a gradient.  Training and inference
+# together need about a dozen, past the default limit of 8, after which it silently
+# ran eager.  The variants are bounded (tests/test_engine.py counts them), so allow them.
+RECOMPILE_LIMIT = 32
+torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+_compiled_lif_step = torch.compile(lif_step, dynamic=True)
+
+
+def _fused_lif_step(input_, mem, beta, thr, spike_fn, scale):
+    """The compiled LIF update.  beta and the threshold go in as 0-d tensors, so a new
+    value (a slider, a sweep) is an input of the same kernel, not a constant to compile for."""
+    beta = torch.as_tensor(beta, dtype=input_.dtype, device=input_.device)
+    thr = torch.as_tensor(thr, dtype=input_.dtype, device=input_.device)
+    return _compiled_lif_step(input_, mem, beta, thr, spike_fn, scale)
 
 
 def fuse(model: nn.Module) -> nn.Module:

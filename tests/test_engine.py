@@ -59,3 +59,32 @@ def test_whole_model_compile_differs_from_the_tutorial_only_by_rare_spike_flips(
     assert differing < 0.02, f"{differing:.1%} of output pixels differ"
     loss_t, loss_f = F.mse_loss(out_t, images), F.mse_loss(out_f, images)
     assert abs(loss_t.item() - loss_f.item()) < 1e-3 * loss_t.item()
+
+
+def test_the_fused_update_never_falls_back_to_eager():
+    """Training, then inference at other batch sizes (one digit too) and other thresholds: every call
+    compiled, none left to eager by dynamo's recompile limit, and a new threshold compiles nothing new."""
+    from torch._dynamo.utils import counters
+
+    from sae.model import SpikingAutoencoder
+
+    before = dict(counters["frames"])
+    torch.manual_seed(0)
+    model = fuse(SpikingAutoencoder())
+    optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
+    images = torch.rand(8, 1, 32, 32)
+    for _ in range(2):
+        F.mse_loss(model(images), images).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    with torch.no_grad():
+        for batch in (8, 1, 3):
+            model(torch.rand(batch, 1, 32, 32))
+            model(torch.rand(batch, 1, 32, 32), thresh=0.7, beta=0.9)
+        graphs = counters["stats"]["unique_graphs"]
+        model(torch.rand(3, 1, 32, 32), thresh=1.3)
+        assert counters["stats"]["unique_graphs"] == graphs  # a new slider value is an input, not a recompile
+    frames = {k: counters["frames"][k] - before.get(k, 0) for k in ("total", "ok")}
+    assert frames["total"] == frames["ok"] > 0, frames
+    unfuse(model)
