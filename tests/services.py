@@ -179,9 +179,9 @@ def nginx(tmp_path: Path, backends: list[str]):
     prefix.mkdir()
     port = free_port()
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    servers = "\n".join(f"        server {backend};" for backend in backends)
+    servers = "\n".join(f"    server {backend};" for backend in backends)
     site = site.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    site = site.replace("        server app1:8501;\n        server app2:8501;", servers)
+    site = site.replace("    server app1:8501;\n    server app2:8501;", servers)
     assert servers in site and f"127.0.0.1:{port}" in site, "deploy/nginx.conf changed shape: update tests/services.py"
     conf = prefix / "nginx.conf"
     conf.write_text(NGINX_CONF.format(prefix=prefix, site=site))

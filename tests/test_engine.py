@@ -68,6 +68,7 @@ def test_the_fused_update_never_falls_back_to_eager():
 
     from sae.model import SpikingAutoencoder
 
+    torch._dynamo.reset()  # cold: every variant this test needs is compiled here, and counted
     before = dict(counters["frames"])
     torch.manual_seed(0)
     model = fuse(SpikingAutoencoder())

@@ -28,7 +28,6 @@ def chart(fig, name: str, key: str, **select) -> None:
 
 @st.fragment
 def show_editor(settings, digit, own) -> None:
-    import sys, time; _t0 = time.perf_counter()
     code, _ = lab.current_code(digit, own)
     neurons, steps = code.shape
     pick, *buttons = st.columns([1.3, 1, 1, 1, 1], vertical_alignment="bottom")
@@ -59,7 +58,6 @@ def show_editor(settings, digit, own) -> None:
     st.markdown("**What these spikes cost**")
     show_report(report, key="lab_energy", baseline=baseline, mse=float(np.mean((image - own.input) ** 2)),
                 expanded=False)
-    print("EDITOR ms", (time.perf_counter() - _t0) * 1e3, file=sys.stderr)
 
 
 def show_atlas(settings, digit, own) -> None:

@@ -99,12 +99,11 @@ def neuron_atlas(atlas: NeuronAtlas) -> go.Figure:
              hovertemplate="neuron %{customdata[0]} %{text}<br>change %{z:.3f}<br>mean squared change "
                            "%{customdata[1]:.4f}<extra></extra>"),
     ]  # fmt: skip
-    layout = dict(height=430, margin=dict(MARGIN, t=60), template="none", annotations=[],
-                  xaxis=dict(domain=[0, 0.47], showticklabels=False, constrain="domain"),
-                  yaxis=dict(autorange="reversed", scaleanchor="x", showticklabels=False, constrain="domain"),
-                  xaxis2=dict(domain=[0.52, 0.95], showticklabels=False, constrain="domain", anchor="y2"),
-                  yaxis2=dict(autorange="reversed", scaleanchor="x2", showticklabels=False, anchor="x2",
-                              constrain="domain"))  # fmt: skip
+    layout = dict(height=520, margin=dict(MARGIN, t=40), template="none", annotations=[],
+                  xaxis=dict(domain=[0, 0.47], visible=False, constrain="domain"),
+                  yaxis=dict(autorange="reversed", scaleanchor="x", visible=False, constrain="domain"),
+                  xaxis2=dict(domain=[0.5, 0.94], visible=False, constrain="domain", anchor="y2"),
+                  yaxis2=dict(autorange="reversed", scaleanchor="x2", visible=False, anchor="x2", constrain="domain"))
     layout["annotations"] += [_panel_title("only this neuron firing, at every step", 0.235),
                               _panel_title("the change it makes to this digit (+ added, − removed)", 0.735)]
     tile = atlas.alone.shape[1] + 1
@@ -133,11 +132,12 @@ def blend_row(images: np.ndarray, codes: np.ndarray, titles: list[str]) -> go.Fi
     ]  # fmt: skip
     width = images.shape[2] + 2
     layout = dict(height=420, margin=dict(MARGIN, t=40), template="none", annotations=[],
-                  xaxis=dict(domain=[0, 1], showticklabels=False, constrain="domain"),
-                  yaxis=dict(domain=[0.45, 0.92], autorange="reversed", scaleanchor="x", showticklabels=False,
+                  xaxis=dict(domain=[0, 1], visible=False, constrain="domain"),
+                  yaxis=dict(domain=[0.45, 0.92], autorange="reversed", scaleanchor="x", visible=False,
                              constrain="domain"),
-                  xaxis2=dict(domain=[0, 1], showticklabels=False, anchor="y2"),
-                  yaxis2=dict(domain=[0, 0.38], autorange="reversed", anchor="x2", title=dict(text="code")))
+                  xaxis2=dict(domain=[0, 1], visible=False, anchor="y2"),
+                  yaxis2=dict(domain=[0, 0.38], autorange="reversed", anchor="x2", showgrid=False,
+                              title=dict(text="its code (neurons x steps)")))
     for s, title in enumerate(titles[:stages]):
         layout["annotations"].append(dict(text=title, x=s * width + (images.shape[2] - 1) / 2, y=-0.5, xref="x",
                                           yref="y", yanchor="bottom", showarrow=False, font=dict(size=11)))
