@@ -50,6 +50,8 @@ def _add_train_args(p):
         g.add_argument(_flag(name), type=kind, choices=choices.get(name), help=hint)
     g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="fuse the LIF updates with torch.compile: same results, faster after a one-off compile of seconds")
+    g.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
+                   help="before the first step, scale each layer to fire at a target rate (sae.start)")
     g.add_argument("--seed", type=int, default=TrainConfig.seed)
     g.add_argument("--device", default="auto", help=f"{', '.join(limits.DEVICES)} or auto")
     g.add_argument("--out", type=Path, help="checkpoint to write (default: user_checkpoints/<time>.pt)")
@@ -67,7 +69,7 @@ def cmd_train(args) -> int:
 
     model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh,
                              num_steps=args.num_steps, surrogate=args.surrogate)
-    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile",)}
+    overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile", "calibrate")}
     cfg = make_train_config(args.recipe, seed=args.seed, device=args.device, **overrides)
     if args.epochs is not None and args.time_budget is None:
         cfg = replace(cfg, time_budget=None)  # "--epochs 1" means one whole epoch

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from sae.devices import resolve_device
 from sae import limits
 from sae.engine import fuse, unfuse
+from sae.start import calibrate
 from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder, reconstruction_loss
 
 
@@ -44,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): same results, faster
+    calibrate: bool = False  # scale each layer to fire at a target rate before the first step (sae.start)
 
     def __post_init__(self):
         if self.loss not in limits.LOSSES:
@@ -59,6 +61,9 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+CALIBRATION_IMAGES = 32  # the first training images set the starting scales (sae.start)
 
 
 class TrainingError(RuntimeError):
@@ -230,6 +235,8 @@ def train(
     if cfg.train_subset:
         train_images = train_images[: cfg.train_subset]
     train_images = train_images.to(device)
+    if cfg.calibrate:
+        calibrate(model, train_images[:CALIBRATION_IMAGES])
     held_out = test_images[: cfg.eval_images].to(device)
     samples = held_out[: cfg.sample_count]
     generator = torch.Generator().manual_seed(cfg.seed)
