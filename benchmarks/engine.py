@@ -15,7 +15,6 @@ import time
 import torch
 
 from benchmarks import tutorial_sae as tutorial
-
 from sae.devices import resolve_device
 from sae.engine import compiled, fast_train_step
 from sae.model import SpikingAutoencoder
@@ -60,13 +59,17 @@ def run_bench(args) -> int:
     exact, full = SpikingAutoencoder().to(device), SpikingAutoencoder().to(device)
     for ours in (exact, full):
         ours.load_state_dict(reference.state_dict())
-    print(f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32, "
-          f"median of {args.batches} alternating rounds")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32, "
+        f"median of {args.batches} alternating rounds"
+    )
 
     # Training: one optimizer step per call (forward, MSE, backward, AdamW).
     ref_opt = tutorial.tutorial_optimizer(reference)
-    fast_steps = [fast_train_step(exact, tutorial.tutorial_optimizer(exact)),
-                  fast_train_step(full, tutorial.tutorial_optimizer(full), whole=True)]
+    fast_steps = [
+        fast_train_step(exact, tutorial.tutorial_optimizer(exact)),
+        fast_train_step(full, tutorial.tutorial_optimizer(full), whole=True),
+    ]
     steps = [lambda: tutorial.tutorial_train_step(reference, ref_opt, images)]
     steps += [lambda s=s: s(images) for s in fast_steps]
     print("compiling (cached on disk after the first run)…", flush=True)
@@ -92,8 +95,10 @@ def run_bench(args) -> int:
     with torch.no_grad():
         eager(digit, trace=True)
         latencies = [_timed(lambda: eager(digit, trace=True), device) for _ in range(30)]
-    print(f"one digit, full trace, eager: median {1000 * statistics.median(latencies):.1f} ms "
-          f"(p90 {1000 * sorted(latencies)[26]:.1f} ms; target <= 20 ms)")
+    print(
+        f"one digit, full trace, eager: median {1000 * statistics.median(latencies):.1f} ms "
+        f"(p90 {1000 * sorted(latencies)[26]:.1f} ms; target <= 20 ms)"
+    )
     return 0
 
 

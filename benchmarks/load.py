@@ -51,8 +51,12 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_CACHED_MESSAGE_AGE = 2  # Streamlit's global.maxCachedMessageAge: the frontend drops older entries
 RUN_TIMEOUT_S = 60.0  # one rerun that takes longer than this is reported as a timeout
 MAX_MESSAGES = 200_000  # per session: a runaway server cannot keep a client reading for ever
-FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY: "ok", ForwardMsg.FINISHED_WITH_COMPILE_ERROR: "compile error",
-            ForwardMsg.FINISHED_EARLY_FOR_RERUN: "interrupted", ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY: "ok"}
+FINISHED = {
+    ForwardMsg.FINISHED_SUCCESSFULLY: "ok",
+    ForwardMsg.FINISHED_WITH_COMPILE_ERROR: "compile error",
+    ForwardMsg.FINISHED_EARLY_FOR_RERUN: "interrupted",
+    ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY: "ok",
+}
 
 
 # --------------------------------------------------------------------------- one session
@@ -101,8 +105,9 @@ class Session:
 
     async def __aenter__(self):
         # No Origin header (a non-browser client): Streamlit accepts it and skips the XSRF cookie check.
-        self.ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None,
-                                open_timeout=30, ping_interval=None)
+        self.ws = await connect(
+            self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None, open_timeout=30, ping_interval=None
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -221,9 +226,12 @@ class Session:
         if kind == "exception":
             self.exceptions.append(f"{element.exception.type}: {element.exception.message}")
         elif kind in ("markdown", "progress", "metric", "alert"):
-            text = {"markdown": lambda e: e.markdown.body, "progress": lambda e: e.progress.text,
-                    "alert": lambda e: e.alert.body,
-                    "metric": lambda e: f"{e.metric.label}: {e.metric.body}"}[kind](element)
+            text = {
+                "markdown": lambda e: e.markdown.body,
+                "progress": lambda e: e.progress.text,
+                "alert": lambda e: e.alert.body,
+                "metric": lambda e: f"{e.metric.label}: {e.metric.body}",
+            }[kind](element)
             self.texts = (self.texts + [text])[-200:]
         else:
             proto = getattr(element, kind, None)
@@ -264,16 +272,18 @@ class Result:
     train_seconds: float | None = None
 
 
-async def explorer(base_url: str, index: int, deadline: float, rng: random.Random, result: Result,
-                   interval: tuple[float, float]) -> None:
+async def explorer(
+    base_url: str, index: int, deadline: float, rng: random.Random, result: Result, interval: tuple[float, float]
+) -> None:
     """One student on /explore: open it, then move thresh to a new value every 3 ± 1 s until the deadline."""
     async with Session(base_url, "explore") as s:
         first = await s.rerun()
         result.first_runs.append(first)
         slider = s.find_widget("slider", "thresh")
         if first.status != "ok" or slider is None:
-            result.errors.append(f"session {index}: first run {first.status}, thresh slider "
-                                 f"{'found' if slider else 'missing'}; {s.exceptions[:1]}")
+            result.errors.append(
+                f"session {index}: first run {first.status}, thresh slider {'found' if slider else 'missing'}; {s.exceptions[:1]}"
+            )
             return
         n = round((slider.max - slider.min) / slider.step)
         values = [round(slider.min + i * slider.step, 10) for i in range(n + 1)]
@@ -289,8 +299,11 @@ async def explorer(base_url: str, index: int, deadline: float, rng: random.Rando
         result.errors.extend(f"session {index}: {e}" for e in s.exceptions)
 
 
-STEPS_PATTERNS = (re.compile(r"of training · (\d[\d,]*) steps\b"), re.compile(r"^Steps: (\d[\d,]*)$"),
-                  re.compile(r"· step (\d[\d,]*), epoch"))
+STEPS_PATTERNS = (
+    re.compile(r"of training · (\d[\d,]*) steps\b"),
+    re.compile(r"^Steps: (\d[\d,]*)$"),
+    re.compile(r"· step (\d[\d,]*), epoch"),
+)
 
 
 def steps_shown(texts: list[str]) -> int | None:
@@ -313,8 +326,9 @@ async def trainer(base_url: str, result: Result, limit_s: float, started: asynci
         first = await s.rerun()
         start = next((w for w in s.widgets.values() if type(w).__name__ == "Button" and w.id.endswith("tr_start")), None)
         if first.status != "ok" or start is None:
-            result.errors.append(f"trainer: first run {first.status}, Start button {'found' if start else 'missing'}; "
-                                 f"{s.exceptions[:1]}")
+            result.errors.append(
+                f"trainer: first run {first.status}, Start button {'found' if start else 'missing'}; {s.exceptions[:1]}"
+            )
             return
         s.press(start.id)
         begin = time.perf_counter()
@@ -352,10 +366,33 @@ def server_pid(port: int) -> int | None:
     return None
 
 
-def process_figures(pid: int | None) -> dict:
-    """CPU seconds (user + system), RSS and thread count of ``pid`` now."""
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (the forward child, training workers, a fork server)."""
+    parents = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{entry}/stat") as f:
+            parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def process_figures(pid: int | None, with_children: bool = True) -> dict:
+    """CPU seconds (user + system), RSS and thread count of ``pid`` now; the same summed over its children."""
     if pid is None:
         return {}
+    if with_children:
+        own = process_figures(pid, with_children=False)
+        kids = [process_figures(child, with_children=False) for child in descendants(pid)]
+        kids = [k for k in kids if k]
+        if own:
+            own["children_rss_mib"] = sum(k["rss_mib"] for k in kids)
+            own["children_cpu_s"] = sum(k["cpu_s"] for k in kids)
+            own["children"] = len(kids)
+        return own
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -364,8 +401,11 @@ def process_figures(pid: int | None) -> dict:
     except OSError:
         return {}
     ticks = os.sysconf("SC_CLK_TCK")
-    return {"cpu_s": (int(fields[11]) + int(fields[12])) / ticks, "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
-            "threads": int(status["Threads"].strip())}
+    return {
+        "cpu_s": (int(fields[11]) + int(fields[12])) / ticks,
+        "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
+        "threads": int(status["Threads"].strip()),
+    }
 
 
 def machine_busy() -> tuple[float, float]:
@@ -380,7 +420,7 @@ async def sample(pid: int | None, peaks: dict, stop: asyncio.Event) -> None:
     """The server's peak RSS and thread count, once a second while the load runs."""
     while not stop.is_set():
         now = process_figures(pid)
-        for key in ("rss_mib", "threads"):
+        for key in ("rss_mib", "threads", "children_rss_mib"):
             if key in now:
                 peaks[key] = max(peaks.get(key, 0), now[key])
         with contextlib.suppress(TimeoutError):
@@ -414,11 +454,23 @@ def streamlit_server(app_dir: Path = ROOT, port: int | None = None, env: dict | 
 
     The server's output goes to ``log`` (or nowhere): never to a pipe nobody reads, which would stall it."""
     port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.address",
-           "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     with open(log, "w") if log else open(os.devnull, "w") as out:
-        process = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, **(env or {})}, stdout=out,
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(cmd, cwd=app_dir, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT)
         try:
             yield f"http://127.0.0.1:{port}", process
         finally:
@@ -443,12 +495,22 @@ def summary(seconds: list[float]) -> str:
     if not seconds:
         return "no moves"
     ms = [s * 1000 for s in seconds]
-    return (f"n {len(ms):4d}  p50 {percentile(ms, 50):6.0f}  p95 {percentile(ms, 95):6.0f}  "
-            f"p99 {percentile(ms, 99):6.0f}  max {max(ms):6.0f} ms")
+    return (
+        f"n {len(ms):4d}  p50 {percentile(ms, 50):6.0f}  p95 {percentile(ms, 95):6.0f}  "
+        f"p99 {percentile(ms, 99):6.0f}  max {max(ms):6.0f} ms"
+    )
 
 
-def report(label: str, result: Result, before: dict, after: dict, wall: float, peaks: dict | None = None,
-           machine: tuple | None = None, client_s: float | None = None) -> None:
+def report(
+    label: str,
+    result: Result,
+    before: dict,
+    after: dict,
+    wall: float,
+    peaks: dict | None = None,
+    machine: tuple | None = None,
+    client_s: float | None = None,
+) -> None:
     ok = [m.seconds for m in result.moves if m.status == "ok"]
     bad = [m for m in result.moves if m.status != "ok"]
     print(f"\n== {label}")
@@ -464,22 +526,40 @@ def report(label: str, result: Result, before: dict, after: dict, wall: float, p
     if result.first_runs:
         print(f"first page load per session: {summary([r.seconds for r in result.first_runs if r.seconds])}")
     if before and after:
-        print(f"server: {(after['cpu_s'] - before['cpu_s']) / wall:.2f} cores on average over {wall:.0f} s, "
-              f"RSS {before['rss_mib']:.0f} -> {after['rss_mib']:.0f} MiB" +
-              (f" (peak {peaks['rss_mib']:.0f} MiB, peak threads {peaks['threads']})" if peaks else ""))
+        print(
+            f"server: {(after['cpu_s'] - before['cpu_s']) / wall:.2f} cores on average over {wall:.0f} s, "
+            f"RSS {before['rss_mib']:.0f} -> {after['rss_mib']:.0f} MiB"
+            + (f" (peak {peaks['rss_mib']:.0f} MiB, peak threads {peaks['threads']})" if peaks else "")
+            + (f"; its child processes: peak {peaks.get('children_rss_mib', 0):.0f} MiB RSS" if peaks else "")
+        )
     if machine is not None:
         (busy0, total0), (busy1, total1) = machine
         cores = os.cpu_count() or 1
-        print(f"whole machine: {cores * (busy1 - busy0) / max(1, total1 - total0):.2f} of {cores} cores busy; "
-              f"this load client: {client_s / wall:.2f} cores")
+        busy = cores * (busy1 - busy0) / max(1, total1 - total0)
+        server = (after.get("cpu_s", 0) - before.get("cpu_s", 0)) / wall if before and after else 0.0
+        # Children that ended during the load (a training run) took their CPU time with them: count it as theirs.
+        kids = max(0.0, (after.get("children_cpu_s", 0) - before.get("children_cpu_s", 0)) / wall) if before and after else 0.0
+        others = busy - server - kids - client_s / wall
+        print(
+            f"whole machine: {busy:.2f} of {cores} cores busy; the server's child processes {kids:.2f}, "
+            f"this load client {client_s / wall:.2f}, everything else {max(0.0, others):.2f} cores"
+        )
     if result.train_steps is not None or result.train_seconds is not None:
         print(f"training beside: {result.train_steps} steps in {result.train_seconds:.0f} s")
     for error in result.errors[:10]:
         print(f"  ERROR {error}")
 
 
-async def one_load(base_url: str, pid: int | None, sessions: int, duration: float, seed: int, train: bool,
-                   interval: tuple[float, float], label: str) -> Result:
+async def one_load(
+    base_url: str,
+    pid: int | None,
+    sessions: int,
+    duration: float,
+    seed: int,
+    train: bool,
+    interval: tuple[float, float],
+    label: str,
+) -> Result:
     result = Result()
     rng = random.Random(seed)
     before, t0, m0, c0 = process_figures(pid), time.perf_counter(), machine_busy(), time.process_time()
@@ -509,8 +589,12 @@ async def first_visit(args) -> None:
         print(f"fresh server: /_stcore/health after {health:.2f} s")
         if args.wait_after_health:
             await asyncio.sleep(args.wait_after_health)
-        for label, page in (("first Explore", "explore"), ("first Compare", "compare"),
-                            ("second Explore", "explore"), ("second Compare", "compare")):
+        for label, page in (
+            ("first Explore", "explore"),
+            ("first Compare", "compare"),
+            ("second Explore", "explore"),
+            ("second Compare", "compare"),
+        ):
             async with Session(base_url, page) as s:
                 run = await s.rerun(timeout=120)
                 shown = f"{run.seconds:.2f} s" if run.seconds is not None else "-"
@@ -537,8 +621,10 @@ async def main(args) -> None:
             for page in ("explore", "compare"):
                 async with Session(base_url, page) as s:
                     await s.rerun(timeout=120)
-        print(f"server {base_url} pid {pid}; {args.sessions} sessions for {args.duration:.0f} s, thresh moves every "
-              f"{args.interval:g} ± {args.jitter:g} s, each to a new value")
+        print(
+            f"server {base_url} pid {pid}; {args.sessions} sessions for {args.duration:.0f} s, thresh moves every "
+            f"{args.interval:g} ± {args.jitter:g} s, each to a new value"
+        )
         if args.train_alone:
             alone = Result()
             t0, before = time.perf_counter(), process_figures(pid)
@@ -547,8 +633,10 @@ async def main(args) -> None:
         label = f"{args.sessions} sessions" + (" + one training run" if args.train else "")
         result = await one_load(base_url, pid, args.sessions, args.duration, args.seed, args.train, interval, label)
         if args.train_alone and args.train and alone.train_steps and result.train_steps is not None:
-            print(f"training steps beside the explorers vs alone: {result.train_steps} / {alone.train_steps} "
-                  f"= {result.train_steps / alone.train_steps:.0%}")
+            print(
+                f"training steps beside the explorers vs alone: {result.train_steps} / {alone.train_steps} "
+                f"= {result.train_steps / alone.train_steps:.0%}"
+            )
     finally:
         if server is not None:
             server.__exit__(None, None, None)

@@ -1,10 +1,7 @@
 """Print the model-card table of the shipped checkpoints from what each file records.
 
-    .venv/bin/python -m benchmarks.model_card
+.venv/bin/python -m benchmarks.model_card
 """
-import sys
-from pathlib import Path
-
 
 from sae.checkpoints import SHIPPED_DIR, load_checkpoint
 from sae.model import SPIKING_LAYERS
@@ -18,8 +15,10 @@ def main():
         ckpt = load_checkpoint(path)
         m, c = ckpt.metrics, ckpt.config
         rates = " | ".join(f"{m['spike_rates'][n]:.3f}" for n in layers)
-        print(f"| {path.name} | {c.num_steps} | {c.thresh:g} | {m['test_mse']:.4f} | {rates} | {m.get('steps', '')} | "
-              f"{m.get('train_seconds', 0):.0f} | `{ckpt.provenance.get('command', '')}` |")
+        print(
+            f"| {path.name} | {c.num_steps} | {c.thresh:g} | {m['test_mse']:.4f} | {rates} | {m.get('steps', '')} | "
+            f"{m.get('train_seconds', 0):.0f} | `{ckpt.provenance.get('command', '')}` |"
+        )
 
 
 if __name__ == "__main__":

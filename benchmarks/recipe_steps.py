@@ -15,13 +15,11 @@ import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
-
 
 from sae.data import mnist_tensors
 from sae.model import SAEConfig
 from sae.recipes import RECIPES
-from sae.train import BatchEnd, seeded_model, evaluate, train
+from sae.train import BatchEnd, evaluate, seeded_model, train
 
 
 def main(specs: list[str]) -> None:
@@ -31,8 +29,14 @@ def main(specs: list[str]) -> None:
     held_out = test_images[:2000]
     for spec in specs:
         settings = dict(part.split("=") for part in spec.split(","))
-        cfg = replace(RECIPES["fast"], time_budget=None, epochs=1, eval_every_s=1e9,
-                      lr=float(settings.get("lr", 6e-3)), batch_size=int(settings.get("bs", 16)))
+        cfg = replace(
+            RECIPES["fast"],
+            time_budget=None,
+            epochs=1,
+            eval_every_s=1e9,
+            lr=float(settings.get("lr", 6e-3)),
+            batch_size=int(settings.get("bs", 16)),
+        )
         cfg = replace(cfg, train_subset=cfg.batch_size * max(marks))
         model = seeded_model(SAEConfig(), cfg.seed)
         results, training_s, last = [], 0.0, time.perf_counter()

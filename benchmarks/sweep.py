@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
-
 
 import torch
 
@@ -73,8 +70,10 @@ def main() -> int:
     parser.add_argument("--naive", action="store_true", help="also time 36 separate traced forwards")
     args = parser.parse_args()
     model, images, what = load_model_and_digits()
-    print(f"{len(THRESHOLDS)} x {len(NUM_STEPS)} settings over {what}; {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}")
+    print(
+        f"{len(THRESHOLDS)} x {len(NUM_STEPS)} settings over {what}; {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}"
+    )
     run_sweep(model, images[:8], THRESHOLDS[:1], NUM_STEPS[:1])  # warm-up: allocator, thread pool
     times, cpu_times = [], []
     for _ in range(args.runs):
@@ -82,15 +81,16 @@ def main() -> int:
         run_sweep(model, images, THRESHOLDS, NUM_STEPS)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu_start)
-        print(f"  sweep {times[-1]:.2f} s wall, {cpu_times[-1]:.2f} s CPU (load average {os.getloadavg()[0]:.2f})",
-              flush=True)
+        print(f"  sweep {times[-1]:.2f} s wall, {cpu_times[-1]:.2f} s CPU (load average {os.getloadavg()[0]:.2f})", flush=True)
     median = statistics.median(times)
     verdict = "under" if median < TARGET_S else "OVER"
     print(f"median {median:.2f} s, best {min(times):.2f} s: {verdict} the {TARGET_S:.0f} s target")
     # CPU seconds barely depend on how busy the machine is; spread over the cores they bound the idle wall time.
     cores = min(os.cpu_count() or 1, torch.get_num_threads())
-    print(f"CPU time: median {statistics.median(cpu_times):.2f} s, i.e. about "
-          f"{statistics.median(cpu_times) / cores:.2f} s of wall time on {cores} idle cores")
+    print(
+        f"CPU time: median {statistics.median(cpu_times):.2f} s, i.e. about "
+        f"{statistics.median(cpu_times) / cores:.2f} s of wall time on {cores} idle cores"
+    )
     if args.naive:
         cpu_start = time.process_time()
         wall = naive(model, images)

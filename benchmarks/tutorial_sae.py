@@ -6,10 +6,10 @@ Only the tutorial's slips are mended (``latent_dim``/``num_steps`` and friends
 become constructor arguments instead of globals; ``decode`` calls ``linearNet``).
 """
 
+import snntorch as snn
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import snntorch as snn
 from snntorch import surrogate, utils
 
 
@@ -19,32 +19,38 @@ class TutorialSAE(nn.Module):
         spike_grad = spike_grad or surrogate.atan(alpha=2.0)
         self.num_steps = num_steps
         # Encoder
-        self.encoder = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1, stride=2),
-                                     nn.BatchNorm2d(32),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.Conv2d(32, 64, 3, padding=1, stride=2),
-                                     nn.BatchNorm2d(64),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.Conv2d(64, 128, 3, padding=1, stride=2),
-                                     nn.BatchNorm2d(128),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.Flatten(start_dim=1, end_dim=3),
-                                     nn.Linear(2048, latent_dim),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh))
+        self.encoder = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1, stride=2),
+            nn.BatchNorm2d(32),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.Conv2d(32, 64, 3, padding=1, stride=2),
+            nn.BatchNorm2d(64),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.Conv2d(64, 128, 3, padding=1, stride=2),
+            nn.BatchNorm2d(128),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.Flatten(start_dim=1, end_dim=3),
+            nn.Linear(2048, latent_dim),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh),
+        )
         # From latent back to tensor for convolution
-        self.linearNet = nn.Sequential(nn.Linear(latent_dim, 128 * 4 * 4),
-                                       snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh))
+        self.linearNet = nn.Sequential(
+            nn.Linear(latent_dim, 128 * 4 * 4),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh),
+        )
         # Decoder
-        self.decoder = nn.Sequential(nn.Unflatten(1, (128, 4, 4)),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.ConvTranspose2d(128, 64, 3, padding=1, stride=(2, 2), output_padding=1),
-                                     nn.BatchNorm2d(64),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.ConvTranspose2d(64, 32, 3, padding=1, stride=(2, 2), output_padding=1),
-                                     nn.BatchNorm2d(32),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
-                                     nn.ConvTranspose2d(32, 1, 3, padding=1, stride=(2, 2), output_padding=1),
-                                     snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=20000))
+        self.decoder = nn.Sequential(
+            nn.Unflatten(1, (128, 4, 4)),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.ConvTranspose2d(128, 64, 3, padding=1, stride=(2, 2), output_padding=1),
+            nn.BatchNorm2d(64),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.ConvTranspose2d(64, 32, 3, padding=1, stride=(2, 2), output_padding=1),
+            nn.BatchNorm2d(32),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, threshold=thresh),
+            nn.ConvTranspose2d(32, 1, 3, padding=1, stride=(2, 2), output_padding=1),
+            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=20000),
+        )
 
     def forward(self, x):
         utils.reset(self.encoder)  # need to reset the hidden states of LIF
@@ -52,7 +58,8 @@ class TutorialSAE(nn.Module):
         utils.reset(self.linearNet)
 
         # encode
-        spk_mem = []; spk_rec = []
+        spk_mem = []
+        spk_rec = []
         for step in range(self.num_steps):
             spk_x, mem_x = self.encode(x)
             spk_rec.append(spk_x)
@@ -61,7 +68,8 @@ class TutorialSAE(nn.Module):
         spk_mem = torch.stack(spk_mem, dim=2)
 
         # decode
-        spk_mem2 = []; spk_rec2 = []
+        spk_mem2 = []
+        spk_rec2 = []
         for step in range(self.num_steps):
             x_recon, x_mem_recon = self.decode(spk_rec[..., step])
             spk_rec2.append(x_recon)

@@ -14,7 +14,8 @@ import streamlit as st
 
 from sae.ab import ABResult, ab_compare
 from sae.cache import ResultCache, digit_fingerprint, model_fingerprint
-from sae.inference import InferenceResult, run_digit
+from sae.forward_worker import default_worker
+from sae.inference import InferenceResult
 from sae.sweep import Setting
 
 EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
@@ -22,13 +23,22 @@ EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
 
 def explore_result(settings, digit) -> InferenceResult:
     """The trace of ``digit`` under ``settings``, computed once per session and kept for a few inputs."""
-    key = (digit_fingerprint(digit), settings.checkpoint_name, id(settings.model), settings.device,
-           settings.thresh, settings.beta, settings.num_steps)
+    key = (
+        digit_fingerprint(digit),
+        settings.checkpoint_name,
+        id(settings.model),
+        settings.device,
+        settings.thresh,
+        settings.beta,
+        settings.num_steps,
+    )
     cache = st.session_state.setdefault("_explore_results", OrderedDict())
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    result = run_digit(settings.model, digit, **settings.overrides())
+    # In the forward child process: beside other sessions' reruns an in-process forward waits on the GIL
+    # hundreds of times (sae/forward_worker.py); the result is the same, bit for bit.
+    result = default_worker().run_digit(settings.model, digit, **settings.overrides())
     cache[key] = result
     while len(cache) > EXPLORE_RESULTS_KEPT:
         cache.popitem(last=False)

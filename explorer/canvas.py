@@ -1,8 +1,8 @@
 """A drawing canvas for digits: draw, erase, undo, clear; mouse, pen and touch.
 
-Built as an inline ``st.components.v2`` component (no build step).  White ink on a black 280x280 canvas, like MNIST.  When a stroke ends
-(pointer up), after undo and after clear, the JS sends the whole canvas back as a
-PNG data URL in the component state ``png``; Python decodes and normalises it like
+Built as an inline ``st.components.v2`` component (no build step).  White ink on
+a black 280x280 canvas, like MNIST.  When a stroke ends (pointer up), after undo
+and after clear, the JS sends the whole canvas back as a PNG data URL in the component state ``png``; Python decodes and normalises it like
 any uploaded image.  Nothing is sent while the pointer moves, so a stroke costs one
 rerun.  No JavaScript runs under AppTest: tests put a data URL into
 ``st.session_state[key]`` instead.
@@ -145,7 +145,7 @@ def png_bytes(data_url: str) -> bytes:
     if len(data_url) > MAX_DATA_URL_CHARS:
         raise CanvasDataError("the canvas image is too large")
     try:
-        return base64.b64decode(data_url[len(DATA_URL_PREFIX):], validate=True)
+        return base64.b64decode(data_url[len(DATA_URL_PREFIX) :], validate=True)
     except (binascii.Error, ValueError) as error:
         raise CanvasDataError("the canvas image could not be decoded") from error
 

@@ -23,11 +23,25 @@ DIGIT_SOURCES = ("random", "by class", "from Explore")  # shown as they are, and
 def choose_digits():
     """The digits every view measures on: (images [N,1,32,32], description, content key)."""
     cols = st.columns([2, 1, 1, 1])
-    source = cols[0].segmented_control("Digits", DIGIT_SOURCES, default="random", required=True, key="c_digits", **URL,
-                                       help="Random MNIST test digits, random ones of one class, or the digit "
-                                            "on the Explore page. The MSE and spike rates average over them.")
-    count = cols[1].number_input("How many", limits.SWEEP_DIGITS.low, limits.SWEEP_DIGITS.high, 256, key="c_n", **URL,
-                                 help="More digits: steadier numbers, slower sweeps (256 is plenty).")
+    source = cols[0].segmented_control(
+        "Digits",
+        DIGIT_SOURCES,
+        default="random",
+        required=True,
+        key="c_digits",
+        **URL,
+        help="Random MNIST test digits, random ones of one class, or the digit "
+        "on the Explore page. The MSE and spike rates average over them.",
+    )
+    count = cols[1].number_input(
+        "How many",
+        limits.SWEEP_DIGITS.low,
+        limits.SWEEP_DIGITS.high,
+        256,
+        key="c_n",
+        **URL,
+        help="More digits: steadier numbers, slower sweeps (256 is plenty).",
+    )
     seed = cols[3].number_input("Seed", 0, 10_000, 0, key="c_seed", **URL, help="Which random digits: same seed, same digits.")
     digit_class = cols[2].selectbox("Class", list(range(10)), key="c_class", disabled=source != "by class", **URL)
     if source == "from Explore":
@@ -48,8 +62,9 @@ def setting_inputs(tag: str, defaults: tuple[float, int, float]) -> Setting:
     st.markdown(f"**Setting {tag.upper()}**")
     cols = st.columns(3)
     values = []
-    for col, rng, default, short in zip(cols, (limits.THRESH, limits.NUM_STEPS, limits.BETA), defaults,
-                                        ("thresh", "steps", "beta")):
+    for col, rng, default, short in zip(
+        cols, (limits.THRESH, limits.NUM_STEPS, limits.BETA), defaults, ("thresh", "steps", "beta")
+    ):
         values.append(col.number_input(rng.name, rng.low, rng.high, default, rng.step, key=f"c_{tag}_{short}", **URL))
     return Setting(float(values[0]), int(values[1]), float(values[2]))
 
@@ -72,12 +87,17 @@ def trained_models(parameter: str, device: str) -> tuple[list, dict, dict]:
             missing.append(entry)
             continue
         if not entry.matches(ckpt.config):
-            st.warning(f"{entry.filename} was trained with num_steps {ckpt.config.num_steps}, thresh "
-                       f"{ckpt.config.thresh:g}, not as its name says: left out.")
+            st.warning(
+                f"{entry.filename} was trained with num_steps {ckpt.config.num_steps}, thresh "
+                f"{ckpt.config.thresh:g}, not as its name says: left out."
+            )
             missing.append(entry)
             continue
         models[entry.filename], cards[entry.filename] = ckpt.model, ckpt.metrics or {}
     if missing:
-        st.info("Not shipped yet, so left out: " + ", ".join(f"`{e.filename}` ({e.setting_label})" for e in missing)
-                + ". The model card in `checkpoints/` says how each is made.")
+        st.info(
+            "Not shipped yet, so left out: "
+            + ", ".join(f"`{e.filename}` ({e.setting_label})" for e in missing)
+            + ". The model card in `checkpoints/` says how each is made."
+        )
     return [entry for entry, _ in located], models, cards

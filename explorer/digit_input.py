@@ -79,8 +79,11 @@ def _mnist_example() -> DigitChoice | None:
         images, labels = test_set()
     except (OSError, RuntimeError, ValueError):
         return None
-    return DigitChoice(images[EXAMPLE_INDEX:EXAMPLE_INDEX + 1].clone(),
-                       f"example: MNIST test #{EXAMPLE_INDEX} (a {int(labels[EXAMPLE_INDEX])})", is_example=True)
+    return DigitChoice(
+        images[EXAMPLE_INDEX : EXAMPLE_INDEX + 1].clone(),
+        f"example: MNIST test #{EXAMPLE_INDEX} (a {int(labels[EXAMPLE_INDEX])})",
+        is_example=True,
+    )
 
 
 # --- MNIST picker ---------------------------------------------------------------------
@@ -124,15 +127,29 @@ def _mnist_digit() -> DigitChoice:
         return DigitChoice(None, problem=f"The MNIST test set is not available here: {error}")
     note = _correct_index_in_link()
     left, middle, right = st.columns([1, 1.3, 0.9], vertical_alignment="bottom")
-    left.selectbox("Class", CLASSES, key="class", bind="query-params", on_change=_jump_to_class,
-                   help="Pick a digit class; Random then stays within it.")
-    index = middle.number_input("Test image #", min_value=TEST_INDEX.low, max_value=TEST_INDEX.high, step=1, key="index",
-                                bind="query-params", on_change=_index_changed, help="Index into the 10,000 MNIST test images.")
+    left.selectbox(
+        "Class",
+        CLASSES,
+        key="class",
+        bind="query-params",
+        on_change=_jump_to_class,
+        help="Pick a digit class; Random then stays within it.",
+    )
+    index = middle.number_input(
+        "Test image #",
+        min_value=TEST_INDEX.low,
+        max_value=TEST_INDEX.high,
+        step=1,
+        key="index",
+        bind="query-params",
+        on_change=_index_changed,
+        help="Index into the 10,000 MNIST test images.",
+    )
     right.button("Random", icon=":material/casino:", on_click=_random_index, width="stretch")
     index = int(index)
     label = int(labels[index])
     st.caption(f"MNIST test image #{index}: a **{label}** (28x28, resized to 32x32 like the training images).")
-    return DigitChoice(images[index:index + 1].clone(), f"MNIST test #{index} (a {label})", note=note)
+    return DigitChoice(images[index : index + 1].clone(), f"MNIST test #{index} (a {label})", note=note)
 
 
 def _correct_index_in_link() -> str | None:
@@ -158,9 +175,13 @@ def _correct_index_in_link() -> str | None:
 
 
 def _uploaded_digit() -> DigitChoice:
-    file = st.file_uploader("Upload a picture of one digit", type=UPLOAD_TYPES, key="explore_upload",
-                            max_upload_size=MAX_UPLOAD_MB,
-                            help="Any size, colour or polarity: it is cropped, centred and scaled like MNIST.")
+    file = st.file_uploader(
+        "Upload a picture of one digit",
+        type=UPLOAD_TYPES,
+        key="explore_upload",
+        max_upload_size=MAX_UPLOAD_MB,
+        help="Any size, colour or polarity: it is cropped, centred and scaled like MNIST.",
+    )
     if file is None:
         return DigitChoice(None, problem="Upload a picture of a digit (PNG, JPEG, GIF, …).")
     choice = _prepared(("upload", file.file_id), file.getvalue, f"upload {file.name}")

@@ -22,24 +22,53 @@ def show_energy(result, settings) -> None:
     show_report(report, key="explore_energy", mse=result.mse)
 
 
-def show_report(report: OpsReport, key: str, baseline: OpsReport | None = None, mse: float | None = None,
-                expanded: bool = True) -> None:
-    """Metrics, the caption and the per-layer figure (in an expander); ``baseline`` adds the change against it."""
+def show_report(
+    report: OpsReport,
+    key: str,
+    baseline: OpsReport | None = None,
+    mse: float | None = None,
+    expanded: bool = True,
+    csv: bool = False,
+) -> None:
+    """Metrics, the caption and the per-layer figure (in an expander); ``baseline`` adds the change
+    against it, ``csv`` a download of the per-layer counts."""
     cols = st.columns(4)
     delta = None if baseline is None else f"{report.synops - baseline.synops:+,} vs the own code"
-    cols[0].metric("Synaptic operations (ACs)", f"{report.synops:,}", delta=delta, delta_color="inverse",
-                   help="Accumulates triggered by spikes: each input spike times the connections it reaches.")
-    cols[1].metric("Spiking network, energy", _nj(report.spiking_joules),
-                   help="0.9 pJ per accumulate + 4.6 pJ per multiply-accumulate (the first conv), compute only.")
-    cols[2].metric("Non-spiking, 1 pass", _nj(report.dense_joules_one_pass),
-                   help=f"{report.dense_macs_one_pass:,} multiply-accumulates at 4.6 pJ.")
-    cols[3].metric(f"Non-spiking, {report.num_steps} passes", _nj(report.dense_joules_all_steps),
-                   help=f"{report.dense_macs_all_steps:,} multiply-accumulates at 4.6 pJ.")
+    cols[0].metric(
+        "Synaptic operations (ACs)",
+        f"{report.synops:,}",
+        delta=delta,
+        delta_color="inverse",
+        help="Accumulates triggered by spikes: each input spike times the connections it reaches.",
+    )
+    cols[1].metric(
+        "Spiking network, energy",
+        _nj(report.spiking_joules),
+        help="0.9 pJ per accumulate + 4.6 pJ per multiply-accumulate (the first conv), compute only.",
+    )
+    cols[2].metric(
+        "Non-spiking, 1 pass",
+        _nj(report.dense_joules_one_pass),
+        help=f"{report.dense_macs_one_pass:,} multiply-accumulates at 4.6 pJ.",
+    )
+    cols[3].metric(
+        f"Non-spiking, {report.num_steps} passes",
+        _nj(report.dense_joules_all_steps),
+        help=f"{report.dense_macs_all_steps:,} multiply-accumulates at 4.6 pJ.",
+    )
     st.caption(lab_texts.energy(report, mse))
     with st.expander("Operations and energy per layer", expanded=expanded):
         st.plotly_chart(operations_and_energy(report), key=key, config=png_download_config("operations_and_energy"))
-    st.download_button("Operation counts (.csv)", icon=":material/download:", data=csv_text(report.rows()),
-                       file_name="operation_counts.csv", mime="text/csv", on_click="ignore", key=key + "_csv")
+        if csv:
+            st.download_button(
+                "Operation counts (.csv)",
+                icon=":material/download:",
+                data=csv_text(report.rows()),
+                file_name="operation_counts.csv",
+                mime="text/csv",
+                on_click="ignore",
+                key=key + "_csv",
+            )
 
 
 def _nj(joules: float) -> str:

@@ -60,25 +60,43 @@ def choose_digits() -> tuple[LabDigit, LabDigit, list[str]]:
         if KEY_A not in st.query_params:
             _take_explore_digit()
     left, middle, right = st.columns([1, 1.2, 1], vertical_alignment="bottom")
-    left.number_input("Digit A: MNIST test image #", 0, len(labels) - 1, step=1, key=KEY_A, bind="query-params",
-                      on_change=_leave_explore_digit, help="The digit whose code you edit.")
+    left.number_input(
+        "Digit A: MNIST test image #",
+        0,
+        len(labels) - 1,
+        step=1,
+        key=KEY_A,
+        bind="query-params",
+        on_change=_leave_explore_digit,
+        help="The digit whose code you edit.",
+    )
     chosen = state.explore_digit()
     from_explore = st.session_state.get("_lab_from_explore") and chosen is not None
     if chosen is not None and not from_explore and _test_index(chosen.image) != st.session_state.get(KEY_A):
         middle.button(f"Use Explore's digit ({chosen.label})", on_click=_take_explore_digit, width="stretch")
-    right.number_input("Digit B (for the blend): test image #", 0, len(labels) - 1, DEFAULT_B, step=1, key=KEY_B,
-                       bind="query-params", help="The other end of 'Between two digits'.")
+    right.number_input(
+        "Digit B (for the blend): test image #",
+        0,
+        len(labels) - 1,
+        DEFAULT_B,
+        step=1,
+        key=KEY_B,
+        bind="query-params",
+        help="The other end of 'Between two digits'.",
+    )
     if from_explore:
         a = LabDigit(chosen.image, chosen.label, None)
-        notes.append(f"Digit A is Explore's digit ({chosen.label}). A link cannot carry a drawing: a shared link "
-                     f"opens test image #{st.session_state[KEY_A]} instead.")
+        notes.append(
+            f"Digit A is Explore's digit ({chosen.label}). A link cannot carry a drawing: a shared link "
+            f"opens test image #{st.session_state[KEY_A]} instead."
+        )
     else:
         a = _mnist(images, labels, int(st.session_state[KEY_A]))
     return a, _mnist(images, labels, int(st.session_state[KEY_B])), notes
 
 
 def _mnist(images, labels, index: int) -> LabDigit:
-    return LabDigit(images[index:index + 1], f"test image #{index} (a {int(labels[index])})", index)
+    return LabDigit(images[index : index + 1], f"test image #{index} (a {int(labels[index])})", index)
 
 
 def _test_index(image: torch.Tensor) -> int | None:
@@ -132,8 +150,7 @@ def _correct_index_in_link(key: str) -> str | None:
 
 
 def _settings_key(settings) -> tuple:
-    return (settings.checkpoint_name, id(settings.model), settings.device, settings.thresh, settings.beta,
-            settings.num_steps)
+    return (settings.checkpoint_name, id(settings.model), settings.device, settings.thresh, settings.beta, settings.num_steps)
 
 
 def _kept(name: str, key: tuple, compute):
@@ -155,14 +172,14 @@ def own_code(settings, digit: LabDigit) -> latent.EncodedDigit:
 
 def decoded(settings, code: np.ndarray) -> latent.Decoded:
     key = (code.tobytes(), code.shape, *_settings_key(settings))
-    return _kept("_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, thresh=settings.thresh,
-                                                                  beta=settings.beta))
+    return _kept(
+        "_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, thresh=settings.thresh, beta=settings.beta)
+    )
 
 
 def atlas(settings, digit: LabDigit, own: latent.EncodedDigit) -> latent.NeuronAtlas:
     key = (digit_fingerprint(digit.image), *_settings_key(settings))
-    return _kept("_lab_atlas", key, lambda: latent.neuron_atlas(settings.model, own, thresh=settings.thresh,
-                                                                beta=settings.beta))
+    return _kept("_lab_atlas", key, lambda: latent.neuron_atlas(settings.model, own, thresh=settings.thresh, beta=settings.beta))
 
 
 def blend(settings, a: LabDigit, b: LabDigit):

@@ -11,13 +11,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from explorer import state
+from explorer.resources import ready_for_inference, shared_checkpoint
 from sae import limits
 from sae.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
 from sae.devices import device_status
 from sae.model import check_neuron_settings
-
-from explorer import state
-from explorer.resources import ready_for_inference, shared_checkpoint
 
 UPLOAD_LABEL = "uploaded: "
 NEURON_RANGES = {"sb_thresh": limits.THRESH, "sb_beta": limits.BETA, "sb_steps": limits.NUM_STEPS}
@@ -126,7 +125,9 @@ def render_sidebar() -> Settings:
     devices = [name for name, why in status.items() if why is None]
     if st.session_state.get("sb_device") not in devices:
         st.session_state["sb_device"] = devices[0]
-    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
+    device = sidebar.selectbox(
+        "Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed."
+    )
     missing = [f"{name}: {why}" for name, why in status.items() if why]
     if missing:
         sidebar.caption("Not available here — " + "; ".join(missing))
@@ -141,10 +142,17 @@ def render_sidebar() -> Settings:
     if not choices:
         sidebar.error("No checkpoint found: the shipped checkpoints/ folder is empty.")
         st.stop()
-    name = sidebar.selectbox("Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload.")
-    sidebar.file_uploader("Upload a checkpoint (.pt)", type=["pt", "pth"], key="sb_upload", on_change=_on_upload,
-                          max_upload_size=20,
-                          help="Checked before use: weights only, at most 20 MB, shapes must match.")
+    name = sidebar.selectbox(
+        "Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload."
+    )
+    sidebar.file_uploader(
+        "Upload a checkpoint (.pt)",
+        type=["pt", "pth"],
+        key="sb_upload",
+        on_change=_on_upload,
+        max_upload_size=20,
+        help="Checked before use: weights only, at most 20 MB, shapes must match.",
+    )
     if st.session_state.get("_sb_upload_error"):
         sidebar.error(st.session_state["_sb_upload_error"])
 
@@ -159,8 +167,10 @@ def render_sidebar() -> Settings:
     trained = _trained_values(ckpt)
     if st.session_state.get("_sb_trained_for") != name:
         # A new checkpoint starts from its own values, unless a shared link set them.
-        if st.session_state.get("_sb_trained_for") is not None or not st.session_state.get("_sb_url_messages") and not any(
-            URL_KEYS[k] in st.query_params for k in trained
+        if (
+            st.session_state.get("_sb_trained_for") is not None
+            or not st.session_state.get("_sb_url_messages")
+            and not any(URL_KEYS[k] in st.query_params for k in trained)
         ):
             st.session_state.update(trained)
         st.session_state["_sb_trained_for"] = name
@@ -169,15 +179,33 @@ def render_sidebar() -> Settings:
         st.session_state.setdefault(key, value)
 
     sidebar.subheader("Neuron settings")
-    thresh = sidebar.slider("thresh (firing threshold)", limits.THRESH.low, limits.THRESH.high, key="sb_thresh",
-                            step=limits.THRESH.step,
-                            help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.")
-    beta = sidebar.slider("beta (membrane decay)", limits.BETA.low, limits.BETA.high, key="sb_beta", step=limits.BETA.step,
-                          help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.")
-    steps = sidebar.slider("num_steps (time steps)", limits.NUM_STEPS.low, limits.NUM_STEPS.high, key="sb_steps",
-                           help="How many times the image is presented; the output is read at the last step.")
+    thresh = sidebar.slider(
+        "thresh (firing threshold)",
+        limits.THRESH.low,
+        limits.THRESH.high,
+        key="sb_thresh",
+        step=limits.THRESH.step,
+        help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.",
+    )
+    beta = sidebar.slider(
+        "beta (membrane decay)",
+        limits.BETA.low,
+        limits.BETA.high,
+        key="sb_beta",
+        step=limits.BETA.step,
+        help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.",
+    )
+    steps = sidebar.slider(
+        "num_steps (time steps)",
+        limits.NUM_STEPS.low,
+        limits.NUM_STEPS.high,
+        key="sb_steps",
+        help="How many times the image is presented; the output is read at the last step.",
+    )
     sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
-    sidebar.caption(f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}.")
+    sidebar.caption(
+        f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}."
+    )
     check_neuron_settings(thresh, beta, steps)
 
     for key, param in URL_KEYS.items():

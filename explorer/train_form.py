@@ -21,8 +21,20 @@ from sae.train import TrainConfig
 
 PRESETS = {"One minute": RECIPES["fast"], "Tutorial": RECIPES["tutorial"], "Longer": RECIPES["longer"]}
 NET_FIELDS = ("latent_dim", "beta", "thresh", "num_steps", "surrogate")
-TRAIN_FIELDS = ("lr", "batch_size", "loss", "train_subset", "seed", "epochs", "time_budget", "device", "weight_decay",
-                "schedule", "warmup_steps", "eval_images")
+TRAIN_FIELDS = (
+    "lr",
+    "batch_size",
+    "loss",
+    "train_subset",
+    "seed",
+    "epochs",
+    "time_budget",
+    "device",
+    "weight_decay",
+    "schedule",
+    "warmup_steps",
+    "eval_images",
+)
 MAX_EVAL_EVERY_S = 15.0  # the held-out loss at least four times a minute
 KEEP = {"persist_state": "session"}  # a widget keeps its value while another page shows
 
@@ -76,8 +88,9 @@ def configs() -> tuple[SAEConfig, TrainConfig]:
     s = st.session_state
     net = replace(SAEConfig(), **{n: _from_widget(n, s[key(n)]) for n in NET_FIELDS})
     recipe = PRESETS[s[key("preset")]]
-    cfg = replace(recipe, **{n: _from_widget(n, s[key(n)]) for n in TRAIN_FIELDS},
-                  eval_every_s=min(recipe.eval_every_s, MAX_EVAL_EVERY_S))
+    cfg = replace(
+        recipe, **{n: _from_widget(n, s[key(n)]) for n in TRAIN_FIELDS}, eval_every_s=min(recipe.eval_every_s, MAX_EVAL_EVERY_S)
+    )
     return net, cfg
 
 
@@ -94,9 +107,17 @@ def _number(rng: limits.Range, label: str, locked: bool, **extra):
 
 
 def preset_choice(locked: bool) -> None:
-    st.radio("Preset", list(PRESETS), key=key("preset"), horizontal=True, on_change=apply_preset, disabled=locked,
-             captions=[texts.PRESET_HELP[name] for name in PRESETS], **KEEP,
-             help="Sets every setting below; change any of them after.")
+    st.radio(
+        "Preset",
+        list(PRESETS),
+        key=key("preset"),
+        horizontal=True,
+        on_change=apply_preset,
+        disabled=locked,
+        captions=[texts.PRESET_HELP[name] for name in PRESETS],
+        **KEEP,
+        help="Sets every setting below; change any of them after.",
+    )
 
 
 def settings_form(locked: bool) -> None:
@@ -105,38 +126,101 @@ def settings_form(locked: bool) -> None:
     net_col, train_col, run_col, more_col = st.columns(4)
     with net_col:
         st.markdown("**The network**")
-        st.select_slider("latent_dim (size of the code)", _with_value(limits.LATENT_DIM_CHOICES, s[key("latent_dim")]),
-                         key=key("latent_dim"), disabled=locked, **KEEP,
-                         help="How many spiking neurons carry the image from encoder to decoder.")
+        st.select_slider(
+            "latent_dim (size of the code)",
+            _with_value(limits.LATENT_DIM_CHOICES, s[key("latent_dim")]),
+            key=key("latent_dim"),
+            disabled=locked,
+            **KEEP,
+            help="How many spiking neurons carry the image from encoder to decoder.",
+        )
         _slider(limits.BETA, "beta (membrane decay)", locked)
         _slider(limits.THRESH, "thresh (firing threshold)", locked)
-        _slider(limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it.")
-        st.radio("Surrogate gradient", limits.SURROGATES, key=key("surrogate"), horizontal=True, disabled=locked, **KEEP,
-                 help="The smooth stand-in for the spike's derivative used in the backward pass.")
+        _slider(
+            limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it."
+        )
+        st.radio(
+            "Surrogate gradient",
+            limits.SURROGATES,
+            key=key("surrogate"),
+            horizontal=True,
+            disabled=locked,
+            **KEEP,
+            help="The smooth stand-in for the spike's derivative used in the backward pass.",
+        )
     with train_col:
         st.markdown("**Training**")
-        st.select_slider("Learning rate", _with_value(limits.LR_CHOICES, s[key("lr")]), key=key("lr"), disabled=locked,
-                         format_func=lambda v: f"{v:g}", **KEEP, help="AdamW's step size. Too high and the loss explodes.")
+        st.select_slider(
+            "Learning rate",
+            _with_value(limits.LR_CHOICES, s[key("lr")]),
+            key=key("lr"),
+            disabled=locked,
+            format_func=lambda v: f"{v:g}",
+            **KEEP,
+            help="AdamW's step size. Too high and the loss explodes.",
+        )
         _number(limits.BATCH_SIZE, "Batch size", locked)
-        st.radio("Loss on", limits.LOSSES, key=key("loss"), horizontal=True, disabled=locked, **KEEP,
-                 format_func={"last": "the last step", "every": "every step (mean)"}.get,
-                 help="MSE of the output at the last time step (the tutorial), or averaged over all steps.")
-        _number(limits.TRAIN_SUBSET, "Training images", locked,
-                help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.")
+        st.radio(
+            "Loss on",
+            limits.LOSSES,
+            key=key("loss"),
+            horizontal=True,
+            disabled=locked,
+            **KEEP,
+            format_func={"last": "the last step", "every": "every step (mean)"}.get,
+            help="MSE of the output at the last time step (the tutorial), or averaged over all steps.",
+        )
+        _number(
+            limits.TRAIN_SUBSET,
+            "Training images",
+            locked,
+            help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.",
+        )
         _number(limits.SEED, "Seed", locked, help="Same seed, same settings: same run.")
     with run_col:
         st.markdown("**How long, and where**")
         _number(limits.EPOCHS, "Epochs", locked)
-        st.number_input("Time limit (seconds, 0: none)", 0, int(limits.TIME_BUDGET.high), step=10, key=key("time_budget"),
-                        disabled=locked, **KEEP, help="The run stops at the time limit or after the epochs, whichever comes first.")
-        st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP,
-                     help="Only devices present here are listed.")
+        st.number_input(
+            "Time limit (seconds, 0: none)",
+            0,
+            int(limits.TIME_BUDGET.high),
+            step=10,
+            key=key("time_budget"),
+            disabled=locked,
+            **KEEP,
+            help="The run stops at the time limit or after the epochs, whichever comes first.",
+        )
+        st.selectbox(
+            "Device",
+            available_devices(),
+            key=key("device"),
+            disabled=locked,
+            **KEEP,
+            help="Only devices present here are listed.",
+        )
     with more_col:
         st.markdown("**Fine print**")
-        st.select_slider("Weight decay", _with_value(limits.WEIGHT_DECAY_CHOICES, s[key("weight_decay")]),
-                         key=key("weight_decay"), format_func=lambda v: f"{v:g}", disabled=locked, **KEEP)
-        st.radio("Schedule", limits.SCHEDULES, key=key("schedule"), horizontal=True, disabled=locked, **KEEP,
-                 help="cosine: the learning rate decays to zero over the run.")
+        st.select_slider(
+            "Weight decay",
+            _with_value(limits.WEIGHT_DECAY_CHOICES, s[key("weight_decay")]),
+            key=key("weight_decay"),
+            format_func=lambda v: f"{v:g}",
+            disabled=locked,
+            **KEEP,
+        )
+        st.radio(
+            "Schedule",
+            limits.SCHEDULES,
+            key=key("schedule"),
+            horizontal=True,
+            disabled=locked,
+            **KEEP,
+            help="cosine: the learning rate decays to zero over the run.",
+        )
         _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
-        _number(limits.EVAL_IMAGES, "Held-out test images", locked,
-                help="The live test loss is measured on these (the first N test images).")
+        _number(
+            limits.EVAL_IMAGES,
+            "Held-out test images",
+            locked,
+            help="The live test loss is measured on these (the first N test images).",
+        )

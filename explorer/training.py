@@ -11,8 +11,7 @@ import uuid
 
 import streamlit as st
 
-from explorer import state, train_form
-from explorer import resources
+from explorer import resources, state, train_form
 from sae.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
 from sae.data import DataUnavailableError
 from sae.devices import DeviceUnavailableError
@@ -47,7 +46,9 @@ def start_run() -> None:
     """Start button callback: runs before the script, so the settings render locked at once."""
     try:
         net, cfg = train_form.configs()
-        job = default_manager().submit(owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check())
+        job = default_manager().submit(
+            owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check()
+        )
     except (ValueError, JobLimitError, DeviceUnavailableError, DataUnavailableError) as error:
         st.session_state[NOTICE] = str(error)
         return
@@ -69,14 +70,23 @@ def save_run(job: TrainingJob) -> None:
         test_images = resources.test_set()[0]
         with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
             metrics = final_metrics(job.model, test_images, job.result)
-        provenance = {"command": "Train page", "seed": job.train_config.seed, "train_config": job.train_config.to_dict(),
-                      "preset": st.session_state.get(train_form.key("preset"))}
+        provenance = {
+            "command": "Train page",
+            "seed": job.train_config.seed,
+            "train_config": job.train_config.to_dict(),
+            "preset": st.session_state.get(train_form.key("preset")),
+        }
         save_checkpoint(path, job.model, metrics=metrics, history=job.history(), provenance=provenance)
     except (CheckpointError, OSError) as error:
         st.session_state[SAVED] = {"job": job.id, "error": str(error)}
         return
-    st.session_state[SAVED] = {"job": job.id, "name": path.stem, "path": str(path), "test_mse": metrics["test_mse"],
-                               "test_images": metrics["test_images"]}
+    st.session_state[SAVED] = {
+        "job": job.id,
+        "name": path.stem,
+        "path": str(path),
+        "test_mse": metrics["test_mse"],
+        "test_images": metrics["test_images"],
+    }
 
 
 def saved(job: TrainingJob) -> dict:

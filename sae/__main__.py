@@ -23,8 +23,12 @@ def _add_model_args(p):
     g = p.add_argument_group("model")
     defaults = SAEConfig()
     for name in ("latent_dim", "beta", "thresh", "num_steps"):
-        g.add_argument(_flag(name), type=type(getattr(defaults, name)), default=getattr(defaults, name),
-                       help=f"{limits.LIMITS[name].describe()} (default {getattr(defaults, name)})")
+        g.add_argument(
+            _flag(name),
+            type=type(getattr(defaults, name)),
+            default=getattr(defaults, name),
+            help=f"{limits.LIMITS[name].describe()} (default {getattr(defaults, name)})",
+        )
     g.add_argument("--surrogate", choices=limits.SURROGATES, default=defaults.surrogate)
 
 
@@ -40,18 +44,30 @@ def _add_train_args(p):
     from sae.train import TrainConfig
 
     g = p.add_argument_group("training")
-    g.add_argument("--recipe", choices=sorted(RECIPES), default="fast",
-                   help="starting settings: 'tutorial' is the tutorial's exact recipe; the flags below override it")
+    g.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default="fast",
+        help="starting settings: 'tutorial' is the tutorial's exact recipe; the flags below override it",
+    )
     choices = {"loss": limits.LOSSES, "schedule": limits.SCHEDULES}
     types = {f.name: f.type for f in fields(TrainConfig)}
     for name in TRAIN_FLAGS:
         kind = float if "float" in str(types[name]) else int if "int" in str(types[name]) else str
         hint = limits.LIMITS[name].describe() if name in limits.LIMITS else None
         g.add_argument(_flag(name), type=kind, choices=choices.get(name), help=hint)
-    g.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="fuse the LIF updates with torch.compile: same results, faster after a one-off compile of seconds")
-    g.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=None,
-                   help="before the first step, scale each layer to fire at a target rate (sae.start)")
+    g.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fuse the LIF updates with torch.compile: same results, faster after a one-off compile of seconds",
+    )
+    g.add_argument(
+        "--calibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="before the first step, scale each layer to fire at a target rate (sae.start)",
+    )
     g.add_argument("--seed", type=int, default=TrainConfig.seed)
     g.add_argument("--device", default="auto", help=f"{', '.join(limits.DEVICES)} or auto")
     g.add_argument("--out", type=Path, help="checkpoint to write (default: user_checkpoints/<time>.pt)")
@@ -67,8 +83,9 @@ def cmd_train(args) -> int:
     from sae.recipes import make_train_config
     from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
 
-    model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh,
-                             num_steps=args.num_steps, surrogate=args.surrogate)
+    model_config = SAEConfig(
+        latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh, num_steps=args.num_steps, surrogate=args.surrogate
+    )
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile", "calibrate")}
     cfg = make_train_config(args.recipe, seed=args.seed, device=args.device, **overrides)
     if args.epochs is not None and args.time_budget is None:
@@ -103,16 +120,22 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     metrics = final_metrics(model, test_x, finished)
     test_mse = metrics["test_mse"]
-    print(f"finished ({finished.reason}) after {finished.steps} steps, {finished.images_seen} images, "
-          f"{finished.elapsed:.1f} s of training ({finished.images_seen / max(finished.elapsed, 1e-9):.0f} img/s)")
+    print(
+        f"finished ({finished.reason}) after {finished.steps} steps, {finished.images_seen} images, "
+        f"{finished.elapsed:.1f} s of training ({finished.images_seen / max(finished.elapsed, 1e-9):.0f} img/s)"
+    )
     print(f"test MSE on all {len(test_x)} test images: {test_mse:.4f}  (evaluated in {time.perf_counter() - t0:.1f} s)")
     if cfg.time_budget:
         verdict = "reaches" if test_mse <= 0.05 else "does NOT reach"
         print(f"{verdict} the tutorial's 10-epoch result (test MSE <= 0.05) within {cfg.time_budget:.0f} s of training")
     out = args.out or USER_DIR / time.strftime("sae_%Y%m%d_%H%M%S.pt")
-    path = save_checkpoint(out, model.cpu(), metrics=metrics, history=history.as_dict(),
-                           provenance={"command": "python -m sae " + shlex.join(args.argv), "seed": cfg.seed,
-                                       "train_config": cfg.to_dict()})
+    path = save_checkpoint(
+        out,
+        model.cpu(),
+        metrics=metrics,
+        history=history.as_dict(),
+        provenance={"command": "python -m sae " + shlex.join(args.argv), "seed": cfg.seed, "train_config": cfg.to_dict()},
+    )
     print(f"saved {path}")
     return 0
 
@@ -146,7 +169,7 @@ WORKER_HELP = {
     "queue": "default: %(default)s",
     "device": "cpu, cuda, mps or auto: every run this worker takes trains here (default: %(default)s)",
     "nice": "added CPU niceness, so an app on the same machine stays quick (default: %(default)s)",
-    "threads": "torch threads; 0: one per core (default: %(default)s)",
+    "threads": "torch threads; 0: one per core but one, left to the pages (default: %(default)s)",
     "name": "default: host.pid.random",
     "burst": "quit when the queue is empty",
 }
@@ -164,8 +187,7 @@ def _add_worker_args(p):
         if isinstance(value, bool):
             p.add_argument(_flag(f.name), action="store_true", default=value, help=WORKER_HELP[f.name])
         else:
-            p.add_argument(_flag(f.name), type=type(value) if value is not None else str, default=value,
-                           help=WORKER_HELP[f.name])
+            p.add_argument(_flag(f.name), type=type(value) if value is not None else str, default=value, help=WORKER_HELP[f.name])
 
 
 def cmd_worker(args) -> int:

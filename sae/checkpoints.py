@@ -29,7 +29,7 @@ import re
 import sys
 import zipfile
 from dataclasses import asdict, dataclass, is_dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -77,8 +77,9 @@ class CheckpointInfo:
 # --------------------------------------------------------------------------- saving
 
 
-def save_checkpoint(path, model: SpikingAutoencoder, *, metrics=None, history=None, provenance=None,
-                    overwrite: bool = False) -> Path:
+def save_checkpoint(
+    path, model: SpikingAutoencoder, *, metrics=None, history=None, provenance=None, overwrite: bool = False
+) -> Path:
     """Write ``model`` with its config, metrics, history and provenance to ``path``.
 
     Refuses to overwrite a file in the shipped folder (ever) or any other existing
@@ -122,12 +123,15 @@ def _complete_provenance(given: dict) -> dict:
     """Fill in how the checkpoint was made, keeping whatever the caller gave."""
     provenance = dict(given)
     provenance.setdefault("command", " ".join(sys.argv))
-    provenance.setdefault("date", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    provenance.setdefault("packages", {
-        "torch": _version("torch"),
-        "snntorch": _version("snntorch"),
-        "python": platform.python_version(),
-    })
+    provenance.setdefault("date", datetime.now(UTC).isoformat(timespec="seconds"))
+    provenance.setdefault(
+        "packages",
+        {
+            "torch": _version("torch"),
+            "snntorch": _version("snntorch"),
+            "python": platform.python_version(),
+        },
+    )
     return provenance
 
 
@@ -329,8 +333,11 @@ def _infer_config(state: dict) -> dict:
     weight = state.get(names.state_key("to_latent", "weight"))
     if weight is not None and weight.dim() == 2:
         values["latent_dim"] = int(weight.shape[0])
-    for field, layer, buffer in (("beta", "enc1", "beta"), ("thresh", "enc1", "threshold"),
-                                 ("output_thresh", "output", "threshold")):
+    for field, layer, buffer in (
+        ("beta", "enc1", "beta"),
+        ("thresh", "enc1", "threshold"),
+        ("output_thresh", "output", "threshold"),
+    ):
         tensor = state.get(names.state_key(layer, buffer))
         if tensor is not None and tensor.numel() == 1 and not tensor.is_complex():
             values[field] = _short_float(float(tensor))
@@ -414,11 +421,15 @@ def _check_neurons(config: SAEConfig, template: SpikingAutoencoder, state: dict)
             if not _same_float32(got, value):
                 raise CheckpointError(f"{prefix}.{buffer} is {_short_float(float(got)):g} but the config says {field} {value:g}")
         if not _same_float32(state[f"{prefix}.graded_spikes_factor"], 1.0):
-            raise CheckpointError(f"{prefix}.graded_spikes_factor is {float(state[f'{prefix}.graded_spikes_factor']):g}; only 1 is supported")
+            raise CheckpointError(
+                f"{prefix}.graded_spikes_factor is {float(state[f'{prefix}.graded_spikes_factor']):g}; only 1 is supported"
+            )
         reset = int(state[f"{prefix}.reset_mechanism_val"])
         if reset != 0:
-            raise CheckpointError(f"{prefix} resets by {['subtraction', 'zeroing', 'nothing'][reset] if 0 <= reset <= 2 else reset}; "
-                                  "only reset by subtraction is supported")
+            raise CheckpointError(
+                f"{prefix} resets by {['subtraction', 'zeroing', 'nothing'][reset] if 0 <= reset <= 2 else reset}; "
+                "only reset by subtraction is supported"
+            )
 
 
 def _same_float32(tensor: torch.Tensor, value: float) -> bool:
@@ -440,8 +451,11 @@ def _shape(tensor: torch.Tensor) -> str:
 def _needs(config: SAEConfig, key: str) -> str:
     """Which config setting decides the shape of ``key`` (for the error message)."""
     template = _template(config)
-    if key in (template.state_key("to_latent", "weight"), template.state_key("to_latent", "bias"),
-               template.state_key("from_latent", "weight")):
+    if key in (
+        template.state_key("to_latent", "weight"),
+        template.state_key("to_latent", "bias"),
+        template.state_key("from_latent", "weight"),
+    ):
         return f"latent_dim {config.latent_dim}"
     return "the model"
 

@@ -221,11 +221,16 @@ _TENSORS_LOCK = threading.Lock()
 
 def _valid_tensors(images, labels, n: int) -> bool:
     return (
-        isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)
-        and images.shape == (n, 1, 32, 32) and images.dtype == torch.float32
-        and labels.shape == (n,) and labels.dtype == torch.int64
-        and bool(images.min() >= 0) and bool(images.max() <= 1)
-        and bool(labels.min() >= 0) and bool(labels.max() <= 9)
+        isinstance(images, torch.Tensor)
+        and isinstance(labels, torch.Tensor)
+        and images.shape == (n, 1, 32, 32)
+        and images.dtype == torch.float32
+        and labels.shape == (n,)
+        and labels.dtype == torch.int64
+        and bool(images.min() >= 0)
+        and bool(images.max() <= 1)
+        and bool(labels.min() >= 0)
+        and bool(labels.max() <= 9)
     )
 
 

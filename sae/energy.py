@@ -105,8 +105,18 @@ class OpsReport:
 
     def rows(self) -> list[dict]:
         """One plain dict per connection, for a table or a CSV."""
-        return [{"layer": r.layer, "input": r.source, "kind": r.kind, "inputs": r.inputs, "ops": r.ops,
-                 "dense MACs (1 pass)": r.dense_macs, "energy (nJ)": r.joules * 1e9} for r in self.layers]
+        return [
+            {
+                "layer": r.layer,
+                "input": r.source,
+                "kind": r.kind,
+                "inputs": r.inputs,
+                "ops": r.ops,
+                "dense MACs (1 pass)": r.dense_macs,
+                "energy (nJ)": r.joules * 1e9,
+            }
+            for r in self.layers
+        ]
 
 
 def fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> np.ndarray:
@@ -169,8 +179,15 @@ def _geometry(module: nn.Module) -> tuple:
             raise ValueError("grouped convolutions are not counted")
         kind = "conv" if isinstance(module, nn.Conv2d) else "convT"
         extra = tuple(module.output_padding) if kind == "convT" else ()
-        return (kind, module.out_channels, tuple(module.kernel_size), tuple(module.stride), tuple(module.padding),
-                tuple(module.dilation), extra)
+        return (
+            kind,
+            module.out_channels,
+            tuple(module.kernel_size),
+            tuple(module.stride),
+            tuple(module.padding),
+            tuple(module.dilation),
+            extra,
+        )
     if isinstance(module, (nn.Unflatten, nn.Flatten, nn.Identity)):
         return ("one-to-one",)
     raise ValueError(f"no operation count for {type(module).__name__}")

@@ -33,12 +33,25 @@ def history_csv(history: dict) -> str:
     evals, batch, epochs = history.get("evals", {}), history.get("batch", {}), history.get("epochs", {})
     rate_columns = [k for k in evals if k.startswith("rate_")]
     columns = ["kind", "step", "epoch", "elapsed_s", "batch_loss", "test_loss", "train_loss", *rate_columns]
-    rows = [{"kind": "batch", "step": step, "elapsed_s": round(elapsed, 3), "batch_loss": loss}
-            for step, loss, elapsed in zip(batch.get("step", []), batch.get("loss", []), batch.get("elapsed", []))]
-    rows += [{"kind": "eval", "step": step, "epoch": round(evals["epoch"][i], 4), "elapsed_s": round(evals["elapsed"][i], 3),
-              "test_loss": evals["test_loss"][i], **{k: evals[k][i] for k in rate_columns}}
-             for i, step in enumerate(evals.get("step", []))]
-    rows += [{"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss}
-             for epoch, train_loss, test_loss in zip(epochs.get("epoch", []), epochs.get("train_loss", []),
-                                                     epochs.get("test_loss", []))]
+    rows = [
+        {"kind": "batch", "step": step, "elapsed_s": round(elapsed, 3), "batch_loss": loss}
+        for step, loss, elapsed in zip(batch.get("step", []), batch.get("loss", []), batch.get("elapsed", []))
+    ]
+    rows += [
+        {
+            "kind": "eval",
+            "step": step,
+            "epoch": round(evals["epoch"][i], 4),
+            "elapsed_s": round(evals["elapsed"][i], 3),
+            "test_loss": evals["test_loss"][i],
+            **{k: evals[k][i] for k in rate_columns},
+        }
+        for i, step in enumerate(evals.get("step", []))
+    ]
+    rows += [
+        {"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss}
+        for epoch, train_loss, test_loss in zip(
+            epochs.get("epoch", []), epochs.get("train_loss", []), epochs.get("test_loss", [])
+        )
+    ]
     return csv_text(rows, columns)

@@ -21,7 +21,6 @@ from sae.export import raster_csv
 from sae.model import LAYER_NAMES, SPIKING_LAYERS
 
 
-
 @dataclass(frozen=True)
 class InferenceResult:
     """What one forward did, as numpy arrays with the batch axis removed.
@@ -95,8 +94,14 @@ def single_thread():
         torch.set_num_threads(before)
 
 
-def run_digit(model: torch.nn.Module, digit: torch.Tensor, *, thresh: float | None = None, beta: float | None = None,
-              num_steps: int | None = None) -> InferenceResult:
+def run_digit(
+    model: torch.nn.Module,
+    digit: torch.Tensor,
+    *,
+    thresh: float | None = None,
+    beta: float | None = None,
+    num_steps: int | None = None,
+) -> InferenceResult:
     """Run ``digit`` ([1, 1, H, W] in [0, 1]) through ``model`` on the model's device.
 
     ``None`` settings mean the checkpoint's own values.  The forward time covers the

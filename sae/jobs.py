@@ -34,8 +34,8 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -100,9 +100,19 @@ class JobSnapshot:
 class TrainingJob:
     """One training run, followed from its own thread.  Create it through :meth:`JobManager.submit`."""
 
-    def __init__(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
-                 test_images: torch.Tensor, *, keepalive: Callable[[], bool] | None = None,
-                 orphan_after_s: float = 60.0, clock: Callable[[], float] = time.monotonic, runner=train):
+    def __init__(
+        self,
+        owner: str,
+        model_config: SAEConfig,
+        train_config: TrainConfig,
+        train_images: torch.Tensor,
+        test_images: torch.Tensor,
+        *,
+        keepalive: Callable[[], bool] | None = None,
+        orphan_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        runner=train,
+    ):
         self.id = uuid.uuid4().hex[:12]
         self.owner = owner
         self.model_config = model_config
@@ -172,7 +182,7 @@ class TrainingJob:
 
     # ---------------------------------------------------------------- the worker
 
-    def _start(self, on_end: Callable[["TrainingJob"], None]) -> None:
+    def _start(self, on_end: Callable[[TrainingJob], None]) -> None:
         with self._lock:
             self._status = STOPPING if self._stop.is_set() else RUNNING
             self._started_at = self._clock()
@@ -270,10 +280,17 @@ class TrainingJob:
             if running and batch is not None and batch.progress > 0:
                 eta = max(0.0, batch.elapsed * (1 - batch.progress) / batch.progress - (now - self._last_batch_at))
             return JobSnapshot(
-                job_id=self.id, status=self._status, reason=self._reason, error=self._error,
+                job_id=self.id,
+                status=self._status,
+                reason=self._reason,
+                error=self._error,
                 queue_position=(queue_position or self._position) if self._status == QUEUED else None,
-                progress=min(max(progress, 0.0), 1.0), elapsed=elapsed, eta=eta,
-                images_per_s=self._rate, step=batch.step if batch else 0, epoch=batch.epoch if batch else 0,
+                progress=min(max(progress, 0.0), 1.0),
+                elapsed=elapsed,
+                eta=eta,
+                images_per_s=self._rate,
+                step=batch.step if batch else 0,
+                epoch=batch.epoch if batch else 0,
                 history=self._history.copy(),
                 latest=self._latest,
             )
@@ -296,8 +313,16 @@ def _runs_per_device_from_env() -> int:
 class JobManager:
     """Admits, queues and bounds training jobs for the whole process.  Thread-safe."""
 
-    def __init__(self, runs_per_device: int | None = None, *, runner=None, orphan_after_s: float = 60.0,
-                 keep_ended_s: float = 1800.0, max_jobs: int = 64, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        runs_per_device: int | None = None,
+        *,
+        runner=None,
+        orphan_after_s: float = 60.0,
+        keep_ended_s: float = 1800.0,
+        max_jobs: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.runner = runner or default_runner()
         self.shared_queue = hasattr(self.runner, "counts")  # the runner's queue admits runs, not this manager
         self.runs_per_device = runs_per_device or _runs_per_device_from_env()
@@ -317,14 +342,31 @@ class JobManager:
             return self.runner.counts()["capacity"]
         return self.runs_per_device * len(available_devices())
 
-    def submit(self, owner: str, model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor,
-               test_images: torch.Tensor, *, keepalive: Callable[[], bool] | None = None) -> TrainingJob:
+    def submit(
+        self,
+        owner: str,
+        model_config: SAEConfig,
+        train_config: TrainConfig,
+        train_images: torch.Tensor,
+        test_images: torch.Tensor,
+        *,
+        keepalive: Callable[[], bool] | None = None,
+    ) -> TrainingJob:
         """Queue a run for ``owner``; it starts as soon as its device has a free slot.
 
         Raises JobLimitError when the owner already has a run, or when the server keeps
         ``max_jobs`` unfinished runs; DeviceUnavailableError for a device not here."""
-        job = TrainingJob(owner, model_config, train_config, train_images, test_images, keepalive=keepalive,
-                          orphan_after_s=self.orphan_after_s, clock=self._clock, runner=self.runner)
+        job = TrainingJob(
+            owner,
+            model_config,
+            train_config,
+            train_images,
+            test_images,
+            keepalive=keepalive,
+            orphan_after_s=self.orphan_after_s,
+            clock=self._clock,
+            runner=self.runner,
+        )
         with self._lock:
             self._sweep()
             mine = [j for j in self._jobs.values() if j.owner == owner]
@@ -369,8 +411,7 @@ class JobManager:
                 kept = len(self._jobs)
             return {**self.runner.counts(), "kept": kept}
         with self._lock:
-            return {"running": len(self._running), "queued": len(self._queue), "kept": len(self._jobs),
-                    "capacity": self.capacity}
+            return {"running": len(self._running), "queued": len(self._queue), "kept": len(self._jobs), "capacity": self.capacity}
 
     # ---------------------------------------------------------------- internals (hold the lock)
 

@@ -60,10 +60,12 @@ def encode_digit(model, digit: torch.Tensor, *, thresh=None, beta=None, num_step
     with single_thread(), torch.inference_mode():
         latent, enc = model.encode(x, thresh=thresh, beta=beta, num_steps=num_steps, trace=True)
         out, dec = model.decode(latent, thresh=thresh, beta=beta, trace=True)
-    spikes = {name: s[:, 0].to("cpu", torch.uint8).numpy() for name, s in {**enc.spikes, **dec.spikes}.items()
-              if name != "output"}
-    return EncodedDigit(input=x[0, 0].cpu().numpy(), code=spikes["latent"].T.copy(),
-                        recon=out[-1, 0, 0].cpu().numpy(), spikes=spikes)
+    spikes = {
+        name: s[:, 0].to("cpu", torch.uint8).numpy() for name, s in {**enc.spikes, **dec.spikes}.items() if name != "output"
+    }
+    return EncodedDigit(
+        input=x[0, 0].cpu().numpy(), code=spikes["latent"].T.copy(), recon=out[-1, 0, 0].cpu().numpy(), spikes=spikes
+    )
 
 
 def decode_codes(model, codes: np.ndarray, *, thresh=None, beta=None) -> Decoded:
@@ -223,8 +225,9 @@ class CodeMap:
         return nearest, int(votes.argmax()), float(votes.max() / k)
 
 
-def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, beta=None, num_steps=None,
-             batch: int = MAP_BATCH) -> CodeMap:
+def code_map(
+    model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, beta=None, num_steps=None, batch: int = MAP_BATCH
+) -> CodeMap:
     """Encode every image (encoder only, in batches), count each neuron's spikes, PCA to 2-D.
 
     PCA by the SVD of the centred counts ``X - mean = U S V^T``: the map is
@@ -239,7 +242,7 @@ def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, 
     counts = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
-            x = images[start:start + batch].to(device=device, dtype=torch.float32)
+            x = images[start : start + batch].to(device=device, dtype=torch.float32)
             latent = model.encode(x, thresh=thresh, beta=beta, num_steps=num_steps)
             counts.append(latent.sum(0).to("cpu", torch.int16))
     counts = torch.cat(counts).numpy()
@@ -252,30 +255,40 @@ def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, 
     variance = s**2
     explained = (variance[:2] / variance.sum().clamp_min(1e-12)).numpy()
     xy = ((x - mean) @ components.T).numpy()
-    return CodeMap(counts=counts, labels=labels.numpy().astype(np.int64), xy=xy.astype(np.float32),
-                   mean=mean.numpy().astype(np.float32), components=components.numpy().astype(np.float32),
-                   explained=explained, num_steps=num_steps, thresh=thresh, beta=beta)
+    return CodeMap(
+        counts=counts,
+        labels=labels.numpy().astype(np.int64),
+        xy=xy.astype(np.float32),
+        mean=mean.numpy().astype(np.float32),
+        components=components.numpy().astype(np.float32),
+        explained=explained,
+        num_steps=num_steps,
+        thresh=thresh,
+        beta=beta,
+    )
 
 
 def cached_code_map(model, images: torch.Tensor, labels: torch.Tensor, folder: Path, **settings) -> CodeMap:
     """:func:`code_map`, kept on disk under the weights' fingerprint and the settings, so each
     checkpoint's 10,000 encodings (about ten seconds on two cores) are paid once, not once per process."""
     config = model.config
-    values = {k: (settings.get(k) if settings.get(k) is not None else getattr(config, k)) for k in ("thresh", "beta", "num_steps")}
+    values = {k: getattr(config, k) if settings.get(k) is None else settings[k] for k in ("thresh", "beta", "num_steps")}
     name = f"{model_fingerprint(model)}-{len(images)}-{values['thresh']:g}-{values['beta']:g}-{values['num_steps']}.npz"
     path = Path(folder) / name
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return CodeMap(**{k: f[k] for k in _ARRAYS}, num_steps=int(f["num_steps"]), thresh=float(f["thresh"]),
-                               beta=float(f["beta"]))
+                return CodeMap(
+                    **{k: f[k] for k in _ARRAYS}, num_steps=int(f["num_steps"]), thresh=float(f["thresh"]), beta=float(f["beta"])
+                )
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file: compute again and overwrite it
     built = code_map(model, images, labels, **values)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{k: getattr(built, k) for k in _ARRAYS}, num_steps=built.num_steps, thresh=built.thresh,
-                     beta=built.beta)
+            np.savez(
+                f, **{k: getattr(built, k) for k in _ARRAYS}, num_steps=built.num_steps, thresh=built.thresh, beta=built.beta
+            )
     except OSError:
         pass  # a read-only folder: the map still works, it is just not kept
     return built

@@ -65,8 +65,8 @@ def _how(exitcode: int | None) -> str:
 class LocalRunner:
     """Runs each training in a child process; call it like ``sae.train.train``."""
 
-    def __init__(self, settings: ProcessSettings = ProcessSettings(), train_fn=None):
-        self.settings = settings
+    def __init__(self, settings: ProcessSettings | None = None, train_fn=None):
+        self.settings = settings or ProcessSettings.from_env()
         self.train_fn = train_fn  # a module-level stand-in for sae.train.train (tests)
 
     def warm(self) -> None:

@@ -70,13 +70,12 @@ class SAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SAEConfig":
+    def from_dict(cls, values: dict) -> SAEConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown config keys: {sorted(unknown)}")
         return cls(**values)
-
 
 
 def check_neuron_settings(thresh: float, beta: float, num_steps: int) -> None:
@@ -219,11 +218,18 @@ class SpikingAutoencoder(nn.Module):
 
         # (name, module) in signal order; the names are how the rest of the code finds a layer.
         encoder = [
-            ("conv1", nn.Conv2d(1, 32, 3, padding=1, stride=2)), ("bn1", nn.BatchNorm2d(32)), ("enc1", lif()),
-            ("conv2", nn.Conv2d(32, 64, 3, padding=1, stride=2)), ("bn2", nn.BatchNorm2d(64)), ("enc2", lif()),
-            ("conv3", nn.Conv2d(64, 128, 3, padding=1, stride=2)), ("bn3", nn.BatchNorm2d(128)), ("enc3", lif()),
+            ("conv1", nn.Conv2d(1, 32, 3, padding=1, stride=2)),
+            ("bn1", nn.BatchNorm2d(32)),
+            ("enc1", lif()),
+            ("conv2", nn.Conv2d(32, 64, 3, padding=1, stride=2)),
+            ("bn2", nn.BatchNorm2d(64)),
+            ("enc2", lif()),
+            ("conv3", nn.Conv2d(64, 128, 3, padding=1, stride=2)),
+            ("bn3", nn.BatchNorm2d(128)),
+            ("enc3", lif()),
             ("flatten", nn.Flatten(start_dim=1, end_dim=3)),
-            ("to_latent", nn.Linear(flat, config.latent_dim)), ("latent", lif()),
+            ("to_latent", nn.Linear(flat, config.latent_dim)),
+            ("latent", lif()),
         ]
         linear = [("from_latent", nn.Linear(config.latent_dim, flat)), ("linear", lif())]
         decoder = [
@@ -308,8 +314,7 @@ class SpikingAutoencoder(nn.Module):
         once = None if self.training else self.layers["bn1"](self.layers["conv1"](x))
         modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
-        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record)
-                            for _ in range(steps)])
+        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
 
     def _decode_steps(self, latent, beta, thresh, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
@@ -344,8 +349,9 @@ def _new_record() -> dict:
 def _to_trace(record: dict) -> Trace:
     """Stack the per-step lists into ``[T, B, ...]`` tensors, layers in signal order."""
     names = [n for n in LAYER_NAMES if n in record["spikes"]]
-    return Trace(spikes={n: torch.stack(record["spikes"][n]) for n in names},
-                 mem={n: torch.stack(record["mem"][n]) for n in names})
+    return Trace(
+        spikes={n: torch.stack(record["spikes"][n]) for n in names}, mem={n: torch.stack(record["mem"][n]) for n in names}
+    )
 
 
 def reconstruction_loss(model, images, loss: str):

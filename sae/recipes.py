@@ -13,8 +13,7 @@ RECIPES = {
     # small batches and a 60x larger learning rate; eager, so no compile time is spent.
     "fast": TrainConfig(epochs=50, time_budget=60.0, lr=6e-3, batch_size=16, loss="last", eval_images=256, eval_every_s=20.0),
     # The shipped checkpoint: the same, longer, with warm-up and cosine decay, LIF updates fused.
-    "shipped": TrainConfig(epochs=4, lr=3e-3, batch_size=32, loss="last", schedule="cosine",
-                           warmup_steps=100, compile=True),
+    "shipped": TrainConfig(epochs=4, lr=3e-3, batch_size=32, loss="last", schedule="cosine", warmup_steps=100, compile=True),
 }
 # The Train page's "Longer" preset: the fast recipe given five times the time, with
 # epochs enough to fill it.

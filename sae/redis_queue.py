@@ -14,7 +14,7 @@ Keys for run ``<id>``, each with an expiry:
 - ``sae:run:<id>:stop``    set by the app: the worker stops within a layer and keeps the model
 - ``sae:run:<id>:watched`` a lease the app renews while it reads; when it lapses (the app
   is gone) the worker stops, as a page does with a run nobody watches
-- ``sae:worker:<name>``    each worker's heartbeat, renewed every second with the run it
+- ``sae:worker:<name>``    each worker's heartbeat, renewed twice a second with the run it
   trains: the app counts workers from these, and when one lapses under a run it
   reports the worker lost, in one line
 
@@ -48,7 +48,7 @@ REDIS_ENV = "SAE_REDIS_URL"
 QUEUE = "sae-training"
 JOB_FUNCTION = "sae.redis_queue.run_job"
 WORKER_PREFIX = "sae:worker:"
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 0.5  # also how soon a worker sees a stop request
 ALIVE_TTL_S = 5  # a worker silent this long is lost
 LEASE_TTL_S = 120  # a run nobody reads for this long stops
 KEEP_S = 3600  # events, stop flags and job records are kept this long
@@ -62,7 +62,8 @@ def _keys(run_id: str) -> dict[str, str]:
 def _redis(url: str):
     from redis import Redis
 
-    return Redis.from_url(url, health_check_interval=30)
+    # Bounded waits: an unreachable Redis is a one-line error in seconds, not a page that hangs.
+    return Redis.from_url(url, health_check_interval=30, socket_connect_timeout=5, socket_timeout=30)
 
 
 def _queue(connection, name: str):
@@ -199,8 +200,8 @@ class WorkerConfig:
     redis_url: str = field(default_factory=lambda: os.environ.get(REDIS_ENV, "redis://localhost:6379/0"))
     queue: str = QUEUE
     device: str = "auto"  # this worker trains every run here, whatever the app's page offered
-    nice: int = ProcessSettings.nice
-    threads: int = ProcessSettings.threads
+    nice: int = field(default_factory=lambda: ProcessSettings.from_env().nice)
+    threads: int = field(default_factory=lambda: ProcessSettings.from_env().threads)
     name: str | None = None  # default: host.pid
     burst: bool = False  # quit when the queue is empty (tests, batch jobs)
 
@@ -220,7 +221,7 @@ def _mnist():
 class _Presence:
     """This worker's heartbeat, one thread per process.
 
-    Every second it renews ``sae:worker:<name>`` (what it trains on, which run it
+    Twice a second it renews ``sae:worker:<name>`` (what it trains on, which run it
     trains), which is how the app counts workers and notices a dead one; and it
     stops the current run when the app asked, or when nobody reads it any more."""
 

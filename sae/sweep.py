@@ -23,10 +23,10 @@ import contextlib
 import copy
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -121,8 +121,13 @@ class SweepResult:
     def rows(self) -> list[dict]:
         """One flat dict per setting: a table for st.dataframe or a CSV."""
         return [
-            {"thresh": r.setting.thresh, "num_steps": r.setting.num_steps, "beta": r.setting.beta, "mse": r.mse,
-             **{f"rate_{n}": r.spike_rates[n] for n in SPIKING_LAYERS}}
+            {
+                "thresh": r.setting.thresh,
+                "num_steps": r.setting.num_steps,
+                "beta": r.setting.beta,
+                "mse": r.mse,
+                **{f"rate_{n}": r.spike_rates[n] for n in SPIKING_LAYERS},
+            }
             for r in self.results
         ]
 
@@ -178,8 +183,17 @@ class _SpikeCounter:
         return outputs, counts, raster
 
 
-def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: int = 8, raster_index: int = 0,
-            batch_size: int = 128, workers: int | None = None, progress: Progress | None = None) -> list[SettingResult]:
+def measure(
+    model,
+    images: torch.Tensor,
+    settings: Sequence[Setting],
+    *,
+    show: int = 8,
+    raster_index: int = 0,
+    batch_size: int = 128,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[SettingResult]:
     """Run ``model`` on ``images`` ([N, 1, H, W]) at each setting; results in the order given.
 
     Settings that share thresh and beta share one run of their largest num_steps
@@ -214,10 +228,11 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
         (thresh, beta), first = piece
         if not hasattr(local, "counter"):
             local.counter = _SpikeCounter(model)
-        with torch.no_grad(), (single_thread() if workers > 1 else contextlib.nullcontext()):
+        with torch.no_grad(), single_thread() if workers > 1 else contextlib.nullcontext():
             x = images[first : first + batch_size].to(device)
             outputs, counts, raster = local.counter.run(
-                x, raster_index if first == 0 else None, num_steps=longest[(thresh, beta)], thresh=thresh, beta=beta)
+                x, raster_index if first == 0 else None, num_steps=longest[(thresh, beta)], thresh=thresh, beta=beta
+            )
             sq_error = (outputs - x.unsqueeze(0)).double().pow(2).flatten(1).sum(1).cpu()  # [T]
             kept = outputs[:, :show, 0].float().cpu() if first == 0 else None  # [T, K, H, W]
         return sq_error, counts, kept, raster, local.counter.sizes
@@ -230,8 +245,10 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
         (thresh, beta), first = piece
         done += longest[(thresh, beta)] * len(images[first : first + batch_size])
         if progress:
-            progress(done / total_work, f"thresh {thresh:g}, beta {beta:g}, digits {first + 1}-"
-                                        f"{min(first + batch_size, len(images))} of {len(images)}")
+            progress(
+                done / total_work,
+                f"thresh {thresh:g}, beta {beta:g}, digits {first + 1}-{min(first + batch_size, len(images))} of {len(images)}",
+            )
 
     outcome = {}
     if workers == 1:
@@ -250,7 +267,7 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
 
     measured: dict[Setting, SettingResult] = {}
     pixels = images[0].numel() * len(images)
-    for (thresh, beta), steps in longest.items():
+    for thresh, beta in longest:
         parts = [outcome[(thresh, beta), first] for first in range(0, len(images), batch_size)]  # fixed order
         sq_error = sum(p[0] for p in parts)
         counts = {n: sum(p[1][n] for p in parts) for n in SPIKING_LAYERS}
@@ -270,9 +287,19 @@ def measure(model, images: torch.Tensor, settings: Sequence[Setting], *, show: i
     return [measured[Setting(float(s.thresh), int(s.num_steps), float(s.beta))] for s in settings]
 
 
-def run_sweep(model, images: torch.Tensor, thresholds: Sequence[float], num_steps: Sequence[int],
-              betas: Sequence[float] | None = None, *, show: int = 8, raster_index: int = 0, batch_size: int = 128,
-              workers: int | None = None, progress: Progress | None = None) -> SweepResult:
+def run_sweep(
+    model,
+    images: torch.Tensor,
+    thresholds: Sequence[float],
+    num_steps: Sequence[int],
+    betas: Sequence[float] | None = None,
+    *,
+    show: int = 8,
+    raster_index: int = 0,
+    batch_size: int = 128,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> SweepResult:
     """Every (thresh, num_steps, beta) in the grid on one model and one set of digits.
 
     ``betas`` defaults to the model's own.  Deterministic for a given model and
@@ -284,10 +311,19 @@ def run_sweep(model, images: torch.Tensor, thresholds: Sequence[float], num_step
         raise ValueError("pick at least one thresh and one num_steps")
     start = time.perf_counter()
     settings = grid(thresholds, num_steps, betas)
-    results = measure(model, images, settings, show=show, raster_index=raster_index, batch_size=batch_size,
-                      workers=workers, progress=progress)
-    return SweepResult(thresholds, num_steps, betas, tuple(results), _frozen(images[:show, 0].float().cpu().numpy()),
-                       len(images), raster_index, time.perf_counter() - start)
+    results = measure(
+        model, images, settings, show=show, raster_index=raster_index, batch_size=batch_size, workers=workers, progress=progress
+    )
+    return SweepResult(
+        thresholds,
+        num_steps,
+        betas,
+        tuple(results),
+        _frozen(images[:show, 0].float().cpu().numpy()),
+        len(images),
+        raster_index,
+        time.perf_counter() - start,
+    )
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:

@@ -18,12 +18,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from sae.devices import resolve_device
 from sae import limits
+from sae.devices import resolve_device
 from sae.engine import fuse, unfuse
-from sae.start import calibrate
 from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder, reconstruction_loss
-
+from sae.start import calibrate
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,17 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {limits.LOSSES}, got {self.loss!r}")
         if self.schedule not in limits.SCHEDULES:
             raise ValueError(f"schedule must be one of {limits.SCHEDULES}, got {self.schedule!r}")
-        for name in ("lr", "weight_decay", "batch_size", "epochs", "time_budget", "warmup_steps", "eval_images",
-                     "train_subset", "seed"):
+        for name in (
+            "lr",
+            "weight_decay",
+            "batch_size",
+            "epochs",
+            "time_budget",
+            "warmup_steps",
+            "eval_images",
+            "train_subset",
+            "seed",
+        ):
             value = getattr(self, name)
             problem = None if value is None else limits.LIMITS[name].problem(value)
             if problem:
@@ -151,7 +159,15 @@ class History:
     """Everything worth plotting or saving, as plain lists."""
 
     batch: dict = field(default_factory=lambda: {"step": [], "loss": [], "elapsed": []})
-    evals: dict = field(default_factory=lambda: {"step": [], "epoch": [], "test_loss": [], "elapsed": [], **{f"rate_{n}": [] for n in SPIKING_LAYERS}})
+    evals: dict = field(
+        default_factory=lambda: {
+            "step": [],
+            "epoch": [],
+            "test_loss": [],
+            "elapsed": [],
+            **{f"rate_{n}": [] for n in SPIKING_LAYERS},
+        }
+    )
     epochs: dict = field(default_factory=lambda: {"epoch": [], "train_loss": [], "test_loss": []})
 
     def as_dict(self) -> dict:
@@ -166,8 +182,16 @@ class History:
         if isinstance(event, BatchEnd):
             table, row = self.batch, {"step": event.step, "loss": event.loss, "elapsed": event.elapsed}
         elif isinstance(event, Evaluation):
-            table, row = self.evals, {"step": event.step, "epoch": event.epoch, "test_loss": event.test_loss,
-                                      "elapsed": event.elapsed, **{f"rate_{n}": r for n, r in event.spike_rates.items()}}
+            table, row = (
+                self.evals,
+                {
+                    "step": event.step,
+                    "epoch": event.epoch,
+                    "test_loss": event.test_loss,
+                    "elapsed": event.elapsed,
+                    **{f"rate_{n}": r for n, r in event.spike_rates.items()},
+                },
+            )
         elif isinstance(event, EpochEnd):
             table, row = self.epochs, {"epoch": event.epoch, "train_loss": event.train_loss, "test_loss": event.test_loss}
         else:
@@ -195,14 +219,22 @@ def evaluate(model, images, batch_size: int = 500, **overrides) -> tuple[float, 
     return total / images[:count].numel(), {n: r / count for n, r in rates.items()}
 
 
-def final_metrics(model, test_images: torch.Tensor, finished: "Finished") -> dict:
+def final_metrics(model, test_images: torch.Tensor, finished: Finished) -> dict:
     """What a saved checkpoint records of its run (the CLI and the Train page alike):
     test MSE and spike rates on ``test_images``, and how the training went."""
     device = next(model.parameters()).device
     test_mse, rates = evaluate(model, test_images.to(device))
-    return {"test_mse": test_mse, "spike_rates": rates, "test_images": len(test_images), "train_seconds": finished.elapsed,
-            "steps": finished.steps, "images_seen": finished.images_seen, "stopped": finished.reason,
-            "device": str(device), "threads": torch.get_num_threads()}
+    return {
+        "test_mse": test_mse,
+        "spike_rates": rates,
+        "test_images": len(test_images),
+        "train_seconds": finished.elapsed,
+        "steps": finished.steps,
+        "images_seen": finished.images_seen,
+        "stopped": finished.reason,
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def learning_rate(cfg: TrainConfig, step: int, progress: float) -> float:
@@ -298,8 +330,9 @@ def train(
                 epoch_loss += loss_value * len(images)
                 epoch_images += len(images)
                 now = time.perf_counter()
-                batch_end = BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start,
-                                     min(progress_now(), 1.0))
+                batch_end = BatchEnd(
+                    step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0)
+                )
                 yield batch_end
                 if now - last_eval >= cfg.eval_every_s:
                     yield measure(epoch + first / len(train_images))

@@ -5,9 +5,9 @@ The model card (checkpoints/README.md) says how each file was made.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -67,8 +67,9 @@ def trained_series(parameter: str) -> list[TrainedFor]:
     return sorted(entries, key=lambda e: getattr(e, parameter))
 
 
-def locate_trained(entries: Sequence[TrainedFor] = TRAINED_FOR_SETTING,
-                   directory: Path | None = None) -> list[tuple[TrainedFor, Path | None]]:
+def locate_trained(
+    entries: Sequence[TrainedFor] = TRAINED_FOR_SETTING, directory: Path | None = None
+) -> list[tuple[TrainedFor, Path | None]]:
     """Each entry with its file, or None where it has not been shipped (yet)."""
     directory = Path(directory) if directory is not None else trained_dir()
     return [(e, (directory / e.filename) if (directory / e.filename).is_file() else None) for e in entries]
@@ -91,10 +92,15 @@ class TrainedRow:
         def latent(result):
             return None if result is None else f"{result.spike_rates['latent']:.1%}"
 
-        return {"setting": self.entry.setting_label, "checkpoint": self.entry.filename,
-                "test MSE (model card)": card.get("test_mse"), "MSE here, trained with it": mse(self.trained),
-                "MSE here, set after training": mse(self.after_training),
-                "latent rate, trained": latent(self.trained), "latent rate, set after": latent(self.after_training)}
+        return {
+            "setting": self.entry.setting_label,
+            "checkpoint": self.entry.filename,
+            "test MSE (model card)": card.get("test_mse"),
+            "MSE here, trained with it": mse(self.trained),
+            "MSE here, set after training": mse(self.after_training),
+            "latent rate, trained": latent(self.trained),
+            "latent rate, set after": latent(self.after_training),
+        }
 
 
 def own_setting(model) -> Setting:
@@ -102,8 +108,16 @@ def own_setting(model) -> Setting:
     return Setting(float(model.config.thresh), int(model.config.num_steps), model_beta(model))
 
 
-def compare_trained(entries: Sequence[TrainedFor], models: dict, reference, images: torch.Tensor, *,
-                    show: int = 8, raster_index: int = 0, progress: Progress | None = None) -> list[TrainedRow]:
+def compare_trained(
+    entries: Sequence[TrainedFor],
+    models: dict,
+    reference,
+    images: torch.Tensor,
+    *,
+    show: int = 8,
+    raster_index: int = 0,
+    progress: Progress | None = None,
+) -> list[TrainedRow]:
     """Every entry on the same digits: its own model at its own setting, and ``reference``
     (trained at num_steps 5, thresh 1) switched to that setting.
 
@@ -118,8 +132,9 @@ def compare_trained(entries: Sequence[TrainedFor], models: dict, reference, imag
         return lambda fraction, message: progress((index + fraction) / runs, message)
 
     options = {"show": show, "raster_index": raster_index}
-    trained = {e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0]
-               for i, (e, m) in enumerate(present)}
+    trained = {
+        e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0] for i, (e, m) in enumerate(present)
+    }
     after = {}
     if reference is not None:
         settings = [Setting(float(e.thresh), int(e.num_steps), model_beta(reference)) for e in entries]

@@ -1,4 +1,5 @@
 """Shared test set-up: the repo root on sys.path, CPU only, quiet threads."""
+
 import os
 import sys
 from pathlib import Path

@@ -19,10 +19,9 @@ from streamlit.testing.v1 import AppTest
 from explorer.state import ChosenDigit
 from sae import checkpoints, sweep, trained
 from sae.ab import ab_compare
-from sae.data import pick_digits
-from sae.sweep import Setting
-from sae.data import mnist_tensors
+from sae.data import mnist_tensors, pick_digits
 from sae.model import SAEConfig, SpikingAutoencoder
+from sae.sweep import Setting
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -106,8 +105,12 @@ def test_thresh_question_on_one_screen(app_env):
     at = open_compare()
     assert at.session_state["c_view"] == "What does thresh do?"
     found = charts(at)
-    for title in ("Reconstructions as thresh changes", "Test MSE vs thresh", "Latent spikes of digit 1",
-                  "Training with a thresh vs switching to it after training"):
+    for title in (
+        "Reconstructions as thresh changes",
+        "Test MSE vs thresh",
+        "Latent spikes of digit 1",
+        "Training with a thresh vs switching to it after training",
+    ):
         assert any(t.startswith(title) for t in found), (title, list(found))
     # The numbers are the sweep's, on the sidebar's model, its num_steps and beta, and these digits.
     model = page_model(at)
@@ -180,8 +183,7 @@ def test_num_steps_question_trained_vs_set_after(app_env):
 
 
 def test_sweep_grid_from_a_link(app_env):
-    at = open_compare(c_view="Sweep grid", c_grid_thresh=["0.5", "2"], c_grid_steps=["1", "3", "5"],
-                      c_grid_beta=["0.25", "0.5"])
+    at = open_compare(c_view="Sweep grid", c_grid_thresh=["0.5", "2"], c_grid_steps=["1", "3", "5"], c_grid_beta=["0.25", "0.5"])
     assert at.multiselect(key="c_grid_thresh").value == [0.5, 2.0]
     found = charts(at)
     heat = next(v for t, v in found.items() if t.startswith("Test MSE over"))
@@ -191,8 +193,13 @@ def test_sweep_grid_from_a_link(app_env):
     heat = next(v for t, v in charts(at).items() if t.startswith("Test MSE over"))
     np.testing.assert_allclose(array(heat["data"][0]["z"]), fresh.mse_grid(0.5), rtol=1e-12)
     titles = list(charts(at))
-    for title in ("Spike rate per layer for every setting", "Latent spikes of digit 1", "Mean spike rate vs thresh",
-                  "Test MSE vs num_steps", "Reconstruction of digit 1 for every thresh × num_steps"):
+    for title in (
+        "Spike rate per layer for every setting",
+        "Latent spikes of digit 1",
+        "Mean spike rate vs thresh",
+        "Test MSE vs num_steps",
+        "Reconstruction of digit 1 for every thresh × num_steps",
+    ):
         assert any(t.startswith(title) for t in titles), (title, titles)
 
 

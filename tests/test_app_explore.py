@@ -337,8 +337,7 @@ def test_a_user_checkpoint_named_like_a_shipped_one_is_listed_apart(tmp_path, mo
 
 def test_a_shared_url_opens_the_same_digit_settings_and_view():
     images, labels = mnist_tensors(train=False)
-    at = explore({"source": "MNIST", "index": "123", "thresh": "0.6", "steps": "7", "view": "Inside a layer",
-                  "layer": "dec1"})
+    at = explore({"source": "MNIST", "index": "123", "thresh": "0.6", "steps": "7", "view": "Inside a layer", "layer": "dec1"})
     assert torch.equal(at.session_state["explore_digit"].image, images[123:124])
     settings = at.session_state["settings"]
     assert (settings.thresh, settings.num_steps) == (pytest.approx(0.6), 7)
@@ -358,15 +357,20 @@ def test_bad_url_values_are_corrected_with_a_note():
     assert "Reconstruction MSE" in metrics(at)
 
 
-@pytest.mark.parametrize("raw, shown, note", [("999999", 9999, "index 999,999 is outside 0–9,999; showing #9999."),
-                                              ("-5", 0, "index -5 is outside 0–9,999; showing #0."),
-                                              ("abc", 0, "index 'abc' in the link is not a number; showing #0.")])
+@pytest.mark.parametrize(
+    "raw, shown, note",
+    [
+        ("999999", 9999, "index 999,999 is outside 0–9,999; showing #9999."),
+        ("-5", 0, "index -5 is outside 0–9,999; showing #0."),
+        ("abc", 0, "index 'abc' in the link is not a number; showing #0."),
+    ],
+)
 def test_an_index_outside_the_test_set_is_corrected_with_a_note(raw, shown, note):
     images, _ = mnist_tensors(train=False)
     at = explore({"source": "MNIST", "index": raw})
     assert note in [i.value for i in at.info]
     assert at.number_input(key="index").value == shown
-    assert torch.equal(at.session_state["explore_digit"].image, images[shown:shown + 1])
+    assert torch.equal(at.session_state["explore_digit"].image, images[shown : shown + 1])
     assert at.query_params.get("index") in (None, str(shown))  # the bad value is gone from the link
 
 

@@ -71,7 +71,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
             if target.startswith(node + "."):
                 continue  # a package importing its own submodules is not a cycle
             if state.get(target) == "open":
-                return stack[stack.index(target):] + [target]
+                return stack[stack.index(target) :] + [target]
             if target not in state:
                 cycle = visit(target)
                 if cycle:
@@ -137,7 +137,13 @@ def test_page_scripts_are_one_screen_and_none_sits_at_the_top_of_pages():
 
 def test_every_page_in_app_py_exists():
     tree = ast.parse((ROOT / "app.py").read_text())
-    paths = [node.args[0].value for node in ast.walk(tree) if isinstance(node, ast.Call)
-             and getattr(node.func, "attr", "") == "Page" and node.args and isinstance(node.args[0], ast.Constant)]
+    paths = [
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", "") == "Page"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    ]
     assert paths and all((ROOT / p).is_file() for p in paths)
     assert {p.rpartition("/")[2] for p in paths} == {p.name for p in (ROOT / "pages" / "views").glob("*.py")}

@@ -1,4 +1,5 @@
 """Checkpoints: round trip, the tutorial's state_dicts, bad and hostile files, atomic saves."""
+
 import collections
 import io
 import os
@@ -41,8 +42,15 @@ def to_bytes(obj, **save_kwargs) -> bytes:
 
 def payload(model, **changes) -> dict:
     """A checkpoint dict as save_checkpoint writes it, with ``changes`` applied."""
-    obj = {"format": "sae-checkpoint", "version": 1, "config": model.config.to_dict(),
-           "state_dict": dict(model.state_dict()), "metrics": {}, "history": {}, "provenance": {}}
+    obj = {
+        "format": "sae-checkpoint",
+        "version": 1,
+        "config": model.config.to_dict(),
+        "state_dict": dict(model.state_dict()),
+        "metrics": {},
+        "history": {},
+        "provenance": {},
+    }
     obj.update(changes)
     return obj
 
@@ -81,10 +89,20 @@ def dirs(tmp_path, monkeypatch):
 def test_round_trip_keeps_weights_config_and_records(tmp_path):
     model = make_model(latent_dim=16, beta=0.9, thresh=0.75, num_steps=3)
     history = collections.defaultdict(list, {"loss": [0.3, 0.2], "step": (1, 2)})  # not weights_only-safe as is
-    metrics = {"test_mse": np.float32(0.0412), "count": np.int64(10_000), "rates": {"enc1": torch.tensor(0.25)},
-               "curve": torch.arange(3.0), "where": Path("/x/y")}
-    path = save_checkpoint(tmp_path / "sub" / "model.pt", model, metrics=metrics, history=history,
-                           provenance={"seed": 7, "command": "python -m sae train --epochs 2"})
+    metrics = {
+        "test_mse": np.float32(0.0412),
+        "count": np.int64(10_000),
+        "rates": {"enc1": torch.tensor(0.25)},
+        "curve": torch.arange(3.0),
+        "where": Path("/x/y"),
+    }
+    path = save_checkpoint(
+        tmp_path / "sub" / "model.pt",
+        model,
+        metrics=metrics,
+        history=history,
+        provenance={"seed": 7, "command": "python -m sae train --epochs 2"},
+    )
 
     raw = torch.load(path, weights_only=True)  # a plain dict, safe to load
     assert raw["format"] == "sae-checkpoint" and raw["version"] == 1
@@ -175,7 +193,7 @@ def rezip(data: bytes, compression=zipfile.ZIP_STORED) -> bytes:
 def flip_a_weight_byte(data: bytes) -> bytes:
     """Change one byte inside the largest tensor's data (the zip CRC no longer matches)."""
     info = max(zipfile.ZipFile(io.BytesIO(data)).infolist(), key=lambda i: i.file_size)
-    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     start = info.header_offset + 30 + name_length + extra_length  # the local header's own lengths
     damaged = bytearray(data)
     damaged[start + 1000] ^= 0xFF
@@ -241,23 +259,34 @@ BAD_FILES = {
     "unknown config key": (lambda p: with_config(p, colour=1), "bad config: unknown config keys"),
     "thresh out of range": (lambda p: with_config(p, thresh=500.0), "bad config: thresh must be a number in 0.05–5, got 500.0"),
     "latent_dim not an int": (lambda p: with_config(p, latent_dim=32.0), "latent_dim must be an integer"),
-    "wrong shapes": (lambda p: to_bytes(payload(p.model, state_dict=dict(p.small.state_dict()))),
-                     "wrong shape for encoder.10.weight: (16, 2048) but latent_dim 32 needs (32, 2048)"),
+    "wrong shapes": (
+        lambda p: to_bytes(payload(p.model, state_dict=dict(p.small.state_dict()))),
+        "wrong shape for encoder.10.weight: (16, 2048) but latent_dim 32 needs (32, 2048)",
+    ),
     "huge latent_dim in config": (lambda p: with_config(p, latent_dim=4096), "latent_dim 4096 needs (4096, 2048)"),
-    "missing keys": (lambda p: to_bytes({k: v for k, v in p.state.items() if "decoder.3" not in k}),
-                     "5 missing keys (decoder.3.weight, decoder.3.bias, decoder.3.running_mean, ...)"),
+    "missing keys": (
+        lambda p: to_bytes({k: v for k, v in p.state.items() if "decoder.3" not in k}),
+        "5 missing keys (decoder.3.weight, decoder.3.bias, decoder.3.running_mean, ...)",
+    ),
     "extra keys": (lambda p: with_state(p, {"head.weight": torch.zeros(2)}), "1 unexpected key (head.weight)"),
-    "not tensors": (lambda p: to_bytes(payload(p.model, state_dict=dict(p.state, **{"encoder.0.bias": [0.0] * 32}))),
-                    "not a dict of tensors"),
+    "not tensors": (
+        lambda p: to_bytes(payload(p.model, state_dict=dict(p.state, **{"encoder.0.bias": [0.0] * 32}))),
+        "not a dict of tensors",
+    ),
     "NaN weights": (nan_weights, "decoder.2.weight contains NaN"),
-    "float step counter": (lambda p: with_state(p, {"encoder.1.num_batches_tracked": torch.tensor(1.5)}),
-                           "should hold integers"),
-    "config disagrees with buffers": (lambda p: with_config(p, thresh=0.5),
-                                      "encoder.2.threshold is 1 but the config says thresh 0.5"),
-    "one layer's beta differs": (lambda p: with_state(p, {"decoder.4.beta": torch.tensor(0.25)}),
-                                 "decoder.4.beta is 0.25 but the config says beta 0.5"),
-    "reset by zeroing": (lambda p: with_state(p, {"encoder.5.reset_mechanism_val": torch.tensor(1)}),
-                         "encoder.5 resets by zeroing"),
+    "float step counter": (lambda p: with_state(p, {"encoder.1.num_batches_tracked": torch.tensor(1.5)}), "should hold integers"),
+    "config disagrees with buffers": (
+        lambda p: with_config(p, thresh=0.5),
+        "encoder.2.threshold is 1 but the config says thresh 0.5",
+    ),
+    "one layer's beta differs": (
+        lambda p: with_state(p, {"decoder.4.beta": torch.tensor(0.25)}),
+        "decoder.4.beta is 0.25 but the config says beta 0.5",
+    ),
+    "reset by zeroing": (
+        lambda p: with_state(p, {"encoder.5.reset_mechanism_val": torch.tensor(1)}),
+        "encoder.5 resets by zeroing",
+    ),
     "metrics not a dict": (lambda p: to_bytes(payload(p.model, metrics=[1, 2])), "metrics is a list"),
 }
 
@@ -322,14 +351,16 @@ def unsafe_torch_load(data):
 HOSTILE_FILES = {
     "zip, bare": (lambda h, m: to_bytes({"x": h}), unsafe_torch_load),
     "zip, inside a valid checkpoint": (lambda h, m: to_bytes(payload(m, metrics={"x": h})), unsafe_torch_load),
-    "zip, in place of a tensor": (lambda h, m: to_bytes(dict(m.state_dict(), **{"encoder.0.bias": h})),
-                                  unsafe_torch_load),
+    "zip, in place of a tensor": (lambda h, m: to_bytes(dict(m.state_dict(), **{"encoder.0.bias": h})), unsafe_torch_load),
     "legacy torch file": (lambda h, m: to_bytes({"x": h}, _use_new_zipfile_serialization=False), unsafe_torch_load),
     "raw pickle": (lambda h, m: pickle.dumps(h), pickle.loads),
     "raw pickle, protocol 0": (lambda h, m: pickle.dumps(h, protocol=0), pickle.loads),
 }
-ENVIRONMENTS = {"plain": {}, "force-no-weights-only": {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
-                "force-weights-only": {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"}}
+ENVIRONMENTS = {
+    "plain": {},
+    "force-no-weights-only": {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+    "force-weights-only": {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1"},
+}
 
 
 @pytest.mark.parametrize("env", ENVIRONMENTS)
@@ -468,19 +499,24 @@ def test_default_folders():
     assert default_checkpoint_path().name == "sae_mnist.pt"
 
 
-@pytest.mark.parametrize("typed, stem", [
-    ("my-model_2.1", "my-model_2.1"),
-    ("  my model  ", "my_model"),
-    ("run.pt", "run"),
-    ("_x", "_x"),
-    ("a" * 64, "a" * 64),
-])
+@pytest.mark.parametrize(
+    "typed, stem",
+    [
+        ("my-model_2.1", "my-model_2.1"),
+        ("  my model  ", "my_model"),
+        ("run.pt", "run"),
+        ("_x", "_x"),
+        ("a" * 64, "a" * 64),
+    ],
+)
 def test_safe_name_accepts(typed, stem):
     assert safe_name(typed) == stem
 
 
-@pytest.mark.parametrize("typed", ["", "   ", ".pt", "../evil", "a/b", "a\\b", ".hidden", "..", "-rf",
-                                   "a" * 65, "naïve", "semi;colon", "nul\0byte", "~home"])
+@pytest.mark.parametrize(
+    "typed",
+    ["", "   ", ".pt", "../evil", "a/b", "a\\b", ".hidden", "..", "-rf", "a" * 65, "naïve", "semi;colon", "nul\0byte", "~home"],
+)
 def test_safe_name_refuses(typed):
     with pytest.raises(CheckpointError) as caught:
         safe_name(typed)

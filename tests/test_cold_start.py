@@ -24,8 +24,14 @@ async def arrive(base_url: str, delay: float, index: int) -> dict:
     async with Session(base_url, "explore", f"source=MNIST&index={index}") as session:
         sent = time.perf_counter()
         run = await session.rerun(timeout=240)
-        return {"index": index, "delay": delay, "status": run.status, "exceptions": list(session.exceptions),
-                "texts": list(session.texts), "sent": sent}
+        return {
+            "index": index,
+            "delay": delay,
+            "status": run.status,
+            "exceptions": list(session.exceptions),
+            "texts": list(session.texts),
+            "sent": sent,
+        }
 
 
 async def a_class(base_url: str) -> list[dict]:
@@ -45,9 +51,10 @@ def test_twenty_deep_links_at_a_cold_start_all_render_their_page(tmp_path):
     for a in arrivals:
         caption = f"MNIST test image #{a['index']}:"
         if a["status"] != "ok" or a["exceptions"] or not any(t.startswith(caption) for t in a["texts"]):
-            failures.append(f"#{a['index']} after {a['delay']:.2f} s: {a['status']}, {a['exceptions'][:1]}, "
-                            f"caption {'found' if any(t.startswith(caption) for t in a['texts']) else 'missing'}")
+            failures.append(
+                f"#{a['index']} after {a['delay']:.2f} s: {a['status']}, {a['exceptions'][:1]}, "
+                f"caption {'found' if any(t.startswith(caption) for t in a['texts']) else 'missing'}"
+            )
     assert not failures, f"{len(failures)} of {ARRIVALS} arrivals failed:\n" + "\n".join(failures)
     log = (tmp_path / "streamlit.log").read_text()
     assert "Traceback" not in log, log[-3000:]
-

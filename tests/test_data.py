@@ -106,20 +106,27 @@ SMALL_SPLITS = {"train": 600, "t10k": 100}
 
 def fake_wheel_content():
     """The wheel's layout at 1/100 scale, with made-up pixels (k/256) and labels."""
+
     def split(n, seed):
         rng = np.random.default_rng(seed)
         x = (rng.integers(0, 256, size=(n, 784), dtype=np.uint8) / 256).astype(np.float32)
         return x, rng.integers(0, 10, size=n).astype(np.int64)
+
     return split(500, 0), split(100, 1), split(100, 2)
 
 
 def test_crash_midway_leaves_no_copy_that_looks_complete(tmp_path, monkeypatch):
     content = fake_wheel_content()
     monkeypatch.setattr(data, "SPLITS", SMALL_SPLITS)
-    monkeypatch.setattr(data, "RAW_FILES", {
-        name: size for p, n in SMALL_SPLITS.items()
-        for name, size in ((f"{p}-images-idx3-ubyte", 16 + n * 784), (f"{p}-labels-idx1-ubyte", 8 + n))
-    })
+    monkeypatch.setattr(
+        data,
+        "RAW_FILES",
+        {
+            name: size
+            for p, n in SMALL_SPLITS.items()
+            for name, size in ((f"{p}-images-idx3-ubyte", 16 + n * 784), (f"{p}-labels-idx1-ubyte", 8 + n))
+        },
+    )
     monkeypatch.setattr(data, "_wheel_pickle_path", lambda: Path("fake.pkl.gz"))
     monkeypatch.setattr(data, "_read_wheel_pickle", lambda path: content)
     monkeypatch.setattr(data, "_download", no_network)
@@ -236,8 +243,11 @@ def test_bad_cache_file_is_rebuilt(fresh_root, monkeypatch):
 
     builds = []
     monkeypatch.setattr(data, "_build_tensors", lambda root, train: builds.append(1) or (images, labels))
-    for wrong in ({"images": images[:3], "labels": labels[:3]}, {"images": images * 2, "labels": labels},
-                  {"images": images, "labels": labels.int()}):
+    for wrong in (
+        {"images": images[:3], "labels": labels[:3]},
+        {"images": images * 2, "labels": labels},
+        {"images": images, "labels": labels.int()},
+    ):
         monkeypatch.setattr(data, "_TENSORS", {})
         torch.save({**wrong, "version": data.CACHE_VERSION}, cache)
         data.mnist_tensors(train=False, root=fresh_root)
@@ -388,8 +398,10 @@ def test_huge_float_array_is_fast():
 def test_mnist_digits_drawn_large_normalize_like_the_dataset(test_set):
     raw = datasets.MNIST(DATA, train=False, download=False).data
     images = test_set[0]
-    drawn = [corr(data.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i])
-             for i in range(100)]
+    drawn = [
+        corr(data.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i])
+        for i in range(100)
+    ]
     direct = [corr(data.prepare_digit(raw[i].numpy()), images[i]) for i in range(100)]
     # Measured: drawn mean 0.97, median 0.985; direct median 0.9995. Misses are one-pixel
     # rounding shifts of thin digits (MNIST shifted by whole pixels too).
@@ -487,8 +499,10 @@ def test_load_image_bytes_refuses_bad_files(blob, kwargs, message):
 
 def png_claiming(width: int, height: int) -> bytes:
     """A 100-byte PNG whose header claims width x height (1-bit) pixels."""
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 

@@ -6,12 +6,13 @@ included) rounds BatchNorm differently, so in fp32 a membrane within an ulp of
 the threshold can fire on one path and not the other; it must stay close.
 Compiling takes seconds to a minute on a cold cache (Inductor caches on disk).
 """
+
 import torch
 import torch.nn.functional as F
 
+from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
 from sae.engine import compiled, fast_train_step, fuse, unfuse
 from sae.model import LIF
-from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
 from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
 
 

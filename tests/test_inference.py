@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from sae.cache import digit_fingerprint
 from sae.inference import (
     SPIKING_LAYERS,
     latent_raster_csv,
@@ -14,12 +15,20 @@ from sae.inference import (
     single_thread,
     trace_npz_bytes,
 )
-from sae.cache import digit_fingerprint
 from sae.limits import THRESH
 from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
 
-LAYER_SHAPES = {"enc1": (32, 16, 16), "enc2": (64, 8, 8), "enc3": (128, 4, 4), "latent": (16,), "linear": (2048,),
-                "dec0": (128, 4, 4), "dec1": (64, 8, 8), "dec2": (32, 16, 16), "output": (1, 32, 32)}
+LAYER_SHAPES = {
+    "enc1": (32, 16, 16),
+    "enc2": (64, 8, 8),
+    "enc3": (128, 4, 4),
+    "latent": (16,),
+    "linear": (2048,),
+    "dec0": (128, 4, 4),
+    "dec1": (64, 8, 8),
+    "dec2": (32, 16, 16),
+    "output": (1, 32, 32),
+}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
 """The project's model against the tutorial's code as written, and its safety when shared."""
+
 import gc
 import threading
 import weakref
@@ -173,7 +174,9 @@ def test_config_validation_messages():
 
 def test_fast_sigmoid_surrogate_matches_tutorial(images):
     from snntorch import surrogate
+
     from benchmarks.tutorial_sae import TutorialSAE
+
     torch.manual_seed(0)
     tutorial = TutorialSAE(spike_grad=surrogate.fast_sigmoid(slope=25))
     with torch.no_grad():
@@ -189,10 +192,18 @@ def test_fast_sigmoid_surrogate_matches_tutorial(images):
         assert torch.allclose(p.grad, g_t[name].grad, atol=1e-6 * float(largest), rtol=0), name
 
 
-@pytest.mark.parametrize("thresh, beta, num_steps, silent", [
-    (2.0, 0.5, 5, True), (2.0, 0.5, 50, True), (1.0, 0.5, 1, True), (1.0, 0.5, 2, False),
-    (1.9, 0.5, 5, False), (2.0, 0.9, 5, False), (0.5, 0.5, 1, False),
-])
+@pytest.mark.parametrize(
+    "thresh, beta, num_steps, silent",
+    [
+        (2.0, 0.5, 5, True),
+        (2.0, 0.5, 50, True),
+        (1.0, 0.5, 1, True),
+        (1.0, 0.5, 2, False),
+        (1.9, 0.5, 5, False),
+        (2.0, 0.9, 5, False),
+        (0.5, 0.5, 1, False),
+    ],
+)
 def test_dec0_cannot_fire_when_a_spike_every_step_stays_at_or_below_threshold(thresh, beta, num_steps, silent):
     from sae.model import layers_that_cannot_fire
 

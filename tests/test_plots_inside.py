@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sae.inference import run_digit
-from sae.model import SPIKING_LAYERS
-from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+from sae.model import LAYER_NAMES, SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.plots import inside
 
 STEPS = 4

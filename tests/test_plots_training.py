@@ -16,11 +16,21 @@ def decoded(data) -> np.ndarray:
 
 def history(batches: int, evals: int = 3) -> dict:
     rates = {f"rate_{name}": [0.1 * i for i in range(evals)] for name in charts.SPIKING_LAYERS}
-    return {"batch": {"step": list(range(1, batches + 1)), "loss": [1.0 / s for s in range(1, batches + 1)],
-                      "elapsed": [0.1 * s for s in range(batches)]},
-            "evals": {"step": list(range(evals)), "epoch": [0.0] * evals, "test_loss": [0.5] * evals,
-                      "elapsed": [0.0] * evals, **rates},
-            "epochs": {"epoch": [1], "train_loss": [0.2], "test_loss": [0.3]}}
+    return {
+        "batch": {
+            "step": list(range(1, batches + 1)),
+            "loss": [1.0 / s for s in range(1, batches + 1)],
+            "elapsed": [0.1 * s for s in range(batches)],
+        },
+        "evals": {
+            "step": list(range(evals)),
+            "epoch": [0.0] * evals,
+            "test_loss": [0.5] * evals,
+            "elapsed": [0.0] * evals,
+            **rates,
+        },
+        "epochs": {"epoch": [1], "train_loss": [0.2], "test_loss": [0.3]},
+    }
 
 
 def test_moving_average_is_a_trailing_mean():
@@ -39,8 +49,11 @@ def test_the_loss_figure_thins_long_runs_but_keeps_the_last_point():
 
 
 def test_empty_history_draws_waiting_figures():
-    empty = {"batch": {"step": [], "loss": [], "elapsed": []}, "evals": {"step": [], "test_loss": []},
-             "epochs": {"epoch": [], "train_loss": [], "test_loss": []}}
+    empty = {
+        "batch": {"step": [], "loss": [], "elapsed": []},
+        "evals": {"step": [], "test_loss": []},
+        "epochs": {"epoch": [], "train_loss": [], "test_loss": []},
+    }
     for fig in (charts.loss_figure(empty), charts.spike_rate_figure(empty), charts.epoch_figure(empty)):
         assert fig.layout.annotations  # "waiting for…"
 

@@ -48,13 +48,21 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
     q = texts.QUESTIONS[parameter]
     st.markdown(q["intro"])
     other = ("num_steps", settings.num_steps) if parameter == "thresh" else ("thresh", settings.thresh)
-    values = st.multiselect(f"{parameter} values to compare", q["options"], default=list(q["default"]),
-                            key=f"c_{parameter}_values", **URL, format_func=lambda v: f"{v:g}")
+    values = st.multiselect(
+        f"{parameter} values to compare",
+        q["options"],
+        default=list(q["default"]),
+        key=f"c_{parameter}_values",
+        **URL,
+        format_func=lambda v: f"{v:g}",
+    )
     if not values:
         st.info(f"Pick at least one value of {parameter}.")
         return
-    st.caption(f"On **{about}**, with {other[0]} {other[1]:g} and beta {settings.beta:g} from the sidebar; "
-               f"the model was trained at thresh {settings.model.config.thresh:g}, num_steps {settings.model.config.num_steps}.")
+    st.caption(
+        f"On **{about}**, with {other[0]} {other[1]:g} and beta {settings.beta:g} from the sidebar; "
+        f"the model was trained at thresh {settings.model.config.thresh:g}, num_steps {settings.model.config.num_steps}."
+    )
     thresholds = values if parameter == "thresh" else [settings.thresh]
     steps = values if parameter == "num_steps" else [settings.num_steps]
     result = run_sweep(settings.model, model_key, images, digits_key, thresholds, steps, [settings.beta])
@@ -75,9 +83,13 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
 
 def run_sweep(model, model_key, images, digits_key, thresholds, steps, betas):
     key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
-    return computed(key, f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits",
-                    lambda progress: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(SHOWN, len(images)),
-                                                     progress=progress))
+    return computed(
+        key,
+        f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits",
+        lambda progress: sweep.run_sweep(
+            model, images, thresholds, steps, betas, show=min(SHOWN, len(images)), progress=progress
+        ),
+    )
 
 
 def trained_view(parameter: str, settings, images, digits_key: str) -> None:
@@ -86,13 +98,22 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
         return
     reference = models.get(trained.REFERENCE_FILENAME)
     if reference is None:
-        st.caption(f"`{trained.REFERENCE_FILENAME}` is missing, so the sidebar's model stands in for \"changed after training\".")
+        st.caption(f'`{trained.REFERENCE_FILENAME}` is missing, so the sidebar\'s model stands in for "changed after training".')
         reference = settings.model
-    key = ("trained", parameter, digits_key, model_fingerprint(reference),
-           tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))
-    rows = computed(key, f"Running {len(models)} trained models",
-                    lambda progress: trained.compare_trained(entries, models, reference, images,
-                                                             show=min(SHOWN, len(images)), progress=progress))
+    key = (
+        "trained",
+        parameter,
+        digits_key,
+        model_fingerprint(reference),
+        tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())),
+    )
+    rows = computed(
+        key,
+        f"Running {len(models)} trained models",
+        lambda progress: trained.compare_trained(
+            entries, models, reference, images, show=min(SHOWN, len(images)), progress=progress
+        ),
+    )
     beside(plots.trained_vs_after(rows, parameter), f"{parameter}_trained", texts.TRAINED_VS_AFTER)
     chart(plots.trained_reconstructions(rows, images[:SHOWN, 0].cpu().numpy(), parameter), f"{parameter}_trained_recon")
     st.dataframe([row.table_row(cards.get(row.entry.filename, {})) for row in rows], hide_index=True)
@@ -105,11 +126,24 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
 def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> None:
     st.markdown(texts.GRID_INTRO)
     cols = st.columns(3)
-    thresholds = cols[0].multiselect("thresh", limits.THRESH_CHOICES, default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0],
-                                     key="c_grid_thresh", **URL, format_func=lambda v: f"{v:g}")
+    thresholds = cols[0].multiselect(
+        "thresh",
+        limits.THRESH_CHOICES,
+        default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0],
+        key="c_grid_thresh",
+        **URL,
+        format_func=lambda v: f"{v:g}",
+    )
     steps = cols[1].multiselect("num_steps", limits.NUM_STEPS_CHOICES, default=[1, 2, 3, 5, 8, 10], key="c_grid_steps", **URL)
-    betas = cols[2].multiselect("beta (optional)", limits.BETA_CHOICES, default=[], key="c_grid_beta", **URL,
-                                format_func=lambda v: f"{v:g}", help="Empty: the sidebar's beta.")
+    betas = cols[2].multiselect(
+        "beta (optional)",
+        limits.BETA_CHOICES,
+        default=[],
+        key="c_grid_beta",
+        **URL,
+        format_func=lambda v: f"{v:g}",
+        help="Empty: the sidebar's beta.",
+    )
     if not thresholds or not steps:
         st.info("Pick at least one thresh and one num_steps.")
         return
@@ -118,16 +152,23 @@ def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> 
     result = run_sweep(settings.model, model_key, images, digits_key, thresholds, steps, betas)
     beta = result.betas[0]
     if len(result.betas) > 1:
-        beta = st.segmented_control("Show beta", result.betas, default=result.betas[0], required=True,
-                                    key="c_grid_show_beta", format_func=lambda v: f"{v:g}")
+        beta = st.segmented_control(
+            "Show beta",
+            result.betas,
+            default=result.betas[0],
+            required=True,
+            key="c_grid_show_beta",
+            format_func=lambda v: f"{v:g}",
+        )
 
     left, right = st.columns(2)
     with left:
         chart(plots.mse_heatmap(result, beta), "grid_mse")
         explain(texts.GRID["mse"])
     with right:
-        digit = st.selectbox("Digit to show", range(len(result.digits)), format_func=lambda i: f"digit {i + 1}",
-                             key="c_grid_digit")
+        digit = st.selectbox(
+            "Digit to show", range(len(result.digits)), format_func=lambda i: f"digit {i + 1}", key="c_grid_digit"
+        )
         chart(plots.setting_grid(result, digit, beta), "grid_recon")
         explain(texts.GRID["recon"])
     beside(plots.sweep_rate_heatmap(result, beta), "grid_rates", texts.GRID["rates"])
@@ -139,8 +180,7 @@ def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> 
         with right:
             chart(plots.mean_rate_vs(result, parameter), f"grid_rate_{parameter}")
     explain(texts.GRID["lines"])
-    st.download_button("⬇️ Table (.csv)", data=csv_text(result.rows()), file_name="sweep.csv", mime="text/csv",
-                       on_click="ignore")
+    st.download_button("⬇️ Table (.csv)", data=csv_text(result.rows()), file_name="sweep.csv", mime="text/csv", on_click="ignore")
     st.caption(f"Swept {len(result.results)} settings over {result.digit_count} digits in {result.seconds:.1f} s.")
 
 
@@ -164,8 +204,14 @@ def ab_view(settings, images, about: str) -> None:
     beside(plots.ab_steps(ab), "ab_steps", texts.AB["steps"])
     beside(plots.ab_raster(ab), "ab_raster", texts.AB["raster"])
     beside(plots.ab_rates(ab), "ab_rates", texts.AB["rates"])
-    layer = st.selectbox("Layer", list(SPIKING_LAYERS), index=list(SPIKING_LAYERS).index("latent"), key="c_layer", **URL,
-                         help="; ".join(f"{n}: {inside.LAYER_TITLES[n]}" for n in SPIKING_LAYERS))
+    layer = st.selectbox(
+        "Layer",
+        list(SPIKING_LAYERS),
+        index=list(SPIKING_LAYERS).index("latent"),
+        key="c_layer",
+        **URL,
+        help="; ".join(f"{n}: {inside.LAYER_TITLES[n]}" for n in SPIKING_LAYERS),
+    )
     beside(plots.ab_layer_counts(ab, layer), "ab_layer", texts.AB["layer"])
 
     st.subheader("Every Explore figure, A beside B")
@@ -188,10 +234,12 @@ st.markdown(texts.COMPARE_INTRO)
 images, about, digits_key = choose_digits()
 model_key = model_fingerprint(settings.model)
 tabs = st.tabs(VIEWS, key="c_view", on_change="rerun", bind="query-params")
-views = (lambda: question_view("thresh", model_key, settings, images, about, digits_key),
-         lambda: question_view("num_steps", model_key, settings, images, about, digits_key),
-         lambda: grid_view(model_key, settings, images, about, digits_key),
-         lambda: ab_view(settings, images, about))
+views = (
+    lambda: question_view("thresh", model_key, settings, images, about, digits_key),
+    lambda: question_view("num_steps", model_key, settings, images, about, digits_key),
+    lambda: grid_view(model_key, settings, images, about, digits_key),
+    lambda: ab_view(settings, images, about),
+)
 for tab, view in zip(tabs, views):
     with tab:
         if tab.open:  # only the open tab is computed and sent

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer.digit_input import choose_source, read_digit
 from explorer import state, texts
-from explorer.sidebar import current
 from explorer.cached import explore_result
+from explorer.digit_input import choose_source, read_digit
+from explorer.energy_view import show_energy
+from explorer.sidebar import current
 from sae.inference import InferenceResult, latent_raster_csv, trace_npz_bytes
 from sae.model import SPIKING_LAYERS
 from sae.plots import inside
@@ -37,16 +38,24 @@ def latent_fired(result: InferenceResult) -> int:
 def show_playback(result: InferenceResult) -> None:
     chart(inside.reconstruction_playback(result), "reconstruction_per_step", "explore_playback")
     first = result.step_mse()[0]
-    st.caption(f"Press ▶ to watch the output build up step by step: the MSE goes from {first:.4f} after step 1 to "
-               f"{result.mse:.4f} after step {result.num_steps}. The last frame is the network's reconstruction.")
+    st.caption(
+        f"Press ▶ to watch the output build up step by step: the MSE goes from {first:.4f} after step 1 to "
+        f"{result.mse:.4f} after step {result.num_steps}. The last frame is the network's reconstruction."
+    )
 
 
 def show_overview(result: InferenceResult) -> None:
     cols = st.columns(4)
-    cols[0].metric("Reconstruction MSE", f"{result.mse:.4f}",
-                   help="Mean squared error between the 32x32 input and the reconstruction, per pixel.")
-    cols[1].metric(f"Forward on {result.device}", f"{result.forward_ms:.1f} ms",
-                   help=f"One image, {result.num_steps} time steps, every layer recorded; the network only.")
+    cols[0].metric(
+        "Reconstruction MSE",
+        f"{result.mse:.4f}",
+        help="Mean squared error between the 32x32 input and the reconstruction, per pixel.",
+    )
+    cols[1].metric(
+        f"Forward on {result.device}",
+        f"{result.forward_ms:.1f} ms",
+        help=f"One image, {result.num_steps} time steps, every layer recorded; the network only.",
+    )
     cols[2].metric("Spikes, all layers", f"{sum(result.spike_counts().values()):,}")
     cols[3].metric("Latent neurons that fired", f"{latent_fired(result)} of {result.spikes['latent'].shape[1]}")
 
@@ -55,37 +64,52 @@ def show_latent(result: InferenceResult) -> None:
     left, right = st.columns(2)
     with left:
         chart(inside.latent_raster(result), "latent_raster", "explore_raster")
-        st.caption(f"{latent_fired(result)} of {result.spikes['latent'].shape[1]} latent neurons fired, "
-                   f"{int(result.spikes['latent'].sum())} spikes in all: this pattern is all the decoder gets "
-                   "from the image. Another digit lights up another pattern.")
+        st.caption(
+            f"{latent_fired(result)} of {result.spikes['latent'].shape[1]} latent neurons fired, "
+            f"{int(result.spikes['latent'].sum())} spikes in all: this pattern is all the decoder gets "
+            "from the image. Another digit lights up another pattern."
+        )
     with right:
         chart(inside.latent_membrane(result), "latent_membrane", "explore_latent_mem")
-        st.caption(f"White is exactly the threshold θ = {result.thresh:g}: red cells crossed it and fired (the "
-                   "membrane then drops by θ at the next step); blue ones stayed silent. Raise thresh and watch red turn blue.")
+        st.caption(
+            f"White is exactly the threshold θ = {result.thresh:g}: red cells crossed it and fired (the "
+            "membrane then drops by θ at the next step); blue ones stayed silent. Raise thresh and watch red turn blue."
+        )
 
 
 def show_layer(result: InferenceResult) -> None:
-    layer = st.selectbox("Layer", LAYER_CHOICES, key="layer", bind="query-params",
-                         help="Spiking layers in the order the signal meets them; output is the image itself.")
+    layer = st.selectbox(
+        "Layer",
+        LAYER_CHOICES,
+        key="layer",
+        bind="query-params",
+        help="Spiking layers in the order the signal meets them; output is the image itself.",
+    )
     chart(inside.layer_membrane(result, layer), f"membrane_{layer}", "explore_layer_fig")
     if layer == "output":
         st.caption("The output layer never fires (threshold 20,000): its membrane is the image. Press ▶ to see it build up.")
     else:
-        st.caption(f"Left: every neuron's membrane at the step on the slider (press ▶ to play); red is above "
-                   f"θ = {result.thresh:g} and fires. Right: how many of the {result.num_steps} steps each neuron "
-                   f"fired. {result.spike_count(layer):,} spikes from {result.neurons(layer):,} neurons.")
+        st.caption(
+            f"Left: every neuron's membrane at the step on the slider (press ▶ to play); red is above "
+            f"θ = {result.thresh:g} and fires. Right: how many of the {result.num_steps} steps each neuron "
+            f"fired. {result.spike_count(layer):,} spikes from {result.neurons(layer):,} neurons."
+        )
 
 
 def show_activity(result: InferenceResult) -> None:
     chart(inside.layer_activity(result), "spikes_per_layer", "explore_activity")
-    st.caption("How busy each layer is. A higher thresh or a lower beta means fewer spikes; when the latent layer "
-               "falls silent the decoder receives nothing and the output fades to a blur.")
+    st.caption(
+        "How busy each layer is. A higher thresh or a lower beta means fewer spikes; when the latent layer "
+        "falls silent the decoder receives nothing and the output fades to a blur."
+    )
 
 
 def show_comparison(result: InferenceResult) -> None:
     chart(inside.digit_comparison(result), "input_reconstruction_error", "explore_comparison")
-    st.caption("Red in the error map: ink the network painted where there was none; blue: ink it missed. "
-               f"Their mean square is the MSE, {result.mse:.4f}.")
+    st.caption(
+        "Red in the error map: ink the network painted where there was none; blue: ink it missed. "
+        f"Their mean square is the MSE, {result.mse:.4f}."
+    )
 
 
 @st.fragment
@@ -100,12 +124,26 @@ def show_details(result: InferenceResult) -> None:
 
 def show_downloads(result: InferenceResult) -> None:
     left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Trace (.npz)", icon=":material/download:", data=lambda: trace_npz_bytes(result),
-                         file_name="sae_trace.npz", mime="application/octet-stream", on_click="ignore", width="stretch",
-                         help="Input, reconstruction per step, and spikes and membrane of every layer at every step.")
-    right.download_button("Latent raster (.csv)", icon=":material/download:", data=lambda: latent_raster_csv(result),
-                          file_name="latent_raster.csv", mime="text/csv", on_click="ignore", width="stretch",
-                          help="One row per latent neuron, one 0/1 column per time step.")
+    left.download_button(
+        "Trace (.npz)",
+        icon=":material/download:",
+        data=lambda: trace_npz_bytes(result),
+        file_name="sae_trace.npz",
+        mime="application/octet-stream",
+        on_click="ignore",
+        width="stretch",
+        help="Input, reconstruction per step, and spikes and membrane of every layer at every step.",
+    )
+    right.download_button(
+        "Latent raster (.csv)",
+        icon=":material/download:",
+        data=lambda: latent_raster_csv(result),
+        file_name="latent_raster.csv",
+        mime="text/csv",
+        on_click="ignore",
+        width="stretch",
+        help="One row per latent neuron, one 0/1 column per time step.",
+    )
     st.caption("Every chart also saves as a PNG from its camera button (top right of the chart).")
 
 
@@ -130,12 +168,15 @@ else:
     result = explore_result(settings, choice.digit)
     with seen_col:
         chart(inside.digit_image(result.input), "network_input", "explore_seen")
-        st.caption(f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "
-                   "28x28 and resized to 32x32, as MNIST digits were made.")
+        st.caption(
+            f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "
+            "28x28 and resized to 32x32, as MNIST digits were made."
+        )
     with playback_col:
         show_playback(result)
     show_overview(result)
     if note := texts.dec0_note(settings.thresh, settings.beta, settings.num_steps):
         st.warning(note, icon=":material/block:")
     show_details(result)
+    show_energy(result, settings)
     show_downloads(result)

@@ -32,8 +32,9 @@ def show_editor(settings, digit, own) -> None:
     neurons, steps = code.shape
     pick, *buttons = st.columns([1.3, 1, 1, 1, 1], vertical_alignment="bottom")
     pick.selectbox("Neuron", range(neurons), key="lab_neuron", help="The neuron the buttons act on.")
-    for column, (label, action) in zip(buttons, (("Silence it", "silence"), ("Fire at every step", "fire"),
-                                                  ("Clear all", "clear"), ("Restore", "restore"))):
+    for column, (label, action) in zip(
+        buttons, (("Silence it", "silence"), ("Fire at every step", "fire"), ("Clear all", "clear"), ("Restore", "restore"))
+    ):
         column.button(label, on_click=lab.on_button, args=(action,), width="stretch", key=f"lab_{action}")
     edited = not np.array_equal(code, own.code)
     if edited:
@@ -43,21 +44,40 @@ def show_editor(settings, digit, own) -> None:
         image, spikes = own.recon, own.spikes
     left, right = st.columns([1, 1.7])
     with left:
-        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click,
-              selection_mode="points")
+        chart(
+            figs.code_editor(code, own.code),
+            "latent_code_edited",
+            lab.editor_key(),
+            on_select=lab.on_cell_click,
+            selection_mode="points",
+        )
     with right:
         chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
         looks, own_looks = lab.nearest_class(np.stack([image, own.recon]))
-        st.caption(texts.editor(float(np.mean((own.recon - own.input) ** 2)), float(np.mean((image - own.input) ** 2)),
-                   int((code != own.code).sum()), int(looks), int(own_looks)))
-        st.download_button("Edited raster (.csv)", icon=":material/download:", data=raster_csv(code.T),
-                           file_name="latent_code_edited.csv", mime="text/csv", on_click="ignore",
-                           help="One row per latent neuron, one 0/1 column per time step.")
+        st.caption(
+            texts.editor(
+                float(np.mean((own.recon - own.input) ** 2)),
+                float(np.mean((image - own.input) ** 2)),
+                int((code != own.code).sum()),
+                int(looks),
+                int(own_looks),
+            )
+        )
+        st.download_button(
+            "Edited raster (.csv)",
+            icon=":material/download:",
+            data=raster_csv(code.T),
+            file_name="latent_code_edited.csv",
+            mime="text/csv",
+            on_click="ignore",
+            help="One row per latent neuron, one 0/1 column per time step.",
+        )
     report = count_operations(settings.model, spikes, steps)
     baseline = count_operations(settings.model, own.spikes, steps) if edited else None
     st.markdown("**What these spikes cost**")
-    show_report(report, key="lab_energy", baseline=baseline, mse=float(np.mean((image - own.input) ** 2)),
-                expanded=False)
+    show_report(
+        report, key="lab_energy", baseline=baseline, mse=float(np.mean((image - own.input) ** 2)), expanded=False, csv=True
+    )
 
 
 def show_atlas(settings, digit, own) -> None:
@@ -85,13 +105,11 @@ def show_map(settings, digit, own) -> None:
     steps = code.shape[1]
     here = cmap.project(own.code.sum(axis=1)[None], steps)[0]
     mine = cmap.project(code.sum(axis=1)[None], steps)[0] if not np.array_equal(code, own.code) else None
-    chart(figs.code_map(cmap, here, mine), "map_of_codes", lab.MAP_KEY, on_select=lab.on_map_select,
-          selection_mode="points")
+    chart(figs.code_map(cmap, here, mine), "map_of_codes", lab.MAP_KEY, on_select=lab.on_map_select, selection_mode="points")
     same = (cmap.thresh, cmap.beta, cmap.num_steps) == (settings.thresh, settings.beta, settings.num_steps)
     st.caption(texts.code_map(cmap, settings.thresh, settings.beta, settings.num_steps, same))
     _, label, share = cmap.neighbours(code.sum(axis=1), steps)
-    st.caption(f"The {latent.NEIGHBOURS} test images whose codes are nearest to yours: {100 * share:.0f}% are "
-               f"{label}s.")
+    st.caption(f"The {latent.NEIGHBOURS} test images whose codes are nearest to yours: {100 * share:.0f}% are {label}s.")
 
 
 settings = current()
@@ -104,11 +122,20 @@ own = lab.own_code(settings, digit_a)
 _, link_note = lab.current_code(digit_a, own)
 if link_note:
     st.warning(link_note)
-st.caption(f"Digit A: {digit_a.label}, {own.code.shape[0]} latent neurons x {own.code.shape[1]} steps, "
-           f"{int(own.code.sum())} spikes at thresh {settings.thresh:g}, beta {settings.beta:g}.")
+st.caption(
+    f"Digit A: {digit_a.label}, {own.code.shape[0]} latent neurons x {own.code.shape[1]} steps, "
+    f"{int(own.code.sum())} spikes at thresh {settings.thresh:g}, beta {settings.beta:g}."
+)
 tabs = st.tabs(texts.VIEWS, key="lab_view", bind="query-params")
-for tab, show in zip(tabs, (lambda: show_editor(settings, digit_a, own), lambda: show_atlas(settings, digit_a, own),
-                            lambda: show_blend(settings, digit_a, digit_b), lambda: show_map(settings, digit_a, own))):
+for tab, show in zip(
+    tabs,
+    (
+        lambda: show_editor(settings, digit_a, own),
+        lambda: show_atlas(settings, digit_a, own),
+        lambda: show_blend(settings, digit_a, digit_b),
+        lambda: show_map(settings, digit_a, own),
+    ),
+):
     with tab:
         if tab.open:
             show()

@@ -34,16 +34,23 @@ def show_status(job: TrainingJob, snap) -> None:
     if snap.status == QUEUED:
         manager = default_manager()
         counts, line = manager.counts(), "the class's shared queue" if manager.shared_queue else job.device
-        room = (f"{counts['capacity']} run(s) train at once ({counts['running']} running, {counts['queued']} waiting); yours "
-                "starts by itself when a place frees up." if counts["capacity"] else "No training worker is connected "
-                "right now: yours starts when one is.")
-        st.info(f"Queued: your run is number **{snap.queue_position or '…'}** in line for {line}. {room} Keep this page open.",
-                icon=":material/hourglass_top:")
+        room = (
+            f"{counts['capacity']} run(s) train at once ({counts['running']} running, {counts['queued']} waiting); yours "
+            "starts by itself when a place frees up."
+            if counts["capacity"]
+            else "No training worker is connected right now: yours starts when one is."
+        )
+        st.info(
+            f"Queued: your run is number **{snap.queue_position or '…'}** in line for {line}. {room} Keep this page open.",
+            icon=":material/hourglass_top:",
+        )
         st.button("Cancel", on_click=job.stop, key="tr_cancel", icon=":material/cancel:")
         return
     rate = f"{snap.images_per_s:,.0f} images/s" if snap.images_per_s else "measuring speed…"
-    text = (f"{snap.progress:.0%} · {minutes(snap.elapsed)} elapsed · about {minutes(snap.eta)} left · {rate} · "
-            f"step {snap.step}, epoch {snap.epoch + 1}")
+    text = (
+        f"{snap.progress:.0%} · {minutes(snap.elapsed)} elapsed · about {minutes(snap.eta)} left · {rate} · "
+        f"step {snap.step}, epoch {snap.epoch + 1}"
+    )
     if snap.status == ENDED:
         text = f"{snap.progress:.0%} · {minutes(snap.elapsed)} of training · {snap.step} steps"
     st.progress(snap.progress, text=text)
@@ -54,8 +61,14 @@ def show_status(job: TrainingJob, snap) -> None:
     elif snap.status == STOPPING:
         st.warning("Stopping…")
     else:
-        st.button("Stop", on_click=training.stop_run, args=(job,), key="tr_stop", icon=":material/stop:",
-                  help="Ends the run within a second; the model is kept.")
+        st.button(
+            "Stop",
+            on_click=training.stop_run,
+            args=(job,),
+            key="tr_stop",
+            icon=":material/stop:",
+            help="Ends the run within a second; the model is kept.",
+        )
 
 
 def show_loss(snap) -> None:
@@ -63,9 +76,13 @@ def show_loss(snap) -> None:
     history = snap.history
     tests = history["evals"]["test_loss"]
     cols = st.columns(4)
-    cols[0].metric("Held-out test loss", f"{tests[-1]:.4f}" if tests else "…",
-                   delta=f"{tests[-1] - tests[-2]:+.4f}" if len(tests) > 1 else None, delta_color="inverse",
-                   help="MSE per pixel on the fixed held-out test digits, measured several times a minute.")
+    cols[0].metric(
+        "Held-out test loss",
+        f"{tests[-1]:.4f}" if tests else "…",
+        delta=f"{tests[-1] - tests[-2]:+.4f}" if len(tests) > 1 else None,
+        delta_color="inverse",
+        help="MSE per pixel on the fixed held-out test digits, measured several times a minute.",
+    )
     cols[1].metric("Best so far", f"{min(tests):.4f}" if tests else "…")
     cols[2].metric("Steps", f"{snap.step:,}")
     cols[3].metric("Tutorial after 10 epochs", f"{texts.TUTORIAL_LOSS:.2f}", help="The loss the tutorial reports, for scale.")
@@ -118,25 +135,43 @@ def show_result(job: TrainingJob, snap) -> None:
         st.subheader("Keep this model")
         show_save(job)
     if snap.history["batch"]["step"]:
-        st.download_button("Training history (.csv)", lambda: history_csv(snap.history), file_name=f"training_{job.id}.csv",
-                           mime="text/csv", on_click="ignore", icon=":material/download:",
-                           help="Every batch loss, held-out evaluation and epoch.")
+        st.download_button(
+            "Training history (.csv)",
+            lambda: history_csv(snap.history),
+            file_name=f"training_{job.id}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            icon=":material/download:",
+            help="Every batch loss, held-out evaluation and epoch.",
+        )
 
 
 def show_save(job: TrainingJob) -> None:
     saved = training.saved(job)
     if saved.get("name"):
-        st.success(f"Saved as **{saved['name']}** (test MSE {saved['test_mse']:.4f} on all {saved['test_images']:,} "
-                   f"test images) in `{saved['path']}`. It is in the sidebar's checkpoint list now.")
-        st.button("Open it in Explore", key="tr_open_explore", on_click=training.open_in_explore, args=(saved["name"],),
-                  type="primary", icon=":material/biotech:")
+        st.success(
+            f"Saved as **{saved['name']}** (test MSE {saved['test_mse']:.4f} on all {saved['test_images']:,} "
+            f"test images) in `{saved['path']}`. It is in the sidebar's checkpoint list now."
+        )
+        st.button(
+            "Open it in Explore",
+            key="tr_open_explore",
+            on_click=training.open_in_explore,
+            args=(saved["name"],),
+            type="primary",
+            icon=":material/biotech:",
+        )
         return
     if saved.get("error"):
         st.error(f"Not saved: {saved['error']}")
     with st.form("tr_save_form", border=False):
         st.session_state.setdefault("tr_save_name", f"my_sae_{time.strftime('%H%M')}")
-        st.text_input("Name", key="tr_save_name", max_chars=64,
-                      help="Letters, digits, - _ and . only. Saved with its settings, history and test MSE.")
+        st.text_input(
+            "Name",
+            key="tr_save_name",
+            max_chars=64,
+            help="Letters, digits, - _ and . only. Saved with its settings, history and test MSE.",
+        )
         st.form_submit_button("Save checkpoint", key="tr_save", icon=":material/save:", on_click=training.save_run, args=(job,))
     st.caption("Starting a new run replaces this one: save it first to keep it.")
 
@@ -155,8 +190,15 @@ train_form.preset_choice(locked=running)
 with st.expander("Settings: the network, the training, how long, where", expanded=job is None):
     train_form.settings_form(locked=running)
 counts = default_manager().counts()
-st.button("Start training", key="tr_start", type="primary", on_click=training.start_run, disabled=running,
-          icon=":material/play_arrow:", help=f"This server trains {counts['capacity']} run(s) at once; more wait in line.")
+st.button(
+    "Start training",
+    key="tr_start",
+    type="primary",
+    on_click=training.start_run,
+    disabled=running,
+    icon=":material/play_arrow:",
+    help=f"This server trains {counts['capacity']} run(s) at once; more wait in line.",
+)
 if st.session_state.get(training.NOTICE):
     st.error(st.session_state[training.NOTICE])
 if job is None:

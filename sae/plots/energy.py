@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from sae.energy import PJ_PER_AC, PJ_PER_MAC, SOURCE, OpsReport
+from sae.energy import PJ_PER_AC, PJ_PER_MAC, OpsReport
 
 SPIKING, DENSE, DENSE_ALL = "#f58518", "#4c78a8", "#9ecae9"
 # A fixed left margin for the layer names: Plotly's automargin draws the figure twice.
@@ -19,12 +19,13 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
     Right: the estimated energy of one image, spiking against dense for 1 and for T passes."""
     layers = [f"{r.layer} ← {r.source}" for r in report.layers]
     spiking = [max(r.ops, 0) for r in report.layers]
-    kinds = [f"{r.ops:,} {r.kind}s from {r.inputs:,} {'pixel-steps' if r.kind == 'MAC' else 'input spikes'}"
-             for r in report.layers]
+    kinds = [
+        f"{r.ops:,} {r.kind}s from {r.inputs:,} {'pixel-steps' if r.kind == 'MAC' else 'input spikes'}" for r in report.layers
+    ]
     steps = report.num_steps
     data = [
         dict(type="bar", orientation="h", y=layers, x=spiking, name=f"spiking network, all {steps} steps",
-             marker=dict(color=SPIKING), text=kinds, hovertemplate="%{y}<br>%{text}<extra></extra>"),
+             marker=dict(color=SPIKING), customdata=kinds, hovertemplate="%{y}<br>%{customdata}<extra></extra>"),
         dict(type="bar", orientation="h", y=layers, x=[r.dense_macs for r in report.layers],
              name="non-spiking network, one pass (MACs)", marker=dict(color=DENSE),
              hovertemplate="%{y}<br>%{x:,} MACs in one dense pass<extra></extra>"),
@@ -38,10 +39,21 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
         (f"dense, {steps} passes", report.dense_joules_all_steps * nj, DENSE_ALL,
          f"{report.dense_macs_all_steps:,} MACs x {PJ_PER_MAC} pJ"),
     ]  # fmt: skip
-    data.append(dict(type="bar", x=[b[0] for b in bars], y=[b[1] for b in bars], marker=dict(color=[b[2] for b in bars]),
-                     text=[f"{b[1]:,.0f} nJ" for b in bars], textposition="outside", customdata=[b[3] for b in bars],
-                     xaxis="x2", yaxis="y2", showlegend=False,
-                     hovertemplate="%{x}: %{y:,.1f} nJ<br>%{customdata}<extra></extra>"))
+    data.append(
+        dict(
+            type="bar",
+            x=[b[0] for b in bars],
+            y=[b[1] for b in bars],
+            marker=dict(color=[b[2] for b in bars]),
+            text=[f"{b[1]:,.0f} nJ" for b in bars],
+            textposition="outside",
+            customdata=[b[3] for b in bars],
+            xaxis="x2",
+            yaxis="y2",
+            showlegend=False,
+            hovertemplate="%{x}: %{y:,.1f} nJ<br>%{customdata}<extra></extra>",
+        )
+    )
     layout = dict(
         height=max(380, 60 + 34 * len(layers)), margin=MARGIN, template="none", barmode="group",
         legend=dict(orientation="h", x=0, y=-0.12, xanchor="left", yanchor="top"),
@@ -52,7 +64,7 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
         annotations=[
             dict(text="operations per layer (weights ← what feeds them)", x=0.27, y=1.02, xref="paper", yref="paper",
                  xanchor="center", yanchor="bottom", showarrow=False),
-            dict(text=f"energy estimate, 45 nm ({SOURCE})", x=0.84, y=1.02, xref="paper", yref="paper",
+            dict(text="energy per image, 45 nm (Horowitz 2014)", x=0.84, y=1.02, xref="paper", yref="paper",
                  xanchor="center", yanchor="bottom", showarrow=False),
         ],
     )  # fmt: skip

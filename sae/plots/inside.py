@@ -11,10 +11,19 @@ domains) rather than with ``make_subplots`` and ``update_*`` calls: that is abou
 ten times faster, and the page rebuilds these figures on every settings change.
 ``template="none"`` keeps Plotly's 6 kB default theme out of every figure sent to
 the browser; Streamlit applies its own theme there.
+
+They are also built without plotly.py's validation (:func:`_figure`): on Explore it
+was about two thirds of the time spent making figures (17 of 27 ms per slider move,
+with 30 sessions' moves queueing on the server's one GIL).  What validation would
+change in these dicts (named colorscales, the template name) is resolved by plotly's
+own validators once, so the JSON the browser gets is the same byte for byte
+(tests/test_plots_inside.py holds it equal to the validated figure's).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 
 import numpy as np
@@ -42,6 +51,26 @@ LAYER_TITLES = {
 MARGIN = dict(l=10, r=10, t=50, b=10)
 
 
+def _figure(data: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
+    """``go.Figure(data, layout, frames)`` without plotly.py's validation, same JSON (see the module docstring)."""
+    for trace in data:
+        if isinstance(trace.get("colorscale"), str):
+            trace["colorscale"] = [list(stop) for stop in _named_colorscale(trace["colorscale"])]
+    if layout.get("template") == "none":
+        layout["template"] = copy.deepcopy(_NO_TEMPLATE)
+    return go.Figure(data=data, layout=layout, frames=frames, _validate=False)
+
+
+@functools.cache
+def _named_colorscale(name: str) -> tuple:
+    """A named colorscale as plotly's validator writes it out (plotly.js knows only a few names)."""
+    return tuple(tuple(stop) for stop in go.Heatmap(colorscale=name).to_plotly_json()["colorscale"])
+
+
+# template="none" as validation writes it out: an almost empty template, not Plotly's default theme.
+_NO_TEMPLATE = go.Layout(template="none").to_plotly_json()["template"]
+
+
 def png_download_config(filename: str) -> dict:
     """Plotly config whose modebar camera button saves a 2x PNG named ``filename``."""
     return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": filename, "scale": 2}}
@@ -49,11 +78,19 @@ def png_download_config(filename: str) -> dict:
 
 def digit_image(image: np.ndarray, title: str = "what the network sees (32x32)") -> go.Figure:
     """A grayscale digit with its pixel values on hover."""
-    heat = dict(type="heatmap", z=np.asarray(image, np.float32), colorscale=INK_SCALE, zmin=0, zmax=1, showscale=False,
-                hovertemplate="row %{y}, column %{x}<br>intensity %{z:.2f}<extra></extra>")
-    layout = dict(title=dict(text=title), height=300, margin=MARGIN, template="none",
-                  xaxis=_axis(PIXEL_X), yaxis=_image_yaxis(PIXEL_Y, "x"))
-    return go.Figure(data=[heat], layout=layout)
+    heat = dict(
+        type="heatmap",
+        z=np.asarray(image, np.float32),
+        colorscale=INK_SCALE,
+        zmin=0,
+        zmax=1,
+        showscale=False,
+        hovertemplate="row %{y}, column %{x}<br>intensity %{z:.2f}<extra></extra>",
+    )
+    layout = dict(
+        title=dict(text=title), height=300, margin=MARGIN, template="none", xaxis=_axis(PIXEL_X), yaxis=_image_yaxis(PIXEL_Y, "x")
+    )
+    return _figure([heat], layout)
 
 
 def latent_raster(result: InferenceResult) -> go.Figure:
@@ -65,10 +102,15 @@ def latent_raster(result: InferenceResult) -> go.Figure:
         showscale=False, xgap=1, ygap=1,
         hovertemplate="step %{x}, latent neuron %{y}<br>spike %{z:.0f}<br>membrane %{customdata:.3f}<extra></extra>",
     )  # fmt: skip
-    layout = dict(title=dict(text="latent spike raster (black = spike)"), height=_rows_height(spikes.shape[0]),
-                  margin=MARGIN, template="none", xaxis=_step_axis(result),
-                  yaxis=dict(title=dict(text="latent neuron"), autorange="reversed"))
-    return go.Figure(data=[heat], layout=layout)
+    layout = dict(
+        title=dict(text="latent spike raster (black = spike)"),
+        height=_rows_height(spikes.shape[0]),
+        margin=MARGIN,
+        template="none",
+        xaxis=_step_axis(result),
+        yaxis=dict(title=dict(text="latent neuron"), autorange="reversed"),
+    )
+    return _figure([heat], layout)
 
 
 def latent_membrane(result: InferenceResult) -> go.Figure:
@@ -81,10 +123,15 @@ def latent_membrane(result: InferenceResult) -> go.Figure:
         colorbar=_threshold_colorbar(zmin, zmax, result.thresh),
         hovertemplate="step %{x}, latent neuron %{y}<br>membrane %{z:.3f}<br>spike %{customdata}<extra></extra>",
     )  # fmt: skip
-    layout = dict(title=dict(text=f"latent membrane potential (white = thresh {result.thresh:g})"),
-                  height=_rows_height(mem.shape[0]), margin=MARGIN, template="none", xaxis=_step_axis(result),
-                  yaxis=dict(title=dict(text="latent neuron"), autorange="reversed"))
-    return go.Figure(data=[heat], layout=layout)
+    layout = dict(
+        title=dict(text=f"latent membrane potential (white = thresh {result.thresh:g})"),
+        height=_rows_height(mem.shape[0]),
+        margin=MARGIN,
+        template="none",
+        xaxis=_step_axis(result),
+        yaxis=dict(title=dict(text="latent neuron"), autorange="reversed"),
+    )
+    return _figure([heat], layout)
 
 
 def layer_activity(result: InferenceResult) -> go.Figure:
@@ -104,7 +151,7 @@ def layer_activity(result: InferenceResult) -> go.Figure:
         template="none", xaxis=_axis("spiking layer (encoder blue, latent orange, decoder green)"),
         yaxis=dict(title=dict(text="firing rate (% of neuron-steps that spiked)"), rangemode="tozero"),
     )  # fmt: skip
-    return go.Figure(data=[bar], layout=layout)
+    return _figure([bar], layout)
 
 
 def layer_membrane(result: InferenceResult, layer: str) -> go.Figure:
@@ -148,7 +195,7 @@ def layer_membrane(result: InferenceResult, layer: str) -> go.Figure:
         **_playback_controls([str(t + 1) for t in range(steps)]),
     )  # fmt: skip
     frames = [dict(name=str(t + 1), data=[dict(type="heatmap", z=z)], traces=[0]) for t, z in enumerate(frames_z)]
-    return go.Figure(data=data, layout=layout, frames=frames)
+    return _figure(data, layout, frames)
 
 
 def reconstruction_playback(result: InferenceResult) -> go.Figure:
@@ -157,9 +204,15 @@ def reconstruction_playback(result: InferenceResult) -> go.Figure:
     zmin, zmax = min(0.0, float(steps.min())), max(1.0, float(steps.max()))
     names = [str(t + 1) for t in range(result.num_steps)]
     errors = result.step_mse()
-    heat = dict(type="heatmap", z=steps[-1], colorscale=INK_SCALE, zmin=zmin, zmax=zmax,
-                colorbar=dict(title=dict(text="output membrane (≈ intensity)", side="right")),
-                hovertemplate="row %{y}, column %{x}<br>value %{z:.3f}<extra></extra>")
+    heat = dict(
+        type="heatmap",
+        z=steps[-1],
+        colorscale=INK_SCALE,
+        zmin=zmin,
+        zmax=zmax,
+        colorbar=dict(title=dict(text="output membrane (≈ intensity)", side="right")),
+        hovertemplate="row %{y}, column %{x}<br>value %{z:.3f}<extra></extra>",
+    )
     layout = dict(
         title=dict(text=_playback_title(names[-1], len(names), errors[-1])), height=470,
         margin=dict(MARGIN, b=90), template="none", xaxis=_axis(PIXEL_X), yaxis=_image_yaxis(PIXEL_Y, "x"),
@@ -170,7 +223,7 @@ def reconstruction_playback(result: InferenceResult) -> go.Figure:
              layout=dict(title=dict(text=_playback_title(name, len(names), mse))))
         for name, z, mse in zip(names, steps, errors)
     ]  # fmt: skip
-    return go.Figure(data=[heat], layout=layout, frames=frames)
+    return _figure([heat], layout, frames)
 
 
 def digit_comparison(result: InferenceResult) -> go.Figure:
@@ -194,7 +247,7 @@ def digit_comparison(result: InferenceResult) -> go.Figure:
         layout["xaxis" + suffix] = dict(_axis(PIXEL_X), domain=[start, start + 0.27], anchor="y" + suffix)
         layout["yaxis" + suffix] = dict(_image_yaxis(PIXEL_Y if i == 1 else None, "x" + suffix), anchor="x" + suffix)
         layout["annotations"].append(_panel_title(title, start + 0.135))
-    return go.Figure(data=data, layout=layout)
+    return _figure(data, layout)
 
 
 # --- tiling feature maps ------------------------------------------------------------
@@ -225,7 +278,7 @@ def tile_maps(values: np.ndarray) -> np.ndarray:
     out = np.full((rows * (height + 1) - 1, cols * (width + 1) - 1), np.nan, np.float32)
     for c in range(channels):
         r, k = divmod(c, cols)
-        out[r * (height + 1): r * (height + 1) + height, k * (width + 1): k * (width + 1) + width] = values[c]
+        out[r * (height + 1) : r * (height + 1) + height, k * (width + 1) : k * (width + 1) + width] = values[c]
     return out
 
 
@@ -295,8 +348,7 @@ def _rows_height(rows: int) -> int:
 def _playback_controls(names: list[str]) -> dict:
     """Play/pause buttons and a step slider driving the figure's frames in the browser."""
     still = {"mode": "immediate", "frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}}
-    play = {"mode": "immediate", "fromcurrent": False, "frame": {"duration": 600, "redraw": True},
-            "transition": {"duration": 0}}
+    play = {"mode": "immediate", "fromcurrent": False, "frame": {"duration": 600, "redraw": True}, "transition": {"duration": 0}}
     return dict(
         updatemenus=[dict(
             type="buttons", direction="left", showactive=False, x=0.0, y=-0.06, xanchor="left", yanchor="top",

@@ -40,8 +40,19 @@ def code_editor(code: np.ndarray, own: np.ndarray) -> go.Figure:
     names = np.array(["silent", "spike", "spike you added", "spike you removed"])
     scale = [[0, SILENT], [0.25, SILENT], [0.25, SPIKE], [0.5, SPIKE], [0.5, ADDED], [0.75, ADDED], [0.75, REMOVED],
              [1, REMOVED]]  # fmt: skip
-    heat = dict(type="heatmap", z=states.astype(np.float32), x=np.arange(1, steps + 1), y=np.arange(neurons), zmin=0,
-                zmax=4, colorscale=scale, showscale=False, xgap=2, ygap=2, hoverinfo="skip")
+    heat = dict(
+        type="heatmap",
+        z=states.astype(np.float32),
+        x=np.arange(1, steps + 1),
+        y=np.arange(neurons),
+        zmin=0,
+        zmax=4,
+        colorscale=scale,
+        showscale=False,
+        xgap=2,
+        ygap=2,
+        hoverinfo="skip",
+    )
     neuron, step = np.divmod(np.arange(neurons * steps), steps)
     cells = dict(
         type="scatter", mode="markers", x=step + 1, y=neuron, customdata=np.column_stack([neuron, step]),
@@ -99,21 +110,38 @@ def neuron_atlas(atlas: NeuronAtlas) -> go.Figure:
              hovertemplate="neuron %{customdata[0]} %{text}<br>change %{z:.3f}<br>mean squared change "
                            "%{customdata[1]:.4f}<extra></extra>"),
     ]  # fmt: skip
-    layout = dict(height=520, margin=dict(MARGIN, t=40), template="none", annotations=[],
-                  xaxis=dict(domain=[0, 0.47], visible=False, constrain="domain"),
-                  yaxis=dict(autorange="reversed", scaleanchor="x", visible=False, constrain="domain"),
-                  xaxis2=dict(domain=[0.5, 0.94], visible=False, constrain="domain", anchor="y2"),
-                  yaxis2=dict(autorange="reversed", scaleanchor="x2", visible=False, anchor="x2", constrain="domain"))
-    layout["annotations"] += [_panel_title("only this neuron firing, at every step", 0.235),
-                              _panel_title("the change it makes to this digit (+ added, − removed)", 0.735)]
+    layout = dict(
+        height=520,
+        margin=dict(MARGIN, t=40),
+        template="none",
+        annotations=[],
+        xaxis=dict(domain=[0, 0.47], visible=False, constrain="domain"),
+        yaxis=dict(autorange="reversed", scaleanchor="x", visible=False, constrain="domain"),
+        xaxis2=dict(domain=[0.5, 0.94], visible=False, constrain="domain", anchor="y2"),
+        yaxis2=dict(autorange="reversed", scaleanchor="x2", visible=False, anchor="x2", constrain="domain"),
+    )
+    layout["annotations"] += [
+        _panel_title("only this neuron firing, at every step", 0.235),
+        _panel_title("the change it makes to this digit (+ added, − removed)", 0.735),
+    ]
     tile = atlas.alone.shape[1] + 1
     cols = numbers.shape[1] // tile + 1
     for n in range(neurons):
         r, c = divmod(n, cols)
         for axis, label in (("", str(n)), ("2", ("+" if atlas.added[n] else "−") + str(n))):
-            layout["annotations"].append(dict(text=label, x=c * tile - 0.5, y=r * tile - 0.5, xref="x" + axis,
-                                              yref="y" + axis, xanchor="left", yanchor="top", showarrow=False,
-                                              font=dict(size=9, color="#e0a000")))
+            layout["annotations"].append(
+                dict(
+                    text=label,
+                    x=c * tile - 0.5,
+                    y=r * tile - 0.5,
+                    xref="x" + axis,
+                    yref="y" + axis,
+                    xanchor="left",
+                    yanchor="top",
+                    showarrow=False,
+                    font=dict(size=9, color="#e0a000"),
+                )
+            )
     return go.Figure(data=data, layout=layout)
 
 
@@ -131,16 +159,31 @@ def blend_row(images: np.ndarray, codes: np.ndarray, titles: list[str]) -> go.Fi
              xaxis="x2", yaxis="y2", hovertemplate="latent neuron %{y}<br>spike %{z:.0f}<extra></extra>"),
     ]  # fmt: skip
     width = images.shape[2] + 2
-    layout = dict(height=420, margin=dict(MARGIN, t=40), template="none", annotations=[],
-                  xaxis=dict(domain=[0, 1], visible=False, constrain="domain"),
-                  yaxis=dict(domain=[0.45, 0.92], autorange="reversed", scaleanchor="x", visible=False,
-                             constrain="domain"),
-                  xaxis2=dict(domain=[0, 1], visible=False, anchor="y2"),
-                  yaxis2=dict(domain=[0, 0.38], autorange="reversed", anchor="x2", showgrid=False,
-                              title=dict(text="its code (neurons x steps)")))
+    layout = dict(
+        height=420,
+        margin=dict(MARGIN, t=40),
+        template="none",
+        annotations=[],
+        xaxis=dict(domain=[0, 1], visible=False, constrain="domain"),
+        yaxis=dict(domain=[0.45, 0.92], autorange="reversed", scaleanchor="x", visible=False, constrain="domain"),
+        xaxis2=dict(domain=[0, 1], visible=False, anchor="y2"),
+        yaxis2=dict(
+            domain=[0, 0.38], autorange="reversed", anchor="x2", showgrid=False, title=dict(text="its code (neurons x steps)")
+        ),
+    )
     for s, title in enumerate(titles[:stages]):
-        layout["annotations"].append(dict(text=title, x=s * width + (images.shape[2] - 1) / 2, y=-0.5, xref="x",
-                                          yref="y", yanchor="bottom", showarrow=False, font=dict(size=11)))
+        layout["annotations"].append(
+            dict(
+                text=title,
+                x=s * width + (images.shape[2] - 1) / 2,
+                y=-0.5,
+                xref="x",
+                yref="y",
+                yanchor="bottom",
+                showarrow=False,
+                font=dict(size=11),
+            )
+        )
     return go.Figure(data=data, layout=layout)
 
 
@@ -153,14 +196,31 @@ def code_map(cmap: CodeMap, here: np.ndarray | None = None, edited: np.ndarray |
     data = []
     for digit in range(10):
         idx = np.flatnonzero(cmap.labels == digit)
-        data.append(dict(type="scattergl", mode="markers", name=str(digit), x=cmap.xy[idx, 0], y=cmap.xy[idx, 1],
-                         customdata=idx, marker=dict(size=4, color=CLASS_COLOURS[digit], opacity=0.6),
-                         hovertemplate=f"test image #%{{customdata}}: a {digit}<extra></extra>"))
+        data.append(
+            dict(
+                type="scattergl",
+                mode="markers",
+                name=str(digit),
+                x=cmap.xy[idx, 0],
+                y=cmap.xy[idx, 1],
+                customdata=idx,
+                marker=dict(size=4, color=CLASS_COLOURS[digit], opacity=0.6),
+                hovertemplate=f"test image #%{{customdata}}: a {digit}<extra></extra>",
+            )
+        )
     for point, name, symbol in ((here, "this digit", "star"), (edited, "your edited code", "x")):
         if point is not None:
-            data.append(dict(type="scatter", mode="markers", name=name, x=[float(point[0])], y=[float(point[1])],
-                             marker=dict(symbol=symbol, size=16, color="#000000", line=dict(width=1, color="#ffffff")),
-                             hovertemplate=name + "<extra></extra>"))
+            data.append(
+                dict(
+                    type="scatter",
+                    mode="markers",
+                    name=name,
+                    x=[float(point[0])],
+                    y=[float(point[1])],
+                    marker=dict(symbol=symbol, size=16, color="#000000", line=dict(width=1, color="#ffffff")),
+                    hovertemplate=name + "<extra></extra>",
+                )
+            )
     ex = cmap.explained
     layout = dict(
         title=dict(text="every test image's latent spike counts, on their first two principal components"),
@@ -182,19 +242,32 @@ def _image_panels(panels, height: int) -> go.Figure:
     data, layout = [], dict(height=height, margin=dict(MARGIN, t=60), template="none", annotations=[])
     for i, (z, title, scale, zmin, zmax, hover) in enumerate(panels, start=1):
         suffix = "" if i == 1 else str(i)
-        data.append(dict(type="heatmap", z=np.asarray(z, np.float32), colorscale=scale, zmin=zmin, zmax=zmax,
-                         showscale=False, xaxis="x" + suffix, yaxis="y" + suffix,
-                         hovertemplate="row %{y}, column %{x}<br>" + hover + "<extra></extra>"))
+        data.append(
+            dict(
+                type="heatmap",
+                z=np.asarray(z, np.float32),
+                colorscale=scale,
+                zmin=zmin,
+                zmax=zmax,
+                showscale=False,
+                xaxis="x" + suffix,
+                yaxis="y" + suffix,
+                hovertemplate="row %{y}, column %{x}<br>" + hover + "<extra></extra>",
+            )
+        )
         start = (i - 1) * width
         # Hidden axes: an image needs none, and drawing ticks is most of Plotly's time here.
-        layout["xaxis" + suffix] = dict(domain=[start + 0.01, start + width - 0.01], visible=False,
-                                        constrain="domain", anchor="y" + suffix)
-        layout["yaxis" + suffix] = dict(autorange="reversed", scaleanchor="x" + suffix, visible=False,
-                                        constrain="domain", anchor="x" + suffix)
+        layout["xaxis" + suffix] = dict(
+            domain=[start + 0.01, start + width - 0.01], visible=False, constrain="domain", anchor="y" + suffix
+        )
+        layout["yaxis" + suffix] = dict(
+            autorange="reversed", scaleanchor="x" + suffix, visible=False, constrain="domain", anchor="x" + suffix
+        )
         layout["annotations"].append(_panel_title(title, start + width / 2))
     return go.Figure(data=data, layout=layout)
 
 
 def _panel_title(text: str, x: float) -> dict:
-    return dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False,
-                font=dict(size=12))
+    return dict(
+        text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12)
+    )

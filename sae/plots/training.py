@@ -53,19 +53,45 @@ def loss_figure(history: dict, references: dict[str, float] | None = None, windo
     steps, batch_loss = _thin(batch["step"], batch["loss"])
     _, average = _thin(batch["step"], moving_average(batch["loss"], window))
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=steps, y=batch_loss, name="batch loss", mode="lines",
-                             line=dict(color=BATCH_COLOR, width=1),
-                             hovertemplate="step %{x}<br>batch loss %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=steps, y=average, name=f"average of {window} batches",
-                             mode="lines", line=dict(color=AVERAGE_COLOR, width=2.5),
-                             hovertemplate="step %{x}<br>moving average %{y:.4f}<extra></extra>"))
-    fig.add_trace(go.Scatter(x=np.asarray(evals["step"], np.int32), y=np.asarray(evals["test_loss"], np.float32),
-                             name="held-out test loss", mode="lines+markers",
-                             line=dict(color=TEST_COLOR, width=2, dash="dot"), marker=dict(size=8),
-                             hovertemplate="step %{x}<br>test loss %{y:.4f}<extra></extra>"))
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=batch_loss,
+            name="batch loss",
+            mode="lines",
+            line=dict(color=BATCH_COLOR, width=1),
+            hovertemplate="step %{x}<br>batch loss %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=steps,
+            y=average,
+            name=f"average of {window} batches",
+            mode="lines",
+            line=dict(color=AVERAGE_COLOR, width=2.5),
+            hovertemplate="step %{x}<br>moving average %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=np.asarray(evals["step"], np.int32),
+            y=np.asarray(evals["test_loss"], np.float32),
+            name="held-out test loss",
+            mode="lines+markers",
+            line=dict(color=TEST_COLOR, width=2, dash="dot"),
+            marker=dict(size=8),
+            hovertemplate="step %{x}<br>test loss %{y:.4f}<extra></extra>",
+        )
+    )
     for label, value in (references or {}).items():
-        fig.add_hline(y=value, line=dict(color="gray", dash="dash", width=1), annotation_text=label,
-                      annotation_position="top right", annotation_font_color="gray")
+        fig.add_hline(
+            y=value,
+            line=dict(color="gray", dash="dash", width=1),
+            annotation_text=label,
+            annotation_position="top right",
+            annotation_font_color="gray",
+        )
     fig.update_xaxes(title_text="optimizer step (batch)", rangemode="tozero")
     fig.update_yaxes(title_text="MSE per pixel (log scale)", type="log")
     fig.update_layout(title="Reconstruction loss", height=360, uirevision="loss", **_LAYOUT)
@@ -76,11 +102,21 @@ def epoch_figure(history: dict) -> go.Figure:
     """Mean training loss and held-out test loss after each epoch."""
     epochs = history["epochs"]
     fig = go.Figure()
-    for key, name, color in (("train_loss", "train loss (mean over the epoch)", TRAIN_COLOR),
-                             ("test_loss", "held-out test loss (end of epoch)", TEST_COLOR)):
-        fig.add_trace(go.Scatter(x=epochs["epoch"], y=epochs[key], name=name, mode="lines+markers",
-                                 line=dict(color=color), marker=dict(size=9),
-                                 hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + key.replace("_", " ") + "</extra>"))
+    for key, name, color in (
+        ("train_loss", "train loss (mean over the epoch)", TRAIN_COLOR),
+        ("test_loss", "held-out test loss (end of epoch)", TEST_COLOR),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=epochs["epoch"],
+                y=epochs[key],
+                name=name,
+                mode="lines+markers",
+                line=dict(color=color),
+                marker=dict(size=9),
+                hovertemplate="epoch %{x}<br>%{y:.4f}<extra>" + key.replace("_", " ") + "</extra>",
+            )
+        )
     fig.update_xaxes(title_text="epoch", tickmode="linear", dtick=1, rangemode="tozero")
     fig.update_yaxes(title_text="MSE per pixel")
     fig.update_layout(title="Loss per epoch", height=300, uirevision="epochs", **_LAYOUT)
@@ -93,9 +129,15 @@ def spike_rate_figure(history: dict) -> go.Figure:
     fig = go.Figure()
     for layer in SPIKING_LAYERS:
         values = evals.get(f"rate_{layer}", [])
-        fig.add_trace(go.Scatter(x=np.asarray(evals["step"][: len(values)], np.int32), y=np.asarray(values, np.float32),
-                                 name=layer, mode="lines+markers",
-                                 hovertemplate="step %{x}<br>" + layer + " fired %{y:.1%}<extra></extra>"))
+        fig.add_trace(
+            go.Scatter(
+                x=np.asarray(evals["step"][: len(values)], np.int32),
+                y=np.asarray(values, np.float32),
+                name=layer,
+                mode="lines+markers",
+                hovertemplate="step %{x}<br>" + layer + " fired %{y:.1%}<extra></extra>",
+            )
+        )
     fig.update_xaxes(title_text="optimizer step (batch)", rangemode="tozero")
     fig.update_yaxes(title_text="spike rate (fraction of neuron-steps)", tickformat=".1~%", rangemode="tozero")
     fig.update_layout(title="Spike rate per layer (held-out digits)", height=360, uirevision="rates", **_LAYOUT)
@@ -114,13 +156,26 @@ def reconstruction_grid(inputs, reconstructions, caption: str = "") -> go.Figure
         for c in range(count):
             top, left = r * (height + GAP), c * (width + GAP)
             grid[top : top + height, left : left + width] = np.round(np.clip(images[c], 0, 1) * 254).astype(np.uint8)
-    fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=254, showscale=False,
-                               hovertemplate="intensity %{z}/254<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=grid, colorscale="gray", zmin=0, zmax=254, showscale=False, hovertemplate="intensity %{z}/254<extra></extra>"
+        )
+    )
     fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain", tickmode="array",
-                     tickvals=[(height - 1) / 2, height + GAP + (height - 1) / 2], ticktext=["test digit", "reconstruction"])
-    fig.update_layout(title=caption or "Fixed test digits and their reconstructions", height=260,
-                      margin=dict(l=10, r=10, t=50, b=10), uirevision="recon")
+    fig.update_yaxes(
+        autorange="reversed",
+        scaleanchor="x",
+        constrain="domain",
+        tickmode="array",
+        tickvals=[(height - 1) / 2, height + GAP + (height - 1) / 2],
+        ticktext=["test digit", "reconstruction"],
+    )
+    fig.update_layout(
+        title=caption or "Fixed test digits and their reconstructions",
+        height=260,
+        margin=dict(l=10, r=10, t=50, b=10),
+        uirevision="recon",
+    )
     return fig
 
 

@@ -42,7 +42,9 @@ def chart_data(page, title: str):
     """The data of the Plotly chart whose title starts with ``title``, read from the browser."""
     return page.evaluate(
         """(title) => {
-            const titleOf = """ + TITLE_JS + """;
+            const titleOf = """
+        + TITLE_JS
+        + """;
             for (const plot of document.querySelectorAll('.js-plotly-plot')) {
                 if (titleOf(plot).startsWith(title)) {
                     return plot._fullData.map(trace => ({z: trace.z ? Array.from(trace.z, row => Array.from(row)) : null,

@@ -77,8 +77,13 @@ def save_as(page: Page, name: str) -> Path:
 
 def start_short_run(page: Page) -> None:
     """A few thousand images in small batches: new loss points every second or so."""
-    for label, value in (("Training images", 3000), ("Batch size", 16), ("Held-out test images", 100),
-                         ("Epochs", 20), ("Time limit (seconds, 0: none)", 300)):
+    for label, value in (
+        ("Training images", 3000),
+        ("Batch size", 16),
+        ("Held-out test images", 100),
+        ("Epochs", 20),
+        ("Time limit (seconds, 0: none)", 300),
+    ):
         set_number(page, label, value)
     click(page, "tr_start")
     page.locator(".st-key-train_loss_chart .js-plotly-plot").last.wait_for(timeout=60_000)
@@ -124,8 +129,10 @@ def test_the_one_minute_preset_reaches_the_tutorial_result(page: Page, app_url: 
     print(f"\nloss chart grew {len(gaps)} times, median {sorted(gaps)[len(gaps) // 2]:.2f} s apart")
     page.get_by_text("Finished: the time limit was reached.").wait_for(timeout=120_000)
     metrics = load_checkpoint(save_as(page, "one_minute")).metrics
-    print(f"One minute preset: test MSE {metrics['test_mse']:.4f} on {metrics['test_images']} images, "
-          f"{metrics['steps']} steps, {metrics['images_seen']} images in {metrics['train_seconds']:.1f} s")
+    print(
+        f"One minute preset: test MSE {metrics['test_mse']:.4f} on {metrics['test_images']} images, "
+        f"{metrics['steps']} steps, {metrics['images_seen']} images in {metrics['train_seconds']:.1f} s"
+    )
     assert metrics["test_mse"] <= 0.05
 
 

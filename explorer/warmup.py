@@ -1,0 +1,202 @@
+"""Warm start: what the first visitor of a fresh server would wait for, done before anyone arrives.
+
+A fresh server took 5.7 s for its first Explore and 9.4 s for its first Compare
+(later ones 0.07 and 0.26 s): the first visitor paid for loading the model and
+MNIST, starting the forward process (sae/forward_worker.py), importing and first
+running plotly's figure code, and Compare's default sweep (6 thresholds x 256
+digits) and trained-model runs.  :func:`start` does all of that once per process,
+in a background thread, into the same process-wide caches the pages read
+(``explorer.resources``, ``explorer.cached``), so the first visit finds them filled.
+
+``python -m explorer.warmup`` (what ``make run`` runs) starts the server with the
+warm-up already going, before any session; app.py calls :func:`start` too, so a
+plain ``streamlit run app.py`` warms up from its first visit, and :func:`show_status`
+says "warming up" in the sidebar while it runs.  A page that needs something still
+warming simply waits for it (``st.cache_resource`` computes each entry once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+_done = threading.Event()
+_steps: list[tuple[str, float]] = []  # (what, seconds), for the log and the tests
+
+
+def start() -> None:
+    """Start the warm-up once per process (later calls do nothing).
+
+    Not under ``streamlit.testing`` (no server to warm; a test computes what it needs), nor with
+    ``SAE_WARMUP=0``."""
+    global _thread
+    if os.environ.get("SAE_WARMUP", "1") == "0" or _under_app_test():
+        return
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_run, name="sae-warmup", daemon=True)
+            _thread.start()
+
+
+def _under_app_test() -> bool:
+    from streamlit import config
+
+    return bool(config.get_option("global.appTest"))
+
+
+def running() -> bool:
+    return _thread is not None and not _done.is_set()
+
+
+def wait(timeout: float | None = None) -> bool:
+    """Block until the warm-up has finished (for tests and the launcher's log); True when it has."""
+    return _done.wait(timeout)
+
+
+def show_status() -> None:
+    """While the server warms up, say so in the sidebar (the page still works: it waits for what it needs)."""
+    if running():
+        import streamlit as st
+
+        st.sidebar.caption(":material/hourglass_top: Warming up: loading the model, MNIST and the comparisons…")
+
+
+# --------------------------------------------------------------------------- the work
+
+
+def _run() -> None:
+    begin = time.perf_counter()
+    try:
+        _wait_for_runtime()
+        model = _step("model and MNIST", _model_and_data)
+        _step("Explore's forward process and figures", lambda: _explore(model))
+        _step("Compare's default view", lambda: _compare(model))
+    except Exception:  # a failed warm-up only means the first visitor computes it, as before
+        log.exception("warm-up failed; pages will compute what they need on first use")
+    finally:
+        _done.set()
+        log.info("warm-up done in %.1f s: %s", time.perf_counter() - begin, ", ".join(f"{w} {s:.1f} s" for w, s in _steps))
+
+
+def _step(what: str, fn):
+    t0 = time.perf_counter()
+    value = fn()
+    _steps.append((what, time.perf_counter() - t0))
+    return value
+
+
+def _wait_for_runtime(timeout: float = 60.0) -> None:
+    """Started by the launcher before the server exists: let Streamlit create its runtime first."""
+    from streamlit import runtime
+
+    deadline = time.monotonic() + timeout
+    while not runtime.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+DEVICE = "cpu"  # the sidebar's default device (the first one available)
+
+
+def _model_and_data():
+    from explorer.resources import shared_checkpoint, test_set
+    from sae.checkpoints import default_checkpoint_path
+
+    test_set()
+    return shared_checkpoint(default_checkpoint_path(), DEVICE).model
+
+
+def _explore(model) -> None:
+    """One forward of the page's example digit in the forward process, and every Explore figure once."""
+    import plotly.io
+    import plotly.tools
+
+    from explorer.digit_input import EXAMPLE_INDEX
+    from explorer.resources import test_set
+    from sae.forward_worker import default_worker
+    from sae.model import SPIKING_LAYERS
+    from sae.plots import inside
+
+    digit = test_set()[0][EXAMPLE_INDEX : EXAMPLE_INDEX + 1]
+    config = model.config
+    result = default_worker().run_digit(model, digit, thresh=config.thresh, beta=config.beta, num_steps=config.num_steps)
+    figures = [
+        inside.digit_image(result.input),
+        inside.reconstruction_playback(result),
+        inside.latent_raster(result),
+        inside.latent_membrane(result),
+        inside.layer_activity(result),
+        inside.digit_comparison(result),
+    ]
+    figures += [inside.layer_membrane(result, layer) for layer in (*SPIKING_LAYERS, "output")]
+    for fig in figures:  # what st.plotly_chart does with each (plotly_chart.py)
+        plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False)
+
+
+def _compare(model) -> None:
+    """The Compare page's first view with its default inputs, computed into the shared result cache.
+
+    The keys and calls are the page's own (pages/views/compare.py: ``choose_digits`` defaults,
+    ``run_sweep``, ``trained_view`` for "What does thresh do?"); tests/test_warmup.py checks that a
+    first Compare after the warm-up computes nothing."""
+    from explorer import texts
+    from explorer.cached import shared_results
+    from explorer.resources import shared_checkpoint, test_set
+    from sae import sweep, trained
+    from sae.cache import digit_fingerprint, model_fingerprint
+    from sae.checkpoints import CheckpointError
+    from sae.data import pick_digits
+
+    shown = 6  # the page's SHOWN
+    images, labels = test_set()
+    images = images[list(pick_digits(labels, "random", 256, 0, 0))]
+    digits_key, model_key = digit_fingerprint(images), model_fingerprint(model)
+    config = model.config
+    thresholds, steps, betas = list(texts.QUESTIONS["thresh"]["default"]), [config.num_steps], [config.beta]
+    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
+    shared_results().get_or_compute(
+        key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images)))
+    )
+
+    entries = [entry for entry, _ in trained.locate_trained(trained.trained_series("thresh"))]
+    models = {}
+    for entry, path in trained.locate_trained(trained.trained_series("thresh")):
+        if path is None:
+            continue
+        try:
+            ckpt = shared_checkpoint(path, DEVICE)
+        except (CheckpointError, OSError):
+            continue
+        if entry.matches(ckpt.config):
+            models[entry.filename] = ckpt.model
+    if not models:
+        return
+    reference = models.get(trained.REFERENCE_FILENAME, model)
+    key = ("trained", "thresh", digits_key, model_fingerprint(reference),
+           tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))  # fmt: skip
+    shared_results().get_or_compute(
+        key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images)))
+    )
+
+
+# --------------------------------------------------------------------------- the launcher
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m explorer.warmup [streamlit options]``: ``streamlit run app.py`` with the warm-up started first."""
+    from streamlit.web import cli
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start()
+    sys.argv = ["streamlit", "run", "app.py", *(sys.argv[1:] if argv is None else argv)]
+    return cli.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Explore's forward in a child process, so a classroom's slider moves do not queue on one GIL.
+
+Why a process: a traced forward of one digit is about 600 small torch calls.  Each
+releases the GIL and must take it back, and in a server where 30 sessions' scripts
+build figures in Python beside it, each take-back waits for another thread's
+switch interval (5 ms): measured, one forward beside one busy Python thread went
+from 13 ms to 4 s.  In a child the forward holds no lock the server needs, runs
+on the other core, and the page's thread only waits on a pipe (GIL released).
+
+One child serves every session, one forward at a time (a forward is ~10 ms; a
+class of 30 makes about ten a second).  It gets each model once, as its config
+and weights, keyed on the weights' fingerprint, and keeps a few.  Results are
+the same ``InferenceResult`` ``sae.inference.run_digit`` returns, bit for bit
+(the same function on the same weights, one intra-op thread as in-process).
+CPU models only; a GPU model, or any failure of the child, runs in-process as
+before (logged once), and ``SAE_FORWARD_PROCESS=0`` turns the child off.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from sae.cache import model_fingerprint
+from sae.inference import InferenceResult, run_digit
+from sae.model import SAEConfig, SpikingAutoencoder
+
+log = logging.getLogger(__name__)
+
+MODELS_KEPT = 8  # in the child: the shipped model, a few trained or uploaded ones
+REPLY_TIMEOUT_S = 60.0  # a forward of 50 steps is well under a second; past this the child is stuck
+MAX_FAILURES = 3  # a child that dies this often is not started again: forwards stay in-process
+
+
+def enabled() -> bool:
+    return os.environ.get("SAE_FORWARD_PROCESS", "1") != "0"
+
+
+# --------------------------------------------------------------------------- the child
+
+
+def _serve(conn) -> None:
+    """The child's loop: ("load", key, config, weights) and ("run", key, digit, overrides) until the pipe closes."""
+    torch.set_num_threads(1)  # one 32x32 image is far too little work to split
+    models: OrderedDict[str, SpikingAutoencoder] = OrderedDict()
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return  # the server is gone
+        try:
+            if request[0] == "load":
+                _, key, config, weights = request
+                model = SpikingAutoencoder(SAEConfig(**config))
+                model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+                model.eval().requires_grad_(False)
+                models[key] = model
+                while len(models) > MODELS_KEPT:
+                    models.popitem(last=False)
+                conn.send(("ok", None))
+            elif request[0] == "run":
+                _, key, digit, overrides = request
+                if key not in models:
+                    conn.send(("unknown", None))
+                    continue
+                models.move_to_end(key)
+                conn.send(("ok", run_digit(models[key], torch.from_numpy(digit), **overrides)))
+            else:
+                conn.send(("error", ValueError(f"unknown request {request[0]!r}")))
+        except Exception as error:  # a bad request fails that request, not the child
+            conn.send(("error", error))
+
+
+# --------------------------------------------------------------------------- the server side
+
+
+class ForwardWorker:
+    """A child process that runs :func:`sae.inference.run_digit` for every thread of this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()  # one request on the pipe at a time
+        self._conn = None
+        self._process = None
+        self._loaded: set[str] = set()  # keys the child was sent (it may have dropped old ones: it says so)
+        self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> fingerprint
+        self._failures = 0
+        self._broken = False
+
+    def start(self) -> bool:
+        """Start the child now (it takes a few seconds to import torch); True when it runs."""
+        with self._lock:
+            return self._ensure_started()
+
+    def run_digit(self, model: torch.nn.Module, digit: torch.Tensor, **overrides) -> InferenceResult:
+        """``run_digit(model, digit, **overrides)``, computed in the child when it can be."""
+        if not enabled() or self._broken or next(model.parameters()).device.type != "cpu":
+            return run_digit(model, digit, **overrides)
+        key = self._key(model)
+        array = digit.detach().to("cpu", torch.float32).contiguous().numpy()
+        with self._lock:
+            try:
+                if not self._ensure_started():
+                    return run_digit(model, digit, **overrides)
+                for _ in range(2):
+                    if key not in self._loaded:
+                        self._send_model(key, model)
+                    status, value = self._ask(("run", key, array, overrides))
+                    if status != "unknown":
+                        break
+                    self._loaded.discard(key)  # the child dropped it for newer ones: send it again
+                if status == "ok":
+                    return value
+                # "error": a bad request (settings, shape) fails the same way in-process, with its own traceback
+            except (EOFError, OSError, TimeoutError) as error:
+                self._failed(f"the forward process failed ({type(error).__name__}: {error})")
+        return run_digit(model, digit, **overrides)
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_child()
+
+    # ---- inside the lock
+
+    def _key(self, model) -> str:
+        key = self._keys.get(model)
+        if key is None:
+            key = self._keys[model] = model_fingerprint(model)
+        return key
+
+    def _ensure_started(self) -> bool:
+        if self._broken:
+            return False
+        if self._process is not None and self._process.is_alive():
+            return True
+        if self._process is not None:
+            log.warning("the forward process exited (code %s): starting another", self._process.exitcode)
+            self._stop_child()
+        try:
+            # spawn: a fresh interpreter, with none of the server's threads or locks (fork would copy them)
+            ctx = multiprocessing.get_context("spawn")
+            parent, child = ctx.Pipe()
+            process = ctx.Process(target=_serve, args=(child,), name="sae-forward", daemon=True)
+            process.start()
+            child.close()
+        except Exception as error:
+            self._failures = MAX_FAILURES
+            self._failed(f"could not start the forward process ({type(error).__name__}: {error})")
+            return False
+        self._conn, self._process, self._loaded = parent, process, set()
+        return True
+
+    def _send_model(self, key: str, model) -> None:
+        config = {name: getattr(model.config, name) for name in model.config.__dataclass_fields__}
+        weights = {k: np.ascontiguousarray(v.detach().cpu().numpy()) for k, v in model.state_dict().items()}
+        status, value = self._ask(("load", key, config, weights))
+        if status != "ok":
+            raise OSError(f"the child could not load the model: {value}")
+        self._loaded.add(key)
+
+    def _ask(self, request):
+        self._conn.send(request)
+        if not self._conn.poll(REPLY_TIMEOUT_S):
+            raise TimeoutError(f"no reply in {REPLY_TIMEOUT_S:.0f} s")
+        return self._conn.recv()
+
+    def _failed(self, why: str) -> None:
+        """This forward runs in-process; the next one starts a new child, unless it keeps failing."""
+        self._failures += 1
+        self._broken = self._failures >= MAX_FAILURES
+        log.warning("%s; %s", why, "forwards run in the server process from now on" if self._broken else "starting another")
+        self._stop_child()
+
+    def _stop_child(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(timeout=2)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout=2)
+        self._conn = self._process = None
+        self._loaded = set()
+
+
+_default: ForwardWorker | None = None
+_default_lock = threading.Lock()
+
+
+def default_worker() -> ForwardWorker:
+    """The process-wide worker (created on first use; its child starts on the first forward or ``start()``)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = ForwardWorker()
+        return _default

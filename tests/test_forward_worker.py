@@ -1,0 +1,69 @@
+"""The forward child process gives what the in-process forward gives, and never takes the page down with it."""
+
+import numpy as np
+import pytest
+import torch
+
+from sae import forward_worker
+from sae.forward_worker import ForwardWorker
+from sae.inference import run_digit
+from sae.model import SAEConfig, SpikingAutoencoder
+
+
+def make_model(seed: int, **config) -> SpikingAutoencoder:
+    torch.manual_seed(seed)
+    model = SpikingAutoencoder(SAEConfig(**config))
+    with torch.no_grad():  # weights that make spikes flow, so the comparison means something
+        for p in model.parameters():
+            p.mul_(3.0)
+    return model.eval().requires_grad_(False)
+
+
+def same(a, b) -> bool:
+    return (
+        all(np.array_equal(a.mem[k], b.mem[k]) and np.array_equal(a.spikes[k], b.spikes[k]) for k in a.mem)
+        and np.array_equal(a.recon_steps, b.recon_steps)
+        and (a.thresh, a.beta, a.num_steps, a.mse) == (b.thresh, b.beta, b.num_steps, b.mse)
+    )
+
+
+@pytest.fixture
+def worker():
+    w = ForwardWorker()
+    yield w
+    w.close()
+
+
+def test_child_results_equal_in_process_bit_for_bit(worker):
+    models = [make_model(0), make_model(1, latent_dim=16)]
+    digit = torch.rand(1, 1, 32, 32)
+    for model in models:
+        for overrides in ({}, {"thresh": 0.4, "beta": 0.9, "num_steps": 7}):
+            here, there = run_digit(model, digit, **overrides), worker.run_digit(model, digit, **overrides)
+            assert same(here, there)
+            assert there.spikes["latent"].sum() > 0
+    assert worker._process is not None and worker._process.is_alive()  # it really ran in the child
+    assert len(worker._loaded) == 2
+
+
+def test_bad_settings_raise_as_in_process(worker):
+    with pytest.raises(ValueError):
+        worker.run_digit(make_model(0), torch.rand(1, 1, 32, 32), thresh=-1.0)
+
+
+def test_a_killed_child_is_replaced_and_the_forward_still_answers(worker):
+    model, digit = make_model(0), torch.rand(1, 1, 32, 32)
+    worker.run_digit(model, digit)
+    worker._process.kill()
+    worker._process.join()
+    assert same(worker.run_digit(model, digit), run_digit(model, digit))  # in-process this time, or a new child
+    assert same(worker.run_digit(model, digit), run_digit(model, digit))
+    assert worker._process is not None and worker._process.is_alive()
+
+
+def test_turned_off_by_the_environment(worker, monkeypatch):
+    monkeypatch.setenv("SAE_FORWARD_PROCESS", "0")
+    model, digit = make_model(0), torch.rand(1, 1, 32, 32)
+    assert same(worker.run_digit(model, digit), run_digit(model, digit))
+    assert worker._process is None
+    assert not forward_worker.enabled()
