@@ -2,10 +2,11 @@
 
 Built as an inline ``st.components.v2`` component (no build step).  White ink on
 a black 280x280 canvas, like MNIST.  When a stroke ends (pointer up), after undo
-and after clear, the JS sends the whole canvas back as a PNG data URL in the component state ``png``; Python decodes and normalises it like
-any uploaded image.  Nothing is sent while the pointer moves, so a stroke costs one
-rerun.  No JavaScript runs under AppTest: tests put a data URL into
-``st.session_state[key]`` instead.
+and after clear, the JS sends the whole canvas back as a PNG data URL in the
+component state ``png``; Python decodes and normalises it like any uploaded image.
+Nothing is sent while the pointer moves, so a stroke costs one rerun.  No
+JavaScript runs under AppTest: tests put a data URL into ``st.session_state[key]``
+instead.
 """
 
 from __future__ import annotations
