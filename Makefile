@@ -26,8 +26,10 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# explorer.warmup is `streamlit run app.py` that loads the model, MNIST, the forward process and
+# Compare's first view before the first visitor (explorer/warmup.py).
 run: install
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/python -m explorer.warmup --server.port $(PORT)
 
 # Debian's Chromium for the real-browser tests (Playwright cannot download one here).
 chromium:

@@ -59,17 +59,11 @@ def run_bench(args) -> int:
     exact, full = SpikingAutoencoder().to(device), SpikingAutoencoder().to(device)
     for ours in (exact, full):
         ours.load_state_dict(reference.state_dict())
-    print(
-        f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32, "
-        f"median of {args.batches} alternating rounds"
-    )
+    print(f"device {device}, {torch.get_num_threads()} threads, batch {BATCH}, num_steps 5, fp32, median of {args.batches} alternating rounds")
 
     # Training: one optimizer step per call (forward, MSE, backward, AdamW).
     ref_opt = tutorial.tutorial_optimizer(reference)
-    fast_steps = [
-        fast_train_step(exact, tutorial.tutorial_optimizer(exact)),
-        fast_train_step(full, tutorial.tutorial_optimizer(full), whole=True),
-    ]
+    fast_steps = [fast_train_step(exact, tutorial.tutorial_optimizer(exact)), fast_train_step(full, tutorial.tutorial_optimizer(full), whole=True)]
     steps = [lambda: tutorial.tutorial_train_step(reference, ref_opt, images)]
     steps += [lambda s=s: s(images) for s in fast_steps]
     print("compiling (cached on disk after the first run)…", flush=True)

@@ -12,7 +12,8 @@ the server does with a class, without 30 browsers on the same CPU.
     python -m benchmarks.load --sessions 30 --duration 75             # against a server on :8501
     python -m benchmarks.load --sessions 30 --train                   # a "One minute" run beside them
     python -m benchmarks.load --sessions 30 --train-alone --train     # the same run alone first, then beside
-    python -m benchmarks.load --start --first-visit                   # a fresh server: first Explore / Compare
+    python -m benchmarks.load --first-visit                           # a fresh server: first Explore / Compare
+    python -m benchmarks.load --first-visit --launcher warmup         # the same, started as `make run` does
 
 Every explorer opens ``/explore`` and moves ``thresh`` every 3 ± 1 s, each time to a
 value it has not used (so no session's own result cache answers).  It prints
@@ -105,9 +106,7 @@ class Session:
 
     async def __aenter__(self):
         # No Origin header (a non-browser client): Streamlit accepts it and skips the XSRF cookie check.
-        self.ws = await connect(
-            self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None, open_timeout=30, ping_interval=None
-        )
+        self.ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None, open_timeout=30, ping_interval=None)
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -272,18 +271,14 @@ class Result:
     train_seconds: float | None = None
 
 
-async def explorer(
-    base_url: str, index: int, deadline: float, rng: random.Random, result: Result, interval: tuple[float, float]
-) -> None:
+async def explorer(base_url: str, index: int, deadline: float, rng: random.Random, result: Result, interval: tuple[float, float]) -> None:
     """One student on /explore: open it, then move thresh to a new value every 3 ± 1 s until the deadline."""
     async with Session(base_url, "explore") as s:
         first = await s.rerun()
         result.first_runs.append(first)
         slider = s.find_widget("slider", "thresh")
         if first.status != "ok" or slider is None:
-            result.errors.append(
-                f"session {index}: first run {first.status}, thresh slider {'found' if slider else 'missing'}; {s.exceptions[:1]}"
-            )
+            result.errors.append(f"session {index}: first run {first.status}, thresh slider {'found' if slider else 'missing'}; {s.exceptions[:1]}")
             return
         n = round((slider.max - slider.min) / slider.step)
         values = [round(slider.min + i * slider.step, 10) for i in range(n + 1)]
@@ -299,11 +294,7 @@ async def explorer(
         result.errors.extend(f"session {index}: {e}" for e in s.exceptions)
 
 
-STEPS_PATTERNS = (
-    re.compile(r"of training · (\d[\d,]*) steps\b"),
-    re.compile(r"^Steps: (\d[\d,]*)$"),
-    re.compile(r"· step (\d[\d,]*), epoch"),
-)
+STEPS_PATTERNS = (re.compile(r"of training · (\d[\d,]*) steps\b"), re.compile(r"^Steps: (\d[\d,]*)$"), re.compile(r"· step (\d[\d,]*), epoch"))
 
 
 def steps_shown(texts: list[str]) -> int | None:
@@ -326,9 +317,7 @@ async def trainer(base_url: str, result: Result, limit_s: float, started: asynci
         first = await s.rerun()
         start = next((w for w in s.widgets.values() if type(w).__name__ == "Button" and w.id.endswith("tr_start")), None)
         if first.status != "ok" or start is None:
-            result.errors.append(
-                f"trainer: first run {first.status}, Start button {'found' if start else 'missing'}; {s.exceptions[:1]}"
-            )
+            result.errors.append(f"trainer: first run {first.status}, Start button {'found' if start else 'missing'}; {s.exceptions[:1]}")
             return
         s.press(start.id)
         begin = time.perf_counter()
@@ -449,17 +438,17 @@ def wait_healthy(base_url: str, process: subprocess.Popen | None = None, timeout
 
 
 @contextlib.contextmanager
-def streamlit_server(app_dir: Path = ROOT, port: int | None = None, env: dict | None = None, log: Path | None = None):
+def streamlit_server(app_dir: Path = ROOT, port: int | None = None, env: dict | None = None, log: Path | None = None, launcher: str = "streamlit"):
     """``streamlit run app.py`` on 127.0.0.1, headless, stopped on exit; yields (base_url, process).
 
-    The server's output goes to ``log`` (or nowhere): never to a pipe nobody reads, which would stall it."""
+    ``launcher="warmup"`` starts it the way ``make run`` does, ``python -m explorer.warmup`` (the warm-up
+    begins before the first session).  The server's output goes to ``log`` (or nowhere): never to a
+    pipe nobody reads, which would stall it."""
     port = port or free_port()
+    start = ["-m", "explorer.warmup"] if launcher == "warmup" else ["-m", "streamlit", "run", "app.py"]
     cmd = [
         sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
+        *start,
         "--server.headless",
         "true",
         "--server.address",
@@ -495,10 +484,7 @@ def summary(seconds: list[float]) -> str:
     if not seconds:
         return "no moves"
     ms = [s * 1000 for s in seconds]
-    return (
-        f"n {len(ms):4d}  p50 {percentile(ms, 50):6.0f}  p95 {percentile(ms, 95):6.0f}  "
-        f"p99 {percentile(ms, 99):6.0f}  max {max(ms):6.0f} ms"
-    )
+    return f"n {len(ms):4d}  p50 {percentile(ms, 50):6.0f}  p95 {percentile(ms, 95):6.0f}  p99 {percentile(ms, 99):6.0f}  max {max(ms):6.0f} ms"
 
 
 def report(
@@ -551,14 +537,7 @@ def report(
 
 
 async def one_load(
-    base_url: str,
-    pid: int | None,
-    sessions: int,
-    duration: float,
-    seed: int,
-    train: bool,
-    interval: tuple[float, float],
-    label: str,
+    base_url: str, pid: int | None, sessions: int, duration: float, seed: int, train: bool, interval: tuple[float, float], label: str
 ) -> Result:
     result = Result()
     rng = random.Random(seed)
@@ -584,17 +563,13 @@ async def one_load(
 
 async def first_visit(args) -> None:
     """A fresh server: health, then the first Explore and the first Compare, then a second of each."""
-    with streamlit_server(Path(args.app_dir)) as (base_url, process):
+    with streamlit_server(Path(args.app_dir), launcher=args.launcher) as (base_url, process):
         health = wait_healthy(base_url, process)
-        print(f"fresh server: /_stcore/health after {health:.2f} s")
+        print(f"fresh server ({args.launcher} launcher): /_stcore/health after {health:.2f} s")
         if args.wait_after_health:
             await asyncio.sleep(args.wait_after_health)
-        for label, page in (
-            ("first Explore", "explore"),
-            ("first Compare", "compare"),
-            ("second Explore", "explore"),
-            ("second Compare", "compare"),
-        ):
+            print(f"first visitor arrives {args.wait_after_health:g} s after the health check")
+        for label, page in (("first Explore", "explore"), ("first Compare", "compare"), ("second Explore", "explore"), ("second Compare", "compare")):
             async with Session(base_url, page) as s:
                 run = await s.rerun(timeout=120)
                 shown = f"{run.seconds:.2f} s" if run.seconds is not None else "-"
@@ -608,7 +583,7 @@ async def main(args) -> None:
         return
     interval = (args.interval - args.jitter, args.interval + args.jitter)
     if args.start:
-        server = streamlit_server(Path(args.app_dir))
+        server = streamlit_server(Path(args.app_dir), launcher=args.launcher)
         base_url, process = server.__enter__()
         wait_healthy(base_url, process)
         pid = process.pid
@@ -658,6 +633,12 @@ def parse_args(argv=None):
     p.add_argument("--no-warm", dest="warm", action="store_false", help="do not visit Explore and Compare first")
     p.add_argument("--first-visit", action="store_true", help="start a fresh server and time its first page loads")
     p.add_argument("--wait-after-health", type=float, default=0.0, help="with --first-visit: seconds to wait first")
+    p.add_argument(
+        "--launcher",
+        choices=("streamlit", "warmup"),
+        default="streamlit",
+        help="how --start and --first-visit start the server: streamlit run app.py, or python -m explorer.warmup",
+    )
     args = p.parse_args(argv)
     args.duration = min(args.duration, 600.0)
     args.sessions = max(0, min(args.sessions, 200))

@@ -30,12 +30,7 @@ def main(specs: list[str]) -> None:
     for spec in specs:
         settings = dict(part.split("=") for part in spec.split(","))
         cfg = replace(
-            RECIPES["fast"],
-            time_budget=None,
-            epochs=1,
-            eval_every_s=1e9,
-            lr=float(settings.get("lr", 6e-3)),
-            batch_size=int(settings.get("bs", 16)),
+            RECIPES["fast"], time_budget=None, epochs=1, eval_every_s=1e9, lr=float(settings.get("lr", 6e-3)), batch_size=int(settings.get("bs", 16))
         )
         cfg = replace(cfg, train_subset=cfg.batch_size * max(marks))
         model = seeded_model(SAEConfig(), cfg.seed)

@@ -35,8 +35,7 @@ class TutorialSAE(nn.Module):
         )
         # From latent back to tensor for convolution
         self.linearNet = nn.Sequential(
-            nn.Linear(latent_dim, 128 * 4 * 4),
-            snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh),
+            nn.Linear(latent_dim, 128 * 4 * 4), snn.Leaky(beta=beta, spike_grad=spike_grad, init_hidden=True, output=True, threshold=thresh)
         )
         # Decoder
         self.decoder = nn.Sequential(

@@ -12,6 +12,7 @@ from collections import OrderedDict
 
 import streamlit as st
 
+from sae import sweep, trained
 from sae.ab import ABResult, ab_compare
 from sae.cache import ResultCache, digit_fingerprint, model_fingerprint
 from sae.forward_worker import default_worker
@@ -19,6 +20,12 @@ from sae.inference import InferenceResult
 from sae.sweep import Setting
 
 EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
+
+
+def run_digit(model, digit, **overrides) -> InferenceResult:
+    """``sae.inference.run_digit`` in the forward process (sae/forward_worker.py), the same result bit for bit:
+    in the server process a forward beside other sessions' reruns waits on the GIL hundreds of times."""
+    return default_worker().run_digit(model, digit, **overrides)
 
 
 def explore_result(settings, digit) -> InferenceResult:
@@ -36,9 +43,7 @@ def explore_result(settings, digit) -> InferenceResult:
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    # In the forward child process: beside other sessions' reruns an in-process forward waits on the GIL
-    # hundreds of times (sae/forward_worker.py); the result is the same, bit for bit.
-    result = default_worker().run_digit(settings.model, digit, **settings.overrides())
+    result = run_digit(settings.model, digit, **settings.overrides())
     cache[key] = result
     while len(cache) > EXPLORE_RESULTS_KEPT:
         cache.popitem(last=False)
@@ -73,3 +78,21 @@ def session_ab(model, digit, a: Setting, b: Setting) -> ABResult:
         kept = (key, ab_compare(model, digit, a, b))
         st.session_state["_compare_ab"] = kept
     return kept[1]
+
+
+def cached_sweep(model, model_key: str, images, digits_key: str, shown: int, thresholds, steps, betas):
+    """``sae.sweep.run_sweep`` once per (weights, digits, values) for the whole server."""
+    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
+    label = f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits"
+    return computed(key, label, lambda progress: sweep.run_sweep(model, images, thresholds, steps, betas, show=shown, progress=progress))
+
+
+def cached_trained_rows(parameter: str, entries, models: dict, reference, images, digits_key: str, shown: int):
+    """``sae.trained.compare_trained`` once per (series, digits, every model's weights) for the whole server."""
+    fingerprints = tuple((name, model_fingerprint(m)) for name, m in sorted(models.items()))
+    key = ("trained", parameter, digits_key, model_fingerprint(reference), fingerprints)
+    return computed(
+        key,
+        f"Running {len(models)} trained models",
+        lambda progress: trained.compare_trained(entries, models, reference, images, show=shown, progress=progress),
+    )

@@ -30,8 +30,7 @@ def choose_digits():
         required=True,
         key="c_digits",
         **URL,
-        help="Random MNIST test digits, random ones of one class, or the digit "
-        "on the Explore page. The MSE and spike rates average over them.",
+        help="Random MNIST test digits, random ones of one class, or the digit on the Explore page. The MSE and spike rates average over them.",
     )
     count = cols[1].number_input(
         "How many",
@@ -57,14 +56,26 @@ def choose_digits():
     return chosen, f"{what} (seed {seed})", digit_fingerprint(chosen)
 
 
+def grid_inputs() -> tuple[list, list, list]:
+    """The sweep grid's values: thresh, num_steps and (optionally) beta, each from its choices."""
+    cols = st.columns(3)
+    g = lambda v: f"{v:g}"  # noqa: E731
+    thresholds = cols[0].multiselect(
+        "thresh", limits.THRESH_CHOICES, default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0], key="c_grid_thresh", **URL, format_func=g
+    )
+    steps = cols[1].multiselect("num_steps", limits.NUM_STEPS_CHOICES, default=[1, 2, 3, 5, 8, 10], key="c_grid_steps", **URL)
+    betas = cols[2].multiselect(
+        "beta (optional)", limits.BETA_CHOICES, default=[], key="c_grid_beta", **URL, format_func=g, help="Empty: the sidebar's beta."
+    )
+    return thresholds, steps, betas
+
+
 def setting_inputs(tag: str, defaults: tuple[float, int, float]) -> Setting:
     """thresh, num_steps and beta for one side of the A/B view, in the model's own ranges."""
     st.markdown(f"**Setting {tag.upper()}**")
     cols = st.columns(3)
     values = []
-    for col, rng, default, short in zip(
-        cols, (limits.THRESH, limits.NUM_STEPS, limits.BETA), defaults, ("thresh", "steps", "beta")
-    ):
+    for col, rng, default, short in zip(cols, (limits.THRESH, limits.NUM_STEPS, limits.BETA), defaults, ("thresh", "steps", "beta")):
         values.append(col.number_input(rng.name, rng.low, rng.high, default, rng.step, key=f"c_{tag}_{short}", **URL))
     return Setting(float(values[0]), int(values[1]), float(values[2]))
 
@@ -88,8 +99,7 @@ def trained_models(parameter: str, device: str) -> tuple[list, dict, dict]:
             continue
         if not entry.matches(ckpt.config):
             st.warning(
-                f"{entry.filename} was trained with num_steps {ckpt.config.num_steps}, thresh "
-                f"{ckpt.config.thresh:g}, not as its name says: left out."
+                f"{entry.filename} was trained with num_steps {ckpt.config.num_steps}, thresh {ckpt.config.thresh:g}, not as its name says: left out."
             )
             missing.append(entry)
             continue

@@ -80,9 +80,7 @@ def _mnist_example() -> DigitChoice | None:
     except (OSError, RuntimeError, ValueError):
         return None
     return DigitChoice(
-        images[EXAMPLE_INDEX : EXAMPLE_INDEX + 1].clone(),
-        f"example: MNIST test #{EXAMPLE_INDEX} (a {int(labels[EXAMPLE_INDEX])})",
-        is_example=True,
+        images[EXAMPLE_INDEX : EXAMPLE_INDEX + 1].clone(), f"example: MNIST test #{EXAMPLE_INDEX} (a {int(labels[EXAMPLE_INDEX])})", is_example=True
     )
 
 
@@ -128,12 +126,7 @@ def _mnist_digit() -> DigitChoice:
     note = _correct_index_in_link()
     left, middle, right = st.columns([1, 1.3, 0.9], vertical_alignment="bottom")
     left.selectbox(
-        "Class",
-        CLASSES,
-        key="class",
-        bind="query-params",
-        on_change=_jump_to_class,
-        help="Pick a digit class; Random then stays within it.",
+        "Class", CLASSES, key="class", bind="query-params", on_change=_jump_to_class, help="Pick a digit class; Random then stays within it."
     )
     index = middle.number_input(
         "Test image #",

@@ -23,14 +23,9 @@ def show_energy(result, settings) -> None:
 
 
 def show_report(
-    report: OpsReport,
-    key: str,
-    baseline: OpsReport | None = None,
-    mse: float | None = None,
-    expanded: bool = True,
-    csv: bool = False,
+    report: OpsReport, key: str, baseline: OpsReport | None = None, mse: float | None = None, chart: bool = True, csv: bool = False
 ) -> None:
-    """Metrics, the caption and the per-layer figure (in an expander); ``baseline`` adds the change
+    """Metrics, the caption and (with ``chart``) the per-layer figure; ``baseline`` adds the change
     against it, ``csv`` a download of the per-layer counts."""
     cols = st.columns(4)
     delta = None if baseline is None else f"{report.synops - baseline.synops:+,} vs the own code"
@@ -46,29 +41,25 @@ def show_report(
         _nj(report.spiking_joules),
         help="0.9 pJ per accumulate + 4.6 pJ per multiply-accumulate (the first conv), compute only.",
     )
-    cols[2].metric(
-        "Non-spiking, 1 pass",
-        _nj(report.dense_joules_one_pass),
-        help=f"{report.dense_macs_one_pass:,} multiply-accumulates at 4.6 pJ.",
-    )
+    cols[2].metric("Non-spiking, 1 pass", _nj(report.dense_joules_one_pass), help=f"{report.dense_macs_one_pass:,} multiply-accumulates at 4.6 pJ.")
     cols[3].metric(
         f"Non-spiking, {report.num_steps} passes",
         _nj(report.dense_joules_all_steps),
         help=f"{report.dense_macs_all_steps:,} multiply-accumulates at 4.6 pJ.",
     )
     st.caption(lab_texts.energy(report, mse))
-    with st.expander("Operations and energy per layer", expanded=expanded):
+    if chart:
         st.plotly_chart(operations_and_energy(report), key=key, config=png_download_config("operations_and_energy"))
-        if csv:
-            st.download_button(
-                "Operation counts (.csv)",
-                icon=":material/download:",
-                data=csv_text(report.rows()),
-                file_name="operation_counts.csv",
-                mime="text/csv",
-                on_click="ignore",
-                key=key + "_csv",
-            )
+    if csv:
+        st.download_button(
+            "Operation counts (.csv)",
+            icon=":material/download:",
+            data=csv_text(report.rows()),
+            file_name="operation_counts.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key=key + "_csv",
+        )
 
 
 def _nj(joules: float) -> str:

@@ -172,9 +172,7 @@ def own_code(settings, digit: LabDigit) -> latent.EncodedDigit:
 
 def decoded(settings, code: np.ndarray) -> latent.Decoded:
     key = (code.tobytes(), code.shape, *_settings_key(settings))
-    return _kept(
-        "_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, thresh=settings.thresh, beta=settings.beta)
-    )
+    return _kept("_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, thresh=settings.thresh, beta=settings.beta))
 
 
 def atlas(settings, digit: LabDigit, own: latent.EncodedDigit) -> latent.NeuronAtlas:

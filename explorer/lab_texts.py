@@ -44,10 +44,7 @@ def atlas(effect: np.ndarray, added: np.ndarray, turns: dict[int, int], own_clas
     )
     if turns:
         listed = ", ".join(f"{n} → {c}" for n, c in list(turns.items())[:6])
-        text += (
-            f" Toggling these turns the picture from an average {own_class} into another digit's average "
-            f"(neuron → class): {listed}."
-        )
+        text += f" Toggling these turns the picture from an average {own_class} into another digit's average (neuron → class): {listed}."
     return text
 
 

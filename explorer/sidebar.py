@@ -125,9 +125,7 @@ def render_sidebar() -> Settings:
     devices = [name for name, why in status.items() if why is None]
     if st.session_state.get("sb_device") not in devices:
         st.session_state["sb_device"] = devices[0]
-    device = sidebar.selectbox(
-        "Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed."
-    )
+    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
     missing = [f"{name}: {why}" for name, why in status.items() if why]
     if missing:
         sidebar.caption("Not available here — " + "; ".join(missing))
@@ -142,9 +140,7 @@ def render_sidebar() -> Settings:
     if not choices:
         sidebar.error("No checkpoint found: the shipped checkpoints/ folder is empty.")
         st.stop()
-    name = sidebar.selectbox(
-        "Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload."
-    )
+    name = sidebar.selectbox("Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload.")
     sidebar.file_uploader(
         "Upload a checkpoint (.pt)",
         type=["pt", "pth"],
@@ -203,9 +199,7 @@ def render_sidebar() -> Settings:
         help="How many times the image is presented; the output is read at the last step.",
     )
     sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
-    sidebar.caption(
-        f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}."
-    )
+    sidebar.caption(f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}.")
     check_neuron_settings(thresh, beta, steps)
 
     for key, param in URL_KEYS.items():

@@ -52,10 +52,7 @@ TRAINED_VS_AFTER = (
     "to it afterwards. Where the lines part, the network has adapted its weights to the setting: changing a "
     "setting after training is not the same as training with it."
 )
-TRAINED_TABLE = (
-    "Test MSE (model card): measured on all 10,000 test images when the checkpoint was made. "
-    "The other columns are on the digits above."
-)
+TRAINED_TABLE = "Test MSE (model card): measured on all 10,000 test images when the checkpoint was made. The other columns are on the digits above."
 GRID_INTRO = "Every pair of the values below, on the same model and digits: the whole picture in one sweep."
 GRID = {
     "mse": "Dark is good. Along a row (one threshold) the error usually falls as steps are added; down a column "
@@ -75,10 +72,8 @@ AB_INTRO = (
 AB = {
     "images": "The same digit rebuilt under A and B on one grey scale; the last panel is B minus A. Colour shows "
     "exactly where the settings disagree.",
-    "steps": "The reconstruction after each step, A above B. With one step the output is a single snapshot; with "
-    "more it builds up.",
-    "raster": "Grey: both settings fire. Blue: only A. Red: only B. A higher threshold in B leaves mostly blue: "
-    "spikes that A had and B lost.",
+    "steps": "The reconstruction after each step, A above B. With one step the output is a single snapshot; with more it builds up.",
+    "raster": "Grey: both settings fire. Blue: only A. Red: only B. A higher threshold in B leaves mostly blue: spikes that A had and B lost.",
     "rates": "Firing rate per layer under A and B; the numbers are B − A in percentage points.",
     "layer": "Spikes per neuron over all steps, feature maps tiled as on the Explore page; the last panel is B − A.",
 }
@@ -102,9 +97,7 @@ REASONS = {
     "abandoned": "This run was stopped because its browser tab was gone.",
     "cancelled": "Cancelled before it started.",
 }
-NOTHING_TRAINED = (
-    "Nothing trained yet in this session. The 'One minute' preset reaches the tutorial's final loss in about a minute."
-)
+NOTHING_TRAINED = "Nothing trained yet in this session. The 'One minute' preset reaches the tutorial's final loss in about a minute."
 TUTORIAL_LOSS = 0.05  # the tutorial reports "around 0.05" after 10 epochs
 
 # --------------------------------------------------------------------------- shared

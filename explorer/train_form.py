@@ -88,9 +88,7 @@ def configs() -> tuple[SAEConfig, TrainConfig]:
     s = st.session_state
     net = replace(SAEConfig(), **{n: _from_widget(n, s[key(n)]) for n in NET_FIELDS})
     recipe = PRESETS[s[key("preset")]]
-    cfg = replace(
-        recipe, **{n: _from_widget(n, s[key(n)]) for n in TRAIN_FIELDS}, eval_every_s=min(recipe.eval_every_s, MAX_EVAL_EVERY_S)
-    )
+    cfg = replace(recipe, **{n: _from_widget(n, s[key(n)]) for n in TRAIN_FIELDS}, eval_every_s=min(recipe.eval_every_s, MAX_EVAL_EVERY_S))
     return net, cfg
 
 
@@ -136,9 +134,7 @@ def settings_form(locked: bool) -> None:
         )
         _slider(limits.BETA, "beta (membrane decay)", locked)
         _slider(limits.THRESH, "thresh (firing threshold)", locked)
-        _slider(
-            limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it."
-        )
+        _slider(limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it.")
         st.radio(
             "Surrogate gradient",
             limits.SURROGATES,
@@ -170,12 +166,7 @@ def settings_form(locked: bool) -> None:
             format_func={"last": "the last step", "every": "every step (mean)"}.get,
             help="MSE of the output at the last time step (the tutorial), or averaged over all steps.",
         )
-        _number(
-            limits.TRAIN_SUBSET,
-            "Training images",
-            locked,
-            help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.",
-        )
+        _number(limits.TRAIN_SUBSET, "Training images", locked, help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.")
         _number(limits.SEED, "Seed", locked, help="Same seed, same settings: same run.")
     with run_col:
         st.markdown("**How long, and where**")
@@ -190,14 +181,7 @@ def settings_form(locked: bool) -> None:
             **KEEP,
             help="The run stops at the time limit or after the epochs, whichever comes first.",
         )
-        st.selectbox(
-            "Device",
-            available_devices(),
-            key=key("device"),
-            disabled=locked,
-            **KEEP,
-            help="Only devices present here are listed.",
-        )
+        st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP, help="Only devices present here are listed.")
     with more_col:
         st.markdown("**Fine print**")
         st.select_slider(
@@ -218,9 +202,4 @@ def settings_form(locked: bool) -> None:
             help="cosine: the learning rate decays to zero over the run.",
         )
         _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
-        _number(
-            limits.EVAL_IMAGES,
-            "Held-out test images",
-            locked,
-            help="The live test loss is measured on these (the first N test images).",
-        )
+        _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")

@@ -15,7 +15,7 @@ from explorer import resources, state, train_form
 from sae.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
 from sae.data import DataUnavailableError
 from sae.devices import DeviceUnavailableError
-from sae.jobs import JobLimitError, TrainingJob, default_manager
+from sae.jobs import ENDED, JobLimitError, TrainingJob, default_manager
 from sae.train import final_metrics
 
 JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
@@ -46,9 +46,7 @@ def start_run() -> None:
     """Start button callback: runs before the script, so the settings render locked at once."""
     try:
         net, cfg = train_form.configs()
-        job = default_manager().submit(
-            owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check()
-        )
+        job = default_manager().submit(owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check())
     except (ValueError, JobLimitError, DeviceUnavailableError, DataUnavailableError) as error:
         st.session_state[NOTICE] = str(error)
         return
@@ -102,3 +100,33 @@ def open_in_explore(name: str) -> None:
 
 def take_goto_explore() -> bool:
     return st.session_state.pop(GOTO_EXPLORE, False)
+
+
+def minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def queue_text(job: TrainingJob, snap) -> str:
+    """Where a queued run stands, and why it waits."""
+    manager = default_manager()
+    counts, line = manager.counts(), "the class's shared queue" if manager.shared_queue else job.device
+    room = (
+        f"{counts['capacity']} run(s) train at once ({counts['running']} running, {counts['queued']} waiting); yours "
+        "starts by itself when a place frees up."
+        if counts["capacity"]
+        else "No training worker is connected right now: yours starts when one is."
+    )
+    return f"Queued: your run is number **{snap.queue_position or '…'}** in line for {line}. {room} Keep this page open."
+
+
+def progress_text(snap) -> str:
+    """The progress bar's line: how far, how long, how fast."""
+    if snap.status == ENDED:
+        return f"{snap.progress:.0%} · {minutes(snap.elapsed)} of training · {snap.step} steps"
+    rate = f"{snap.images_per_s:,.0f} images/s" if snap.images_per_s else "measuring speed…"
+    return (
+        f"{snap.progress:.0%} · {minutes(snap.elapsed)} elapsed · about {minutes(snap.eta)} left · {rate} · step {snap.step}, epoch {snap.epoch + 1}"
+    )

@@ -125,6 +125,7 @@ def _explore(model) -> None:
 
     digit = test_set()[0][EXAMPLE_INDEX : EXAMPLE_INDEX + 1]
     config = model.config
+    default_worker().start()  # the forward process, ready; this forward then loads the model into it
     result = default_worker().run_digit(model, digit, thresh=config.thresh, beta=config.beta, num_steps=config.num_steps)
     figures = [
         inside.digit_image(result.input),
@@ -160,9 +161,7 @@ def _compare(model) -> None:
     config = model.config
     thresholds, steps, betas = list(texts.QUESTIONS["thresh"]["default"]), [config.num_steps], [config.beta]
     key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
-    shared_results().get_or_compute(
-        key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images)))
-    )
+    shared_results().get_or_compute(key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images))))
 
     entries = [entry for entry, _ in trained.locate_trained(trained.trained_series("thresh"))]
     models = {}
@@ -180,9 +179,7 @@ def _compare(model) -> None:
     reference = models.get(trained.REFERENCE_FILENAME, model)
     key = ("trained", "thresh", digits_key, model_fingerprint(reference),
            tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))  # fmt: skip
-    shared_results().get_or_compute(
-        key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images)))
-    )
+    shared_results().get_or_compute(key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images))))
 
 
 # --------------------------------------------------------------------------- the launcher

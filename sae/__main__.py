@@ -83,9 +83,7 @@ def cmd_train(args) -> int:
     from sae.recipes import make_train_config
     from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
 
-    model_config = SAEConfig(
-        latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh, num_steps=args.num_steps, surrogate=args.surrogate
-    )
+    model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh, num_steps=args.num_steps, surrogate=args.surrogate)
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile", "calibrate")}
     cfg = make_train_config(args.recipe, seed=args.seed, device=args.device, **overrides)
     if args.epochs is not None and args.time_budget is None:

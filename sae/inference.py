@@ -95,12 +95,7 @@ def single_thread():
 
 
 def run_digit(
-    model: torch.nn.Module,
-    digit: torch.Tensor,
-    *,
-    thresh: float | None = None,
-    beta: float | None = None,
-    num_steps: int | None = None,
+    model: torch.nn.Module, digit: torch.Tensor, *, thresh: float | None = None, beta: float | None = None, num_steps: int | None = None
 ) -> InferenceResult:
     """Run ``digit`` ([1, 1, H, W] in [0, 1]) through ``model`` on the model's device.
 

@@ -10,6 +10,7 @@ one shared model serves every caller.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sae.cache import model_fingerprint
+from sae.cache import digit_fingerprint, model_fingerprint
 from sae.files import atomic_path
 from sae.inference import single_thread
 
 BLEND_STAGES = 8
 MAP_BATCH = 500
 NEIGHBOURS = 10
+MAP_FILES_KEPT = 16  # maps kept on disk (about 1 MB each)
 _CODE_TEXT = re.compile(r"^(\d{1,4})x(\d{1,3})-([0-9a-fA-F]*)$")
 
 
@@ -60,12 +62,8 @@ def encode_digit(model, digit: torch.Tensor, *, thresh=None, beta=None, num_step
     with single_thread(), torch.inference_mode():
         latent, enc = model.encode(x, thresh=thresh, beta=beta, num_steps=num_steps, trace=True)
         out, dec = model.decode(latent, thresh=thresh, beta=beta, trace=True)
-    spikes = {
-        name: s[:, 0].to("cpu", torch.uint8).numpy() for name, s in {**enc.spikes, **dec.spikes}.items() if name != "output"
-    }
-    return EncodedDigit(
-        input=x[0, 0].cpu().numpy(), code=spikes["latent"].T.copy(), recon=out[-1, 0, 0].cpu().numpy(), spikes=spikes
-    )
+    spikes = {name: s[:, 0].to("cpu", torch.uint8).numpy() for name, s in {**enc.spikes, **dec.spikes}.items() if name != "output"}
+    return EncodedDigit(input=x[0, 0].cpu().numpy(), code=spikes["latent"].T.copy(), recon=out[-1, 0, 0].cpu().numpy(), spikes=spikes)
 
 
 def decode_codes(model, codes: np.ndarray, *, thresh=None, beta=None) -> Decoded:
@@ -225,9 +223,7 @@ class CodeMap:
         return nearest, int(votes.argmax()), float(votes.max() / k)
 
 
-def code_map(
-    model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, beta=None, num_steps=None, batch: int = MAP_BATCH
-) -> CodeMap:
+def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, beta=None, num_steps=None, batch: int = MAP_BATCH) -> CodeMap:
     """Encode every image (encoder only, in batches), count each neuron's spikes, PCA to 2-D.
 
     PCA by the SVD of the centred counts ``X - mean = U S V^T``: the map is
@@ -269,26 +265,27 @@ def code_map(
 
 
 def cached_code_map(model, images: torch.Tensor, labels: torch.Tensor, folder: Path, **settings) -> CodeMap:
-    """:func:`code_map`, kept on disk under the weights' fingerprint and the settings, so each
-    checkpoint's 10,000 encodings (about ten seconds on two cores) are paid once, not once per process."""
+    """:func:`code_map`, kept on disk under the weights', the images' and the settings' fingerprint, so
+    each checkpoint's 10,000 encodings (ten seconds or more on two cores) are paid once, not once per
+    process.  The folder keeps the :data:`MAP_FILES_KEPT` most recently used maps."""
     config = model.config
     values = {k: getattr(config, k) if settings.get(k) is None else settings[k] for k in ("thresh", "beta", "num_steps")}
-    name = f"{model_fingerprint(model)}-{len(images)}-{values['thresh']:g}-{values['beta']:g}-{values['num_steps']}.npz"
-    path = Path(folder) / name
+    name = f"{model_fingerprint(model)}-{digit_fingerprint(images)}-{values['thresh']:g}-{values['beta']:g}-{values['num_steps']}"
+    path = Path(folder) / f"{name}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return CodeMap(
-                    **{k: f[k] for k in _ARRAYS}, num_steps=int(f["num_steps"]), thresh=float(f["thresh"]), beta=float(f["beta"])
-                )
+                found = CodeMap(**{k: f[k] for k in _ARRAYS}, num_steps=int(f["num_steps"]), thresh=float(f["thresh"]), beta=float(f["beta"]))
+            os.utime(path)  # recently used: kept longest
+            return found
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file: compute again and overwrite it
     built = code_map(model, images, labels, **values)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f, **{k: getattr(built, k) for k in _ARRAYS}, num_steps=built.num_steps, thresh=built.thresh, beta=built.beta
-            )
+            np.savez(f, **{k: getattr(built, k) for k in _ARRAYS}, num_steps=built.num_steps, thresh=built.thresh, beta=built.beta)
+        for old in sorted(Path(folder).glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)[MAP_FILES_KEPT:]:
+            old.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only folder: the map still works, it is just not kept
     return built

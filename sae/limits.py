@@ -80,21 +80,7 @@ TEST_INDEX = Range("index", 0, TEST_IMAGES - 1, 1, integer=True)
 
 LIMITS = {
     r.name: r
-    for r in (
-        THRESH,
-        BETA,
-        NUM_STEPS,
-        LATENT_DIM,
-        LR,
-        WEIGHT_DECAY,
-        BATCH_SIZE,
-        EPOCHS,
-        TIME_BUDGET,
-        WARMUP_STEPS,
-        EVAL_IMAGES,
-        TRAIN_SUBSET,
-        SEED,
-    )
+    for r in (THRESH, BETA, NUM_STEPS, LATENT_DIM, LR, WEIGHT_DECAY, BATCH_SIZE, EPOCHS, TIME_BUDGET, WARMUP_STEPS, EVAL_IMAGES, TRAIN_SUBSET, SEED)
 }
 # The values the Compare page offers to sweep (each inside its range above).
 THRESH_CHOICES = (0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0)

@@ -300,9 +300,7 @@ class SpikingAutoencoder(nn.Module):
         steps = self.config.num_steps if num_steps is None else num_steps
         if num_steps is not None or beta is not None or thresh is not None:
             check_neuron_settings(
-                float(self.layers["enc1"].threshold if thresh is None else thresh),
-                float(self.layers["enc1"].beta if beta is None else beta),
-                steps,
+                float(self.layers["enc1"].threshold if thresh is None else thresh), float(self.layers["enc1"].beta if beta is None else beta), steps
             )
         return steps
 
@@ -349,9 +347,7 @@ def _new_record() -> dict:
 def _to_trace(record: dict) -> Trace:
     """Stack the per-step lists into ``[T, B, ...]`` tensors, layers in signal order."""
     names = [n for n in LAYER_NAMES if n in record["spikes"]]
-    return Trace(
-        spikes={n: torch.stack(record["spikes"][n]) for n in names}, mem={n: torch.stack(record["mem"][n]) for n in names}
-    )
+    return Trace(spikes={n: torch.stack(record["spikes"][n]) for n in names}, mem={n: torch.stack(record["mem"][n]) for n in names})
 
 
 def reconstruction_loss(model, images, loss: str):

@@ -185,9 +185,7 @@ class RedisRunner:
         if status in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED, JobStatus.FINISHED):
             result = job.latest_result()
             reason = (result.exc_string or "").strip().splitlines()[-1:] if result else []
-            raise TrainingError(
-                f"the training queue ended the run before it started ({status.value}{': ' + reason[0] if reason else ''})"
-            )
+            raise TrainingError(f"the training queue ended the run before it started ({status.value}{': ' + reason[0] if reason else ''})")
 
 
 # ------------------------------------------------------------------ the worker's side
@@ -249,9 +247,7 @@ class _Presence:
         try:
             pipe = self.r.pipeline()
             pipe.set(
-                f"{WORKER_PREFIX}{self.name}",
-                json.dumps({"device": self.device, "queue": _CONFIG.queue, "run": run and run[0]}),
-                ex=ALIVE_TTL_S,
+                f"{WORKER_PREFIX}{self.name}", json.dumps({"device": self.device, "queue": _CONFIG.queue, "run": run and run[0]}), ex=ALIVE_TTL_S
             )
             if run is not None:
                 keys = _keys(run[0])
@@ -340,14 +336,7 @@ def serve(config: WorkerConfig) -> int:
         raise RuntimeError(f"cannot reach Redis at {safe_url(config.redis_url)}: {error}") from None
     _mnist()  # once, before the first run
     _presence(r)
-    log.info(
-        "sae worker %s: queue %r on %s, training on %s, nice +%d",
-        name,
-        config.queue,
-        safe_url(config.redis_url),
-        device,
-        config.nice,
-    )
+    log.info("sae worker %s: queue %r on %s, training on %s, nice +%d", name, config.queue, safe_url(config.redis_url), device, config.nice)
     worker = SimpleWorker([_queue(r, config.queue)], connection=r, serializer=JSONSerializer, name=name)
     worker.work(burst=config.burst, logging_level="INFO")
     return 0

@@ -26,15 +26,7 @@ from torch import nn
 from sae.model import SpikingAutoencoder
 
 # Each calibrated layer and the module whose weight scales its input.
-SCALED_BY = {
-    "enc1": "bn1",
-    "enc2": "bn2",
-    "enc3": "bn3",
-    "latent": "to_latent",
-    "linear": "from_latent",
-    "dec1": "bn4",
-    "dec2": "bn5",
-}
+SCALED_BY = {"enc1": "bn1", "enc2": "bn2", "enc3": "bn3", "latent": "to_latent", "linear": "from_latent", "dec1": "bn4", "dec2": "bn5"}
 TARGET_RATE = 0.15  # about what the trained models fire at (checkpoints/README.md)
 FACTOR_RANGE = (1 / 16, 64.0)
 BISECTIONS = 7  # the factor to within 2**(10/128), about 6 %

@@ -246,8 +246,7 @@ def measure(
         done += longest[(thresh, beta)] * len(images[first : first + batch_size])
         if progress:
             progress(
-                done / total_work,
-                f"thresh {thresh:g}, beta {beta:g}, digits {first + 1}-{min(first + batch_size, len(images))} of {len(images)}",
+                done / total_work, f"thresh {thresh:g}, beta {beta:g}, digits {first + 1}-{min(first + batch_size, len(images))} of {len(images)}"
             )
 
     outcome = {}
@@ -311,9 +310,7 @@ def run_sweep(
         raise ValueError("pick at least one thresh and one num_steps")
     start = time.perf_counter()
     settings = grid(thresholds, num_steps, betas)
-    results = measure(
-        model, images, settings, show=show, raster_index=raster_index, batch_size=batch_size, workers=workers, progress=progress
-    )
+    results = measure(model, images, settings, show=show, raster_index=raster_index, batch_size=batch_size, workers=workers, progress=progress)
     return SweepResult(
         thresholds,
         num_steps,

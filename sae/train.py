@@ -51,17 +51,7 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {limits.LOSSES}, got {self.loss!r}")
         if self.schedule not in limits.SCHEDULES:
             raise ValueError(f"schedule must be one of {limits.SCHEDULES}, got {self.schedule!r}")
-        for name in (
-            "lr",
-            "weight_decay",
-            "batch_size",
-            "epochs",
-            "time_budget",
-            "warmup_steps",
-            "eval_images",
-            "train_subset",
-            "seed",
-        ):
+        for name in ("lr", "weight_decay", "batch_size", "epochs", "time_budget", "warmup_steps", "eval_images", "train_subset", "seed"):
             value = getattr(self, name)
             problem = None if value is None else limits.LIMITS[name].problem(value)
             if problem:
@@ -160,13 +150,7 @@ class History:
 
     batch: dict = field(default_factory=lambda: {"step": [], "loss": [], "elapsed": []})
     evals: dict = field(
-        default_factory=lambda: {
-            "step": [],
-            "epoch": [],
-            "test_loss": [],
-            "elapsed": [],
-            **{f"rate_{n}": [] for n in SPIKING_LAYERS},
-        }
+        default_factory=lambda: {"step": [], "epoch": [], "test_loss": [], "elapsed": [], **{f"rate_{n}": [] for n in SPIKING_LAYERS}}
     )
     epochs: dict = field(default_factory=lambda: {"epoch": [], "train_loss": [], "test_loss": []})
 
@@ -330,9 +314,7 @@ def train(
                 epoch_loss += loss_value * len(images)
                 epoch_images += len(images)
                 now = time.perf_counter()
-                batch_end = BatchEnd(
-                    step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0)
-                )
+                batch_end = BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0))
                 yield batch_end
                 if now - last_eval >= cfg.eval_every_s:
                     yield measure(epoch + first / len(train_images))

@@ -43,10 +43,7 @@ TRAINED_FOR_SETTING = (
 )
 # The model trained at the tutorial's settings: it stands for "change the setting after training".
 REFERENCE_FILENAME = "compare_T5_thr1.pt"
-SERIES = {
-    "thresh": {"fixed": ("num_steps", 5), "values": (0.5, 1.0, 2.0)},
-    "num_steps": {"fixed": ("thresh", 1.0), "values": (1, 3, 5, 10)},
-}
+SERIES = {"thresh": {"fixed": ("num_steps", 5), "values": (0.5, 1.0, 2.0)}, "num_steps": {"fixed": ("thresh", 1.0), "values": (1, 3, 5, 10)}}
 TRAINED_DIR: Path | None = None  # None: the shipped checkpoints/ folder (tests point it elsewhere)
 
 
@@ -67,9 +64,7 @@ def trained_series(parameter: str) -> list[TrainedFor]:
     return sorted(entries, key=lambda e: getattr(e, parameter))
 
 
-def locate_trained(
-    entries: Sequence[TrainedFor] = TRAINED_FOR_SETTING, directory: Path | None = None
-) -> list[tuple[TrainedFor, Path | None]]:
+def locate_trained(entries: Sequence[TrainedFor] = TRAINED_FOR_SETTING, directory: Path | None = None) -> list[tuple[TrainedFor, Path | None]]:
     """Each entry with its file, or None where it has not been shipped (yet)."""
     directory = Path(directory) if directory is not None else trained_dir()
     return [(e, (directory / e.filename) if (directory / e.filename).is_file() else None) for e in entries]
@@ -132,9 +127,7 @@ def compare_trained(
         return lambda fraction, message: progress((index + fraction) / runs, message)
 
     options = {"show": show, "raster_index": raster_index}
-    trained = {
-        e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0] for i, (e, m) in enumerate(present)
-    }
+    trained = {e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0] for i, (e, m) in enumerate(present)}
     after = {}
     if reference is not None:
         settings = [Setting(float(e.thresh), int(e.num_steps), model_beta(reference)) for e in entries]

@@ -80,15 +80,7 @@ def describe_failure(error: BaseException, device: str) -> str:
     return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
-def run(
-    model_config: SAEConfig,
-    train_config: TrainConfig,
-    train_images: torch.Tensor,
-    test_images: torch.Tensor,
-    send,
-    stop,
-    train_fn=None,
-) -> None:
+def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None) -> None:
     """Train, sending every event through ``send`` as a ``sae.wire`` dict; a failure is sent as one line.
 
     ``train_fn`` stands in for ``sae.train.train`` (tests); it must take the same arguments."""

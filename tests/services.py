@@ -66,21 +66,7 @@ def redis_server(tmp_path: Path):
     port = free_port()
     log = open(tmp_path / f"redis-{port}.log", "w")
     process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(tmp_path)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -187,9 +173,7 @@ def nginx(tmp_path: Path, backends: list[str]):
     conf.write_text(NGINX_CONF.format(prefix=prefix, site=site))
     log = open(prefix / "stdout.log", "w")
     process = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"), "-g", "daemon off;"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        [binary, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"), "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
 

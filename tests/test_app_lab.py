@@ -52,9 +52,7 @@ class _Selection(Widget):
 
     def __init__(self, element, points):
         self.proto, self.root, self.type, self.key = element.proto, element.root, "plotly_chart", element.key
-        self._value = json.dumps(
-            {"selection": {"points": points, "point_indices": [p["point_index"] for p in points], "box": [], "lasso": []}}
-        )
+        self._value = json.dumps({"selection": {"points": points, "point_indices": [p["point_index"] for p in points], "box": [], "lasso": []}})
 
     @property
     def id(self):
@@ -100,14 +98,7 @@ def click_cell(at: AppTest, neuron: int, step: int, steps: int = 5) -> AppTest:
     return click(
         at,
         "lab_editor_",
-        {
-            "curve_number": 1,
-            "point_number": index,
-            "point_index": index,
-            "x": step + 1,
-            "y": neuron,
-            "customdata": {"0": neuron, "1": step},
-        },
+        {"curve_number": 1, "point_number": index, "point_index": index, "x": step + 1, "y": neuron, "customdata": {"0": neuron, "1": step}},
     )
 
 

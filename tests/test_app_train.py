@@ -146,9 +146,7 @@ def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     saved = checkpoints.load_checkpoint(path)
     expected_mse, _ = evaluate(job.model, TEST_X)
     assert saved.metrics["test_mse"] == pytest.approx(expected_mse, rel=1e-6) and saved.metrics["test_images"] == len(TEST_X)
-    assert (
-        saved.provenance["train_config"]["batch_size"] == 8 and saved.history["batch"]["loss"] == job.history()["batch"]["loss"]
-    )
+    assert saved.provenance["train_config"]["batch_size"] == 8 and saved.history["batch"]["loss"] == job.history()["batch"]["loss"]
     assert "my_run" in texts(at.success)
     checkpoint_box = next(s for s in at.get("selectbox") if s.label == "Checkpoint")
     assert "my_run" in checkpoint_box.options  # the sidebar lists it

@@ -125,9 +125,18 @@ def test_glue_never_imports_a_page_and_benchmarks_use_public_names_only():
                 assert not private, f"{name} imports private {private} from {node.module}"
 
 
-def test_page_scripts_are_one_screen_and_none_sits_at_the_top_of_pages():
-    # A .py directly in pages/ would put Streamlit back in its legacy pages mode (see pages/__init__.py).
-    assert [p.name for p in (ROOT / "pages").glob("*.py")] == ["__init__.py"]
+def test_pages_top_level_holds_only_hand_overs_to_app_py_one_per_url():
+    # Streamlit's legacy mode runs pages/<url>.py by itself (see pages/__init__.py): each must only enter app.py.
+    tree = ast.parse((ROOT / "app.py").read_text())
+    urls = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call) for kw in node.keywords if kw.arg == "url_path"}
+    shims = {p.stem: p for p in (ROOT / "pages").glob("*.py") if p.name != "__init__.py"}
+    assert set(shims) == urls
+    for path in shims.values():
+        body = [n for n in ast.parse(path.read_text()).body if not isinstance(n, ast.Expr) or not isinstance(n.value, ast.Constant)]
+        assert ast.unparse(ast.Module(body, [])) == "from pages import enter_app\nenter_app()", path.name
+
+
+def test_page_scripts_are_one_screen():
     scripts = list((ROOT / "pages" / "views").glob("*.py"))
     assert len(scripts) >= 4
     for script in scripts:
@@ -140,10 +149,7 @@ def test_every_page_in_app_py_exists():
     paths = [
         node.args[0].value
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        and getattr(node.func, "attr", "") == "Page"
-        and node.args
-        and isinstance(node.args[0], ast.Constant)
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Page" and node.args and isinstance(node.args[0], ast.Constant)
     ]
     assert paths and all((ROOT / p).is_file() for p in paths)
     assert {p.rpartition("/")[2] for p in paths} == {p.name for p in (ROOT / "pages" / "views").glob("*.py")}

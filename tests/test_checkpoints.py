@@ -97,11 +97,7 @@ def test_round_trip_keeps_weights_config_and_records(tmp_path):
         "where": Path("/x/y"),
     }
     path = save_checkpoint(
-        tmp_path / "sub" / "model.pt",
-        model,
-        metrics=metrics,
-        history=history,
-        provenance={"seed": 7, "command": "python -m sae train --epochs 2"},
+        tmp_path / "sub" / "model.pt", model, metrics=metrics, history=history, provenance={"seed": 7, "command": "python -m sae train --epochs 2"}
     )
 
     raw = torch.load(path, weights_only=True)  # a plain dict, safe to load
@@ -269,24 +265,15 @@ BAD_FILES = {
         "5 missing keys (decoder.3.weight, decoder.3.bias, decoder.3.running_mean, ...)",
     ),
     "extra keys": (lambda p: with_state(p, {"head.weight": torch.zeros(2)}), "1 unexpected key (head.weight)"),
-    "not tensors": (
-        lambda p: to_bytes(payload(p.model, state_dict=dict(p.state, **{"encoder.0.bias": [0.0] * 32}))),
-        "not a dict of tensors",
-    ),
+    "not tensors": (lambda p: to_bytes(payload(p.model, state_dict=dict(p.state, **{"encoder.0.bias": [0.0] * 32}))), "not a dict of tensors"),
     "NaN weights": (nan_weights, "decoder.2.weight contains NaN"),
     "float step counter": (lambda p: with_state(p, {"encoder.1.num_batches_tracked": torch.tensor(1.5)}), "should hold integers"),
-    "config disagrees with buffers": (
-        lambda p: with_config(p, thresh=0.5),
-        "encoder.2.threshold is 1 but the config says thresh 0.5",
-    ),
+    "config disagrees with buffers": (lambda p: with_config(p, thresh=0.5), "encoder.2.threshold is 1 but the config says thresh 0.5"),
     "one layer's beta differs": (
         lambda p: with_state(p, {"decoder.4.beta": torch.tensor(0.25)}),
         "decoder.4.beta is 0.25 but the config says beta 0.5",
     ),
-    "reset by zeroing": (
-        lambda p: with_state(p, {"encoder.5.reset_mechanism_val": torch.tensor(1)}),
-        "encoder.5 resets by zeroing",
-    ),
+    "reset by zeroing": (lambda p: with_state(p, {"encoder.5.reset_mechanism_val": torch.tensor(1)}), "encoder.5 resets by zeroing"),
     "metrics not a dict": (lambda p: to_bytes(payload(p.model, metrics=[1, 2])), "metrics is a list"),
 }
 
@@ -500,22 +487,14 @@ def test_default_folders():
 
 
 @pytest.mark.parametrize(
-    "typed, stem",
-    [
-        ("my-model_2.1", "my-model_2.1"),
-        ("  my model  ", "my_model"),
-        ("run.pt", "run"),
-        ("_x", "_x"),
-        ("a" * 64, "a" * 64),
-    ],
+    "typed, stem", [("my-model_2.1", "my-model_2.1"), ("  my model  ", "my_model"), ("run.pt", "run"), ("_x", "_x"), ("a" * 64, "a" * 64)]
 )
 def test_safe_name_accepts(typed, stem):
     assert safe_name(typed) == stem
 
 
 @pytest.mark.parametrize(
-    "typed",
-    ["", "   ", ".pt", "../evil", "a/b", "a\\b", ".hidden", "..", "-rf", "a" * 65, "naïve", "semi;colon", "nul\0byte", "~home"],
+    "typed", ["", "   ", ".pt", "../evil", "a/b", "a\\b", ".hidden", "..", "-rf", "a" * 65, "naïve", "semi;colon", "nul\0byte", "~home"]
 )
 def test_safe_name_refuses(typed):
     with pytest.raises(CheckpointError) as caught:

@@ -21,9 +21,7 @@ def test_train_then_eval_print_real_figures_and_save_a_loadable_checkpoint(tmp_p
 
     assert main(["eval", "--checkpoint", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert float(re.search(r"test MSE on all 10000 test images: ([0-9.]+)", printed).group(1)) == pytest.approx(
-        trained_mse, abs=1e-4
-    )
+    assert float(re.search(r"test MSE on all 10000 test images: ([0-9.]+)", printed).group(1)) == pytest.approx(trained_mse, abs=1e-4)
     rates = dict(re.findall(r"^\s+(\w+)\s+([0-9.]+)$", printed, flags=re.M))
     assert set(rates) == {"enc1", "enc2", "enc3", "latent", "linear", "dec0", "dec1", "dec2"}
     assert all(0 <= float(r) <= 1 for r in rates.values())

@@ -4,7 +4,8 @@ Each arrival is a real session on a real ``streamlit run`` (Streamlit's websocke
 protocol, as a browser speaks it: ``benchmarks.load.Session``). All 20 connect
 within 2 s of the health check answering, while the process runs its very first
 scripts: the moment Streamlit's legacy ``pages/`` mode is still on. Before the
-pages moved to ``pages/views/``, 9 of 10 such arrivals got a ``KeyError`` page.
+fix, 9 of 10 such arrivals got a ``KeyError`` page; with only app.py for the legacy
+mode to run they got a "Page not found" dialog (see pages/__init__.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,18 @@ ARRIVALS = 20
 WITHIN_S = 2.0
 
 
+class WatchedSession(Session):
+    """A session that also notes Streamlit's "Page not found" dialog (a modal over the page)."""
+
+    def _handle(self, msg) -> None:
+        if msg.WhichOneof("type") == "page_not_found":
+            self.exceptions.append("Page not found dialog")
+        super()._handle(msg)
+
+
 async def arrive(base_url: str, delay: float, index: int) -> dict:
     await asyncio.sleep(delay)
-    async with Session(base_url, "explore", f"source=MNIST&index={index}") as session:
+    async with WatchedSession(base_url, "explore", f"source=MNIST&index={index}") as session:
         sent = time.perf_counter()
         run = await session.rerun(timeout=240)
         return {

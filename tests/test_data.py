@@ -121,11 +121,7 @@ def test_crash_midway_leaves_no_copy_that_looks_complete(tmp_path, monkeypatch):
     monkeypatch.setattr(
         data,
         "RAW_FILES",
-        {
-            name: size
-            for p, n in SMALL_SPLITS.items()
-            for name, size in ((f"{p}-images-idx3-ubyte", 16 + n * 784), (f"{p}-labels-idx1-ubyte", 8 + n))
-        },
+        {name: size for p, n in SMALL_SPLITS.items() for name, size in ((f"{p}-images-idx3-ubyte", 16 + n * 784), (f"{p}-labels-idx1-ubyte", 8 + n))},
     )
     monkeypatch.setattr(data, "_wheel_pickle_path", lambda: Path("fake.pkl.gz"))
     monkeypatch.setattr(data, "_read_wheel_pickle", lambda path: content)
@@ -243,11 +239,7 @@ def test_bad_cache_file_is_rebuilt(fresh_root, monkeypatch):
 
     builds = []
     monkeypatch.setattr(data, "_build_tensors", lambda root, train: builds.append(1) or (images, labels))
-    for wrong in (
-        {"images": images[:3], "labels": labels[:3]},
-        {"images": images * 2, "labels": labels},
-        {"images": images, "labels": labels.int()},
-    ):
+    for wrong in ({"images": images[:3], "labels": labels[:3]}, {"images": images * 2, "labels": labels}, {"images": images, "labels": labels.int()}):
         monkeypatch.setattr(data, "_TENSORS", {})
         torch.save({**wrong, "version": data.CACHE_VERSION}, cache)
         data.mnist_tensors(train=False, root=fresh_root)
@@ -398,10 +390,7 @@ def test_huge_float_array_is_fast():
 def test_mnist_digits_drawn_large_normalize_like_the_dataset(test_set):
     raw = datasets.MNIST(DATA, train=False, download=False).data
     images = test_set[0]
-    drawn = [
-        corr(data.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i])
-        for i in range(100)
-    ]
+    drawn = [corr(data.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i]) for i in range(100)]
     direct = [corr(data.prepare_digit(raw[i].numpy()), images[i]) for i in range(100)]
     # Measured: drawn mean 0.97, median 0.985; direct median 0.9995. Misses are one-pixel
     # rounding shifts of thin digits (MNIST shifted by whole pixels too).

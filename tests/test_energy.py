@@ -113,9 +113,7 @@ def test_the_shipped_network_counted_layer_by_layer(model, digit):
             expected = F.conv2d(s, ones, stride=module.stride, padding=module.padding).sum()
         elif isinstance(module, nn.ConvTranspose2d):
             ones = torch.ones(module.in_channels, module.out_channels, *module.kernel_size, dtype=torch.float64)
-            expected = F.conv_transpose2d(
-                s, ones, stride=module.stride, padding=module.padding, output_padding=module.output_padding
-            ).sum()
+            expected = F.conv_transpose2d(s, ones, stride=module.stride, padding=module.padding, output_padding=module.output_padding).sum()
         elif isinstance(module, nn.Linear):
             expected = s.sum() * module.out_features
         else:
@@ -156,10 +154,7 @@ def test_fewer_spikes_fewer_operations(model, digit):
         result = run_digit(model, digit, thresh=thresh)
         counts.append(energy.count_operations(model, result.spikes, result.num_steps).synops)
     assert counts == sorted(counts, reverse=True) and counts[0] > 2 * counts[-1]
-    steps = [
-        energy.count_operations(model, r.spikes, r.num_steps).spiking_joules
-        for r in (run_digit(model, digit, num_steps=n) for n in (2, 5, 10))
-    ]
+    steps = [energy.count_operations(model, r.spikes, r.num_steps).spiking_joules for r in (run_digit(model, digit, num_steps=n) for n in (2, 5, 10))]
     assert steps == sorted(steps)
 
 

@@ -30,6 +30,7 @@ def same(a, b) -> bool:
 @pytest.fixture
 def worker():
     w = ForwardWorker()
+    assert w.start()
     yield w
     w.close()
 
@@ -56,14 +57,26 @@ def test_a_killed_child_is_replaced_and_the_forward_still_answers(worker):
     worker.run_digit(model, digit)
     worker._process.kill()
     worker._process.join()
-    assert same(worker.run_digit(model, digit), run_digit(model, digit))  # in-process this time, or a new child
+    assert same(worker.run_digit(model, digit), run_digit(model, digit))  # in-process while a new child starts
+    assert worker.start()
     assert same(worker.run_digit(model, digit), run_digit(model, digit))
-    assert worker._process is not None and worker._process.is_alive()
+    assert worker._loaded  # in the new child
 
 
-def test_turned_off_by_the_environment(worker, monkeypatch):
+def test_forwards_do_not_wait_for_a_starting_child():
+    w = ForwardWorker()
+    try:
+        model, digit = make_model(0), torch.rand(1, 1, 32, 32)
+        assert same(w.run_digit(model, digit), run_digit(model, digit))  # the child is importing torch meanwhile
+        assert w._process is not None and not w._loaded
+    finally:
+        w.close()
+
+
+def test_turned_off_by_the_environment(monkeypatch):
     monkeypatch.setenv("SAE_FORWARD_PROCESS", "0")
+    w = ForwardWorker()
     model, digit = make_model(0), torch.rand(1, 1, 32, 32)
-    assert same(worker.run_digit(model, digit), run_digit(model, digit))
-    assert worker._process is None
+    assert same(w.run_digit(model, digit), run_digit(model, digit))
+    assert w._process is None
     assert not forward_worker.enabled()

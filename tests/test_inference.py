@@ -8,13 +8,7 @@ import pytest
 import torch
 
 from sae.cache import digit_fingerprint
-from sae.inference import (
-    SPIKING_LAYERS,
-    latent_raster_csv,
-    run_digit,
-    single_thread,
-    trace_npz_bytes,
-)
+from sae.inference import SPIKING_LAYERS, latent_raster_csv, run_digit, single_thread, trace_npz_bytes
 from sae.limits import THRESH
 from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
 

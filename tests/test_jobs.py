@@ -30,17 +30,7 @@ NET = SAEConfig(latent_dim=8, num_steps=2)
 
 
 def tiny(**changes) -> TrainConfig:
-    values = dict(
-        epochs=2,
-        lr=1e-3,
-        batch_size=16,
-        train_subset=48,
-        eval_images=16,
-        sample_count=4,
-        seed=3,
-        eval_every_s=1000.0,
-        device="cpu",
-    )
+    values = dict(epochs=2, lr=1e-3, batch_size=16, train_subset=48, eval_images=16, sample_count=4, seed=3, eval_every_s=1000.0, device="cpu")
     return TrainConfig(**{**values, **changes})
 
 
@@ -185,12 +175,7 @@ def a_bug(*args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "train_fn, expected",
-    [
-        (out_of_memory, "out of memory on cpu"),
-        (device_lost, "the device cpu failed"),
-        (a_bug, "training failed: KeyError"),
-    ],
+    "train_fn, expected", [(out_of_memory, "out of memory on cpu"), (device_lost, "the device cpu failed"), (a_bug, "training failed: KeyError")]
 )
 def test_failures_end_the_job_with_a_clear_message(monkeypatch, images, train_fn, expected):
     """Raised inside the worker process, reported in the app as one sentence."""

@@ -221,6 +221,15 @@ def test_code_map_is_a_pca_of_the_spike_counts_and_is_cached_on_disk(model, tmp_
     assert np.array_equal(again.xy, cmap.xy) and again.num_steps == 5 and again.thresh == 1.0
 
 
+def test_the_map_folder_keeps_only_the_most_recently_used_maps(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(latent, "MAP_FILES_KEPT", 2)
+    images, labels = mnist_tensors(train=False)
+    for thresh in (0.8, 0.9, 1.0):
+        latent.cached_code_map(model, images[:20], labels[:20], tmp_path, thresh=thresh)
+    names = sorted(p.name for p in tmp_path.glob("*.npz"))
+    assert len(names) == 2 and not any("-0.8-" in n for n in names)
+
+
 def test_a_damaged_map_file_is_rebuilt(model, tmp_path):
     images, labels = mnist_tensors(train=False)
     first = latent.cached_code_map(model, images[:50], labels[:50], tmp_path)

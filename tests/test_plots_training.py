@@ -22,13 +22,7 @@ def history(batches: int, evals: int = 3) -> dict:
             "loss": [1.0 / s for s in range(1, batches + 1)],
             "elapsed": [0.1 * s for s in range(batches)],
         },
-        "evals": {
-            "step": list(range(evals)),
-            "epoch": [0.0] * evals,
-            "test_loss": [0.5] * evals,
-            "elapsed": [0.0] * evals,
-            **rates,
-        },
+        "evals": {"step": list(range(evals)), "epoch": [0.0] * evals, "test_loss": [0.5] * evals, "elapsed": [0.0] * evals, **rates},
         "epochs": {"epoch": [1], "train_loss": [0.2], "test_loss": [0.3]},
     }
 

@@ -39,9 +39,7 @@ BUILDERS = {
 
 def as_streamlit_sends(fig) -> dict:
     """What st.plotly_chart puts in its message (plotly_chart.py: to_dict, then to_json unvalidated)."""
-    return json.loads(
-        plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False)
-    )
+    return json.loads(plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False))
 
 
 @pytest.mark.parametrize("name", list(BUILDERS))

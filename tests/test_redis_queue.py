@@ -100,9 +100,7 @@ def test_a_run_goes_through_redis_to_a_worker_streams_to_the_page_stops_and_open
 
     env = {**os.environ, "SAE_USER_CHECKPOINTS": str(app), "PYTHONPATH": str(ROOT)}
     env.pop("SAE_REDIS_URL", None)
-    other = subprocess.run(
-        [sys.executable, "-c", OPEN_IN_EXPLORE, "via_redis"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
+    other = subprocess.run([sys.executable, "-c", OPEN_IN_EXPLORE, "via_redis"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert other.returncode == 0, other.stderr[-3000:]
     assert "OPENED via_redis |" in other.stdout and other.stdout.strip().endswith("|"), other.stdout
 

@@ -219,9 +219,7 @@ def test_compare_trained_measures_each_model_at_its_own_setting(images):
     trained_t1 = firing_model(seed=1, num_steps=1)
     entries = trained.trained_series("num_steps")[:2]  # T1 (present) and T3 (missing)
     calls = []
-    rows = trained.compare_trained(
-        entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3, progress=lambda f, m: calls.append(f)
-    )
+    rows = trained.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3, progress=lambda f, m: calls.append(f))
     t1, t3 = rows
     assert t1.trained.setting == Setting(1.0, 1, 0.5) and t3.trained is None
     with torch.no_grad():

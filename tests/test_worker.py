@@ -108,9 +108,7 @@ if __name__ == "__main__":
 def test_a_worker_process_ends_when_the_app_dies(tmp_path):
     script = tmp_path / "app.py"
     script.write_text(APP)
-    app = subprocess.Popen(
-        [sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
-    )
+    app = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
         child = int(app.stdout.readline())
         assert running(child)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import texts
-from explorer.cached import computed, session_ab
-from explorer.compare_inputs import URL, choose_digits, setting_inputs, trained_models
+from explorer.cached import cached_sweep, cached_trained_rows, session_ab
+from explorer.compare_inputs import URL, choose_digits, grid_inputs, setting_inputs, trained_models
 from explorer.sidebar import current
-from sae import limits, sweep, trained
+from sae import trained
 from sae.cache import model_fingerprint
 from sae.export import csv_text
 from sae.model import SPIKING_LAYERS
@@ -49,12 +49,7 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
     st.markdown(q["intro"])
     other = ("num_steps", settings.num_steps) if parameter == "thresh" else ("thresh", settings.thresh)
     values = st.multiselect(
-        f"{parameter} values to compare",
-        q["options"],
-        default=list(q["default"]),
-        key=f"c_{parameter}_values",
-        **URL,
-        format_func=lambda v: f"{v:g}",
+        f"{parameter} values to compare", q["options"], default=list(q["default"]), key=f"c_{parameter}_values", **URL, format_func=lambda v: f"{v:g}"
     )
     if not values:
         st.info(f"Pick at least one value of {parameter}.")
@@ -65,7 +60,7 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
     )
     thresholds = values if parameter == "thresh" else [settings.thresh]
     steps = values if parameter == "num_steps" else [settings.num_steps]
-    result = run_sweep(settings.model, model_key, images, digits_key, thresholds, steps, [settings.beta])
+    result = cached_sweep(settings.model, model_key, images, digits_key, min(SHOWN, len(images)), thresholds, steps, [settings.beta])
 
     beside(plots.series_grid(result, parameter, SHOWN), f"{parameter}_grid", q["grid"])
     left, right = st.columns(2)
@@ -81,17 +76,6 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
     trained_view(parameter, settings, images, digits_key)
 
 
-def run_sweep(model, model_key, images, digits_key, thresholds, steps, betas):
-    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
-    return computed(
-        key,
-        f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits",
-        lambda progress: sweep.run_sweep(
-            model, images, thresholds, steps, betas, show=min(SHOWN, len(images)), progress=progress
-        ),
-    )
-
-
 def trained_view(parameter: str, settings, images, digits_key: str) -> None:
     entries, models, cards = trained_models(parameter, settings.device)
     if not models:
@@ -100,20 +84,7 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
     if reference is None:
         st.caption(f'`{trained.REFERENCE_FILENAME}` is missing, so the sidebar\'s model stands in for "changed after training".')
         reference = settings.model
-    key = (
-        "trained",
-        parameter,
-        digits_key,
-        model_fingerprint(reference),
-        tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())),
-    )
-    rows = computed(
-        key,
-        f"Running {len(models)} trained models",
-        lambda progress: trained.compare_trained(
-            entries, models, reference, images, show=min(SHOWN, len(images)), progress=progress
-        ),
-    )
+    rows = cached_trained_rows(parameter, entries, models, reference, images, digits_key, min(SHOWN, len(images)))
     beside(plots.trained_vs_after(rows, parameter), f"{parameter}_trained", texts.TRAINED_VS_AFTER)
     chart(plots.trained_reconstructions(rows, images[:SHOWN, 0].cpu().numpy(), parameter), f"{parameter}_trained_recon")
     st.dataframe([row.table_row(cards.get(row.entry.filename, {})) for row in rows], hide_index=True)
@@ -125,40 +96,17 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
 
 def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> None:
     st.markdown(texts.GRID_INTRO)
-    cols = st.columns(3)
-    thresholds = cols[0].multiselect(
-        "thresh",
-        limits.THRESH_CHOICES,
-        default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0],
-        key="c_grid_thresh",
-        **URL,
-        format_func=lambda v: f"{v:g}",
-    )
-    steps = cols[1].multiselect("num_steps", limits.NUM_STEPS_CHOICES, default=[1, 2, 3, 5, 8, 10], key="c_grid_steps", **URL)
-    betas = cols[2].multiselect(
-        "beta (optional)",
-        limits.BETA_CHOICES,
-        default=[],
-        key="c_grid_beta",
-        **URL,
-        format_func=lambda v: f"{v:g}",
-        help="Empty: the sidebar's beta.",
-    )
+    thresholds, steps, betas = grid_inputs()
     if not thresholds or not steps:
         st.info("Pick at least one thresh and one num_steps.")
         return
     betas = betas or [settings.beta]
     st.caption(f"On **{about}**.")
-    result = run_sweep(settings.model, model_key, images, digits_key, thresholds, steps, betas)
+    result = cached_sweep(settings.model, model_key, images, digits_key, min(SHOWN, len(images)), thresholds, steps, betas)
     beta = result.betas[0]
     if len(result.betas) > 1:
         beta = st.segmented_control(
-            "Show beta",
-            result.betas,
-            default=result.betas[0],
-            required=True,
-            key="c_grid_show_beta",
-            format_func=lambda v: f"{v:g}",
+            "Show beta", result.betas, default=result.betas[0], required=True, key="c_grid_show_beta", format_func=lambda v: f"{v:g}"
         )
 
     left, right = st.columns(2)
@@ -166,9 +114,7 @@ def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> 
         chart(plots.mse_heatmap(result, beta), "grid_mse")
         explain(texts.GRID["mse"])
     with right:
-        digit = st.selectbox(
-            "Digit to show", range(len(result.digits)), format_func=lambda i: f"digit {i + 1}", key="c_grid_digit"
-        )
+        digit = st.selectbox("Digit to show", range(len(result.digits)), format_func=lambda i: f"digit {i + 1}", key="c_grid_digit")
         chart(plots.setting_grid(result, digit, beta), "grid_recon")
         explain(texts.GRID["recon"])
     beside(plots.sweep_rate_heatmap(result, beta), "grid_rates", texts.GRID["rates"])

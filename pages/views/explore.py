@@ -46,11 +46,7 @@ def show_playback(result: InferenceResult) -> None:
 
 def show_overview(result: InferenceResult) -> None:
     cols = st.columns(4)
-    cols[0].metric(
-        "Reconstruction MSE",
-        f"{result.mse:.4f}",
-        help="Mean squared error between the 32x32 input and the reconstruction, per pixel.",
-    )
+    cols[0].metric("Reconstruction MSE", f"{result.mse:.4f}", help="Mean squared error between the 32x32 input and the reconstruction, per pixel.")
     cols[1].metric(
         f"Forward on {result.device}",
         f"{result.forward_ms:.1f} ms",
@@ -107,8 +103,7 @@ def show_activity(result: InferenceResult) -> None:
 def show_comparison(result: InferenceResult) -> None:
     chart(inside.digit_comparison(result), "input_reconstruction_error", "explore_comparison")
     st.caption(
-        "Red in the error map: ink the network painted where there was none; blue: ink it missed. "
-        f"Their mean square is the MSE, {result.mse:.4f}."
+        f"Red in the error map: ink the network painted where there was none; blue: ink it missed. Their mean square is the MSE, {result.mse:.4f}."
     )
 
 

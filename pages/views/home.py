@@ -23,9 +23,7 @@ Spiking Neural Networks*.
 )
 
 st.subheader("The neuron: leaky integrate-and-fire")
-st.latex(
-    r"U_t = \beta\,U_{t-1} + I_t - S_{t-1}\,\theta, \qquad S_t = \begin{cases}1 & U_t > \theta\\ 0 & \text{otherwise}\end{cases}"
-)
+st.latex(r"U_t = \beta\,U_{t-1} + I_t - S_{t-1}\,\theta, \qquad S_t = \begin{cases}1 & U_t > \theta\\ 0 & \text{otherwise}\end{cases}")
 st.markdown(
     f"With the current settings: **β = {settings.beta:g}** (each step keeps {settings.beta:.0%} of the membrane), "
     f"**θ = thresh = {settings.thresh:g}**, **num_steps = {settings.num_steps}**. "

@@ -44,13 +44,7 @@ def show_editor(settings, digit, own) -> None:
         image, spikes = own.recon, own.spikes
     left, right = st.columns([1, 1.7])
     with left:
-        chart(
-            figs.code_editor(code, own.code),
-            "latent_code_edited",
-            lab.editor_key(),
-            on_select=lab.on_cell_click,
-            selection_mode="points",
-        )
+        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click, selection_mode="points")
     with right:
         chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
         looks, own_looks = lab.nearest_class(np.stack([image, own.recon]))
@@ -75,9 +69,9 @@ def show_editor(settings, digit, own) -> None:
     report = count_operations(settings.model, spikes, steps)
     baseline = count_operations(settings.model, own.spikes, steps) if edited else None
     st.markdown("**What these spikes cost**")
-    show_report(
-        report, key="lab_energy", baseline=baseline, mse=float(np.mean((image - own.input) ** 2)), expanded=False, csv=True
-    )
+    per_layer = st.toggle("Per layer", key="lab_energy_chart", help="The operations of every layer, as a chart.")
+    mse = float(np.mean((image - own.input) ** 2))
+    show_report(report, key="lab_energy", baseline=baseline, mse=mse, chart=per_layer, csv=True)
 
 
 def show_atlas(settings, digit, own) -> None:

@@ -23,37 +23,12 @@ POLL_S = 1.0  # the progress bar and the loss chart
 SLOW_POLL_S = 3.0  # reconstructions, spike rates, epoch losses: they change at evaluations only
 
 
-def minutes(seconds: float | None) -> str:
-    if seconds is None:
-        return "…"
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def show_status(job: TrainingJob, snap) -> None:
     if snap.status == QUEUED:
-        manager = default_manager()
-        counts, line = manager.counts(), "the class's shared queue" if manager.shared_queue else job.device
-        room = (
-            f"{counts['capacity']} run(s) train at once ({counts['running']} running, {counts['queued']} waiting); yours "
-            "starts by itself when a place frees up."
-            if counts["capacity"]
-            else "No training worker is connected right now: yours starts when one is."
-        )
-        st.info(
-            f"Queued: your run is number **{snap.queue_position or '…'}** in line for {line}. {room} Keep this page open.",
-            icon=":material/hourglass_top:",
-        )
+        st.info(training.queue_text(job, snap), icon=":material/hourglass_top:")
         st.button("Cancel", on_click=job.stop, key="tr_cancel", icon=":material/cancel:")
         return
-    rate = f"{snap.images_per_s:,.0f} images/s" if snap.images_per_s else "measuring speed…"
-    text = (
-        f"{snap.progress:.0%} · {minutes(snap.elapsed)} elapsed · about {minutes(snap.eta)} left · {rate} · "
-        f"step {snap.step}, epoch {snap.epoch + 1}"
-    )
-    if snap.status == ENDED:
-        text = f"{snap.progress:.0%} · {minutes(snap.elapsed)} of training · {snap.step} steps"
-    st.progress(snap.progress, text=text)
+    st.progress(snap.progress, text=training.progress_text(snap))
     if snap.status == FAILED:
         st.error(f"Training failed: {snap.error}")
     elif snap.status == ENDED:
@@ -167,10 +142,7 @@ def show_save(job: TrainingJob) -> None:
     with st.form("tr_save_form", border=False):
         st.session_state.setdefault("tr_save_name", f"my_sae_{time.strftime('%H%M')}")
         st.text_input(
-            "Name",
-            key="tr_save_name",
-            max_chars=64,
-            help="Letters, digits, - _ and . only. Saved with its settings, history and test MSE.",
+            "Name", key="tr_save_name", max_chars=64, help="Letters, digits, - _ and . only. Saved with its settings, history and test MSE."
         )
         st.form_submit_button("Save checkpoint", key="tr_save", icon=":material/save:", on_click=training.save_run, args=(job,))
     st.caption("Starting a new run replaces this one: save it first to keep it.")

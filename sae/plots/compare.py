@@ -44,9 +44,7 @@ def tile(blocks: Sequence[Sequence[np.ndarray | None]], gap: int = GAP) -> tuple
     blank_w = max((b.shape[1] for b in present), default=1)
     heights = [max((b.shape[0] for b in row if b is not None), default=blank_h) for row in blocks]
     n_cols = max(len(row) for row in blocks)
-    widths = [
-        max((row[c].shape[1] for row in blocks if c < len(row) and row[c] is not None), default=blank_w) for c in range(n_cols)
-    ]
+    widths = [max((row[c].shape[1] for row in blocks if c < len(row) and row[c] is not None), default=blank_w) for c in range(n_cols)]
     out = np.full((sum(heights) + gap * (len(heights) - 1), sum(widths) + gap * (n_cols - 1)), np.nan)
     row_centres, col_centres = [], []
     y = 0
@@ -94,9 +92,7 @@ def _tiled_heatmap(
             colorbar={"title": colorbar_title, "thickness": 12},
         )
     )
-    fig.update_xaxes(
-        tickmode="array", tickvals=cols, ticktext=[str(c) for c in col_labels], showgrid=False, zeroline=False, side="top"
-    )
+    fig.update_xaxes(tickmode="array", tickvals=cols, ticktext=[str(c) for c in col_labels], showgrid=False, zeroline=False, side="top")
     fig.update_yaxes(
         tickmode="array",
         tickvals=rows,
@@ -107,10 +103,7 @@ def _tiled_heatmap(
         scaleanchor="x" if square else None,
     )
     fig.update_layout(
-        title=title,
-        height=height or max(220, min(900, pixel * z.shape[0] + 120)),
-        margin={"l": 10, "r": 10, "t": 90, "b": 10},
-        plot_bgcolor="white",
+        title=title, height=height or max(220, min(900, pixel * z.shape[0] + 120)), margin={"l": 10, "r": 10, "t": 90, "b": 10}, plot_bgcolor="white"
     )
     return fig
 
@@ -136,10 +129,7 @@ def series_grid(result: SweepResult, parameter: str, digits: int = 6) -> go.Figu
     blocks = [[result.digits[i]] + [_at(result, parameter, v).reconstructions[i] for v in values] for i in range(k)]
     name = "thresh" if parameter == "thresh" else "steps"
     return _tiled_heatmap(
-        blocks,
-        [f"digit {i + 1}" for i in range(k)],
-        ["input"] + [f"{name} {v:g}" for v in values],
-        f"Reconstructions as {parameter} changes",
+        blocks, [f"digit {i + 1}" for i in range(k)], ["input"] + [f"{name} {v:g}" for v in values], f"Reconstructions as {parameter} changes"
     )
 
 
@@ -180,9 +170,7 @@ def mse_heatmap(result: SweepResult, beta: float | None = None) -> go.Figure:
     return fig
 
 
-def rate_heatmap(
-    results: Sequence[SettingResult], labels: Sequence[str] | None = None, title: str = "Spike rate per layer"
-) -> go.Figure:
+def rate_heatmap(results: Sequence[SettingResult], labels: Sequence[str] | None = None, title: str = "Spike rate per layer") -> go.Figure:
     """Rows: spiking layers in signal order; columns: settings.  Cell: fraction of (neuron, step) pairs that fired."""
     labels = list(labels or [r.setting.short for r in results])
     z = np.array([[r.spike_rates[n] for r in results] for n in SPIKING_LAYERS])
@@ -209,9 +197,7 @@ def sweep_rate_heatmap(result: SweepResult, beta: float | None = None) -> go.Fig
     beta = result.betas[0] if beta is None else beta
     results = [result.at(t, s, beta) for t in result.thresholds for s in result.num_steps]
     return rate_heatmap(
-        results,
-        [f"θ{r.setting.thresh:g} T{r.setting.num_steps}" for r in results],
-        f"Spike rate per layer for every setting (beta {beta:g})",
+        results, [f"θ{r.setting.thresh:g} T{r.setting.num_steps}" for r in results], f"Spike rate per layer for every setting (beta {beta:g})"
     )
 
 
@@ -271,19 +257,10 @@ def _lines_vs(result: SweepResult, parameter: str, value, *, title: str, yaxis: 
             ys = [value(_at(result, parameter, v, other, beta)) for v in values]
             name = f"{other_name} {other:g}" + (f", beta {beta:g}" if len(result.betas) > 1 else "")
             fig.add_scatter(
-                x=list(values),
-                y=ys,
-                mode="lines+markers",
-                name=name,
-                hovertemplate=f"{parameter} %{{x}}<br>{hover}<extra>{name}</extra>",
+                x=list(values), y=ys, mode="lines+markers", name=name, hovertemplate=f"{parameter} %{{x}}<br>{hover}<extra>{name}</extra>"
             )
     fig.update_layout(
-        title=title,
-        xaxis_title=PARAM_TITLES[parameter],
-        yaxis=yaxis,
-        height=340,
-        margin={"t": 60, "b": 10},
-        legend={"font": {"size": 10}},
+        title=title, xaxis_title=PARAM_TITLES[parameter], yaxis=yaxis, height=340, margin={"t": 60, "b": 10}, legend={"font": {"size": 10}}
     )
     if parameter == "num_steps":
         fig.update_xaxes(tickvals=list(values))
@@ -292,14 +269,7 @@ def _lines_vs(result: SweepResult, parameter: str, value, *, title: str, yaxis: 
 
 def mse_vs(result: SweepResult, parameter: str) -> go.Figure:
     """Test MSE against ``parameter``; one line per value of the other parameter."""
-    return _lines_vs(
-        result,
-        parameter,
-        lambda r: r.mse,
-        title=f"Test MSE vs {parameter}",
-        yaxis={"title": {"text": "MSE"}},
-        hover="MSE %{y:.4f}",
-    )
+    return _lines_vs(result, parameter, lambda r: r.mse, title=f"Test MSE vs {parameter}", yaxis={"title": {"text": "MSE"}}, hover="MSE %{y:.4f}")
 
 
 def mean_rate_vs(result: SweepResult, parameter: str) -> go.Figure:
@@ -323,11 +293,7 @@ def rates_vs(result: SweepResult, parameter: str, other=None, beta: float | None
     for layer in SPIKING_LAYERS:
         ys = [_at(result, parameter, v, other, beta).spike_rates[layer] for v in values]
         fig.add_scatter(
-            x=list(values),
-            y=ys,
-            mode="lines+markers",
-            name=layer,
-            hovertemplate=f"{parameter} %{{x}}<br>rate %{{y:.2%}}<extra>{layer}</extra>",
+            x=list(values), y=ys, mode="lines+markers", name=layer, hovertemplate=f"{parameter} %{{x}}<br>rate %{{y:.2%}}<extra>{layer}</extra>"
         )
     other_name = "num_steps" if parameter == "thresh" else "thresh"
     fig.update_layout(
@@ -361,9 +327,7 @@ def trained_vs_after(rows: Sequence[TrainedRow], parameter: str) -> go.Figure:
         rate = [r.mean_rate if r is not None else None for r in results]
         style = {"mode": "lines+markers", "name": name, "line": {"color": color, "dash": dash}, "legendgroup": attr}
         fig.add_scatter(x=xs, y=mse, row=1, col=1, hovertemplate="%{x}: MSE %{y:.4f}<extra>" + name + "</extra>", **style)
-        fig.add_scatter(
-            x=xs, y=rate, row=1, col=2, showlegend=False, hovertemplate="%{x}: rate %{y:.2%}<extra>" + name + "</extra>", **style
-        )
+        fig.add_scatter(x=xs, y=rate, row=1, col=2, showlegend=False, hovertemplate="%{x}: rate %{y:.2%}<extra>" + name + "</extra>", **style)
     fig.update_xaxes(title_text=PARAM_TITLES[parameter], tickvals=xs)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     fig.update_layout(
@@ -386,9 +350,7 @@ def trained_reconstructions(rows: Sequence[TrainedRow], digits: np.ndarray, para
             result = getattr(row, attr)
             blocks.append([result.reconstructions[i] if result is not None else None for i in range(k)])
             labels.append(f"{parameter} {value:g}: {tag}")
-    return _tiled_heatmap(
-        blocks, labels, [f"digit {i + 1}" for i in range(k)], "Reconstructions: trained with the setting vs set after training"
-    )
+    return _tiled_heatmap(blocks, labels, [f"digit {i + 1}" for i in range(k)], "Reconstructions: trained with the setting vs set after training")
 
 
 # --------------------------------------------------------------------------- A/B
@@ -413,29 +375,14 @@ def ab_images(ab: ABResult) -> go.Figure:
         rows=1,
         cols=4,
         horizontal_spacing=0.03,
-        subplot_titles=(
-            "input",
-            f"{title_a}<br>MSE {ab.a.mse:.4f}",
-            f"{title_b}<br>MSE {ab.b.mse:.4f}",
-            f"B − A (max |Δ| {limit:.3f})",
-        ),
+        subplot_titles=("input", f"{title_a}<br>MSE {ab.a.mse:.4f}", f"{title_b}<br>MSE {ab.b.mse:.4f}", f"B − A (max |Δ| {limit:.3f})"),
     )
     for col, image in ((1, ab.a.input), (2, ab.a.recon), (3, ab.b.recon)):
-        fig.add_heatmap(
-            z=image, row=1, col=col, coloraxis="coloraxis", hovertemplate="row %{y}, column %{x}<br>value %{z:.3f}<extra></extra>"
-        )
-    fig.add_heatmap(
-        z=diff, row=1, col=4, coloraxis="coloraxis2", hovertemplate="row %{y}, column %{x}<br>B − A %{z:+.3f}<extra></extra>"
-    )
+        fig.add_heatmap(z=image, row=1, col=col, coloraxis="coloraxis", hovertemplate="row %{y}, column %{x}<br>value %{z:.3f}<extra></extra>")
+    fig.add_heatmap(z=diff, row=1, col=4, coloraxis="coloraxis2", hovertemplate="row %{y}, column %{x}<br>B − A %{z:+.3f}<extra></extra>")
     fig.update_layout(
         coloraxis={"colorscale": IMAGE_SCALE, "cmin": 0, "cmax": 1, "showscale": False},
-        coloraxis2={
-            "colorscale": DIFF_SCALE,
-            "cmid": 0,
-            "cmin": -limit,
-            "cmax": limit,
-            "colorbar": {"title": "B − A", "thickness": 12},
-        },
+        coloraxis2={"colorscale": DIFF_SCALE, "cmid": 0, "cmin": -limit, "cmax": limit, "colorbar": {"title": "B − A", "thickness": 12}},
         title="Reconstructions on one scale; red: B paints more ink, blue: A does",
         height=320,
         margin={"t": 90, "b": 10, "l": 10, "r": 10},
@@ -495,16 +442,7 @@ def ab_raster(ab: ABResult) -> go.Figure:
             ygap=1,
             hovertemplate="step %{x}, neuron %{y}: spike %{z:.0f}<extra></extra>",
         )
-    scale = [
-        [0, "#ffffff"],
-        [0.25, "#ffffff"],
-        [0.25, A_COLOR],
-        [0.5, A_COLOR],
-        [0.5, B_COLOR],
-        [0.75, B_COLOR],
-        [0.75, "#9ca3af"],
-        [1, "#9ca3af"],
-    ]
+    scale = [[0, "#ffffff"], [0.25, "#ffffff"], [0.25, A_COLOR], [0.5, A_COLOR], [0.5, B_COLOR], [0.75, B_COLOR], [0.75, "#9ca3af"], [1, "#9ca3af"]]
     words = np.array(["neither", "only A", "only B", "both"])[diff.T.astype(int)]
     fig.add_heatmap(
         z=diff.T,
@@ -572,21 +510,11 @@ def ab_layer_counts(ab: ABResult, layer: str) -> go.Figure:
     title_a, title_b = _ab_titles(ab)
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.04, subplot_titles=(title_a, title_b, "B − A"))
     for col, z in ((1, a), (2, b)):
-        fig.add_heatmap(
-            z=z, row=1, col=col, coloraxis="coloraxis", hoverongaps=False, hovertemplate="%{z:.0f} spikes<extra></extra>"
-        )
-    fig.add_heatmap(
-        z=diff, row=1, col=3, coloraxis="coloraxis2", hoverongaps=False, hovertemplate="B − A %{z:+.0f} spikes<extra></extra>"
-    )
+        fig.add_heatmap(z=z, row=1, col=col, coloraxis="coloraxis", hoverongaps=False, hovertemplate="%{z:.0f} spikes<extra></extra>")
+    fig.add_heatmap(z=diff, row=1, col=3, coloraxis="coloraxis2", hoverongaps=False, hovertemplate="B − A %{z:+.0f} spikes<extra></extra>")
     fig.update_layout(
         coloraxis={"colorscale": "Viridis", "cmin": 0, "cmax": top, "colorbar": {"title": "spikes", "x": 1.0, "thickness": 10}},
-        coloraxis2={
-            "colorscale": DIFF_SCALE,
-            "cmid": 0,
-            "cmin": -limit,
-            "cmax": limit,
-            "colorbar": {"title": "B − A", "x": 1.08, "thickness": 10},
-        },
+        coloraxis2={"colorscale": DIFF_SCALE, "cmid": 0, "cmin": -limit, "cmax": limit, "colorbar": {"title": "B − A", "x": 1.08, "thickness": 10}},
         title=f"Spikes per neuron in {layer}, summed over the steps (red: more in B, blue: more in A)",
         height=360,
         margin={"t": 80, "b": 10, "l": 10, "r": 60},

@@ -11,7 +11,7 @@ from sae.energy import PJ_PER_AC, PJ_PER_MAC, OpsReport
 
 SPIKING, DENSE, DENSE_ALL = "#f58518", "#4c78a8", "#9ecae9"
 # A fixed left margin for the layer names: Plotly's automargin draws the figure twice.
-MARGIN = dict(l=150, r=10, t=60, b=10)
+MARGIN = dict(l=150, r=10, t=60, b=90)
 
 
 def operations_and_energy(report: OpsReport) -> go.Figure:
@@ -19,9 +19,7 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
     Right: the estimated energy of one image, spiking against dense for 1 and for T passes."""
     layers = [f"{r.layer} ← {r.source}" for r in report.layers]
     spiking = [max(r.ops, 0) for r in report.layers]
-    kinds = [
-        f"{r.ops:,} {r.kind}s from {r.inputs:,} {'pixel-steps' if r.kind == 'MAC' else 'input spikes'}" for r in report.layers
-    ]
+    kinds = [f"{r.ops:,} {r.kind}s from {r.inputs:,} {'pixel-steps' if r.kind == 'MAC' else 'input spikes'}" for r in report.layers]
     steps = report.num_steps
     data = [
         dict(type="bar", orientation="h", y=layers, x=spiking, name=f"spiking network, all {steps} steps",
@@ -55,8 +53,8 @@ def operations_and_energy(report: OpsReport) -> go.Figure:
         )
     )
     layout = dict(
-        height=max(380, 60 + 34 * len(layers)), margin=MARGIN, template="none", barmode="group",
-        legend=dict(orientation="h", x=0, y=-0.12, xanchor="left", yanchor="top"),
+        height=max(440, 140 + 34 * len(layers)), margin=MARGIN, template="none", barmode="group",
+        legend=dict(orientation="h", x=0, y=-0.22, xanchor="left", yanchor="top"),
         xaxis=dict(domain=[0, 0.55], type="log", title=dict(text="operations for one image (log scale)")),
         yaxis=dict(autorange="reversed"),
         xaxis2=dict(domain=[0.68, 1], anchor="y2"),

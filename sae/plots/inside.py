@@ -87,9 +87,7 @@ def digit_image(image: np.ndarray, title: str = "what the network sees (32x32)")
         showscale=False,
         hovertemplate="row %{y}, column %{x}<br>intensity %{z:.2f}<extra></extra>",
     )
-    layout = dict(
-        title=dict(text=title), height=300, margin=MARGIN, template="none", xaxis=_axis(PIXEL_X), yaxis=_image_yaxis(PIXEL_Y, "x")
-    )
+    layout = dict(title=dict(text=title), height=300, margin=MARGIN, template="none", xaxis=_axis(PIXEL_X), yaxis=_image_yaxis(PIXEL_Y, "x"))
     return _figure([heat], layout)
 
 

@@ -167,21 +167,12 @@ def blend_row(images: np.ndarray, codes: np.ndarray, titles: list[str]) -> go.Fi
         xaxis=dict(domain=[0, 1], visible=False, constrain="domain"),
         yaxis=dict(domain=[0.45, 0.92], autorange="reversed", scaleanchor="x", visible=False, constrain="domain"),
         xaxis2=dict(domain=[0, 1], visible=False, anchor="y2"),
-        yaxis2=dict(
-            domain=[0, 0.38], autorange="reversed", anchor="x2", showgrid=False, title=dict(text="its code (neurons x steps)")
-        ),
+        yaxis2=dict(domain=[0, 0.38], autorange="reversed", anchor="x2", showgrid=False, title=dict(text="its code (neurons x steps)")),
     )
     for s, title in enumerate(titles[:stages]):
         layout["annotations"].append(
             dict(
-                text=title,
-                x=s * width + (images.shape[2] - 1) / 2,
-                y=-0.5,
-                xref="x",
-                yref="y",
-                yanchor="bottom",
-                showarrow=False,
-                font=dict(size=11),
+                text=title, x=s * width + (images.shape[2] - 1) / 2, y=-0.5, xref="x", yref="y", yanchor="bottom", showarrow=False, font=dict(size=11)
             )
         )
     return go.Figure(data=data, layout=layout)
@@ -235,39 +226,42 @@ def code_map(cmap: CodeMap, here: np.ndarray | None = None, edited: np.ndarray |
 # --- shared pieces --------------------------------------------------------------------
 
 
-def _image_panels(panels, height: int) -> go.Figure:
-    """Square image panels side by side: (z, title, colorscale, zmin, zmax, hover) each."""
-    count = len(panels)
-    width = 1.0 / count
-    data, layout = [], dict(height=height, margin=dict(MARGIN, t=60), template="none", annotations=[])
-    for i, (z, title, scale, zmin, zmax, hover) in enumerate(panels, start=1):
-        suffix = "" if i == 1 else str(i)
+def _image_panels(panels, height: int, gap: int = 4) -> go.Figure:
+    """Square image panels side by side: (z, title, colorscale, zmin, zmax, hover) each.
+
+    All on one hidden pair of axes, each image shifted by ``x0``: drawing axes is most of
+    Plotly's time for small heatmaps, and this figure is redrawn on every click in the lab.
+    """
+    width = max(np.asarray(z).shape[1] for z, *_ in panels)
+    data, annotations = [], []
+    for i, (z, title, scale, zmin, zmax, hover) in enumerate(panels):
+        x0 = i * (width + gap)
         data.append(
             dict(
                 type="heatmap",
                 z=np.asarray(z, np.float32),
+                x0=x0,
                 colorscale=scale,
                 zmin=zmin,
                 zmax=zmax,
                 showscale=False,
-                xaxis="x" + suffix,
-                yaxis="y" + suffix,
-                hovertemplate="row %{y}, column %{x}<br>" + hover + "<extra></extra>",
+                customdata=np.broadcast_to(np.arange(np.asarray(z).shape[1]), np.asarray(z).shape),
+                hovertemplate="row %{y}, column %{customdata}<br>" + hover + "<extra></extra>",
             )
         )
-        start = (i - 1) * width
-        # Hidden axes: an image needs none, and drawing ticks is most of Plotly's time here.
-        layout["xaxis" + suffix] = dict(
-            domain=[start + 0.01, start + width - 0.01], visible=False, constrain="domain", anchor="y" + suffix
+        annotations.append(
+            dict(text=title, x=x0 + (width - 1) / 2, y=-0.5, xref="x", yref="y", yanchor="bottom", showarrow=False, font=dict(size=12))
         )
-        layout["yaxis" + suffix] = dict(
-            autorange="reversed", scaleanchor="x" + suffix, visible=False, constrain="domain", anchor="x" + suffix
-        )
-        layout["annotations"].append(_panel_title(title, start + width / 2))
+    layout = dict(
+        height=height,
+        margin=dict(MARGIN, t=60),
+        template="none",
+        annotations=annotations,
+        xaxis=dict(visible=False, range=[-0.5, len(panels) * (width + gap) - gap - 0.5], constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"),
+    )
     return go.Figure(data=data, layout=layout)
 
 
 def _panel_title(text: str, x: float) -> dict:
-    return dict(
-        text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12)
-    )
+    return dict(text=text, x=x, y=1.0, xref="paper", yref="paper", xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=12))

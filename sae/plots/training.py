@@ -156,11 +156,7 @@ def reconstruction_grid(inputs, reconstructions, caption: str = "") -> go.Figure
         for c in range(count):
             top, left = r * (height + GAP), c * (width + GAP)
             grid[top : top + height, left : left + width] = np.round(np.clip(images[c], 0, 1) * 254).astype(np.uint8)
-    fig = go.Figure(
-        go.Heatmap(
-            z=grid, colorscale="gray", zmin=0, zmax=254, showscale=False, hovertemplate="intensity %{z}/254<extra></extra>"
-        )
-    )
+    fig = go.Figure(go.Heatmap(z=grid, colorscale="gray", zmin=0, zmax=254, showscale=False, hovertemplate="intensity %{z}/254<extra></extra>"))
     fig.update_xaxes(visible=False, constrain="domain")
     fig.update_yaxes(
         autorange="reversed",
@@ -171,10 +167,7 @@ def reconstruction_grid(inputs, reconstructions, caption: str = "") -> go.Figure
         ticktext=["test digit", "reconstruction"],
     )
     fig.update_layout(
-        title=caption or "Fixed test digits and their reconstructions",
-        height=260,
-        margin=dict(l=10, r=10, t=50, b=10),
-        uirevision="recon",
+        title=caption or "Fixed test digits and their reconstructions", height=260, margin=dict(l=10, r=10, t=50, b=10), uirevision="recon"
     )
     return fig
 

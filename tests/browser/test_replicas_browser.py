@@ -56,11 +56,7 @@ def replica_for(replicas, value: str) -> str:
     request = urllib.request.Request(replicas.url + "/_stcore/health", headers={"Cookie": f"{COOKIE}={value}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200 and any(c.startswith(f"{COOKIE}={value};") for c in response.headers.get_all("Set-Cookie"))
-    return wait_for(
-        lambda: next((u for a, u, _ in reversed(log_lines(replicas.access_log)) if a == value), None),
-        5,
-        "nginx to log the request",
-    )
+    return wait_for(lambda: next((u for a, u, _ in reversed(log_lines(replicas.access_log)) if a == value), None), 5, "nginx to log the request")
 
 
 def cookie_per_replica(replicas) -> dict[str, str]:
