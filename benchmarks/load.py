@@ -379,6 +379,7 @@ def process_figures(pid: int | None, with_children: bool = True) -> dict:
         kids = [k for k in kids if k]
         if own:
             own["children_rss_mib"] = sum(k["rss_mib"] for k in kids)
+            own["total_pss_mib"] = own["pss_mib"] + sum(k["pss_mib"] for k in kids)
             own["children_cpu_s"] = sum(k["cpu_s"] for k in kids)
             own["children"] = len(kids)
         return own
@@ -393,8 +394,19 @@ def process_figures(pid: int | None, with_children: bool = True) -> dict:
     return {
         "cpu_s": (int(fields[11]) + int(fields[12])) / ticks,
         "rss_mib": int(status["VmRSS"].split()[0]) / 1024,
+        "pss_mib": _pss_mib(pid),
         "threads": int(status["Threads"].strip()),
     }
+
+
+def _pss_mib(pid: int) -> float:
+    """Proportional set size: RSS with shared pages (torch's libraries, mapped by the server and its
+    children alike) split between the processes that map them, so the sum over processes is the real total."""
+    with contextlib.suppress(OSError, ValueError), open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def machine_busy() -> tuple[float, float]:
@@ -409,7 +421,7 @@ async def sample(pid: int | None, peaks: dict, stop: asyncio.Event) -> None:
     """The server's peak RSS and thread count, once a second while the load runs."""
     while not stop.is_set():
         now = process_figures(pid)
-        for key in ("rss_mib", "threads", "children_rss_mib"):
+        for key in ("rss_mib", "threads", "children_rss_mib", "total_pss_mib"):
             if key in now:
                 peaks[key] = max(peaks.get(key, 0), now[key])
         with contextlib.suppress(TimeoutError):
@@ -516,7 +528,12 @@ def report(
             f"server: {(after['cpu_s'] - before['cpu_s']) / wall:.2f} cores on average over {wall:.0f} s, "
             f"RSS {before['rss_mib']:.0f} -> {after['rss_mib']:.0f} MiB"
             + (f" (peak {peaks['rss_mib']:.0f} MiB, peak threads {peaks['threads']})" if peaks else "")
-            + (f"; its child processes: peak {peaks.get('children_rss_mib', 0):.0f} MiB RSS" if peaks else "")
+            + (
+                f"; its child processes: peak {peaks.get('children_rss_mib', 0):.0f} MiB RSS; "
+                f"server and children together: peak {peaks.get('total_pss_mib', 0):.0f} MiB PSS"
+                if peaks
+                else ""
+            )
         )
     if machine is not None:
         (busy0, total0), (busy1, total1) = machine

@@ -73,8 +73,11 @@ def show_status() -> None:
 
 def _run() -> None:
     begin = time.perf_counter()
+    _quiet_bare_mode_warnings()
     try:
         _wait_for_runtime()
+        _kick_forward_process()  # before lowering this thread's priority: the child would inherit it
+        _lower_priority()
         model = _step("model and MNIST", _model_and_data)
         _step("Explore's forward process and figures", lambda: _explore(model))
         _step("Compare's default view", lambda: _compare(model))
@@ -83,6 +86,32 @@ def _run() -> None:
     finally:
         _done.set()
         log.info("warm-up done in %.1f s: %s", time.perf_counter() - begin, ", ".join(f"{w} {s:.1f} s" for w, s in _steps))
+
+
+def _kick_forward_process() -> None:
+    """Start Explore's forward process now, without waiting: it imports torch while the model loads."""
+    from sae.forward_worker import default_worker
+
+    default_worker().start(wait_s=0)
+
+
+def _lower_priority(niceness: int = 10) -> None:
+    """Visitors first: this thread (and the sweep's pool threads it starts, which inherit it) yields the
+    CPU to the pages' threads when both want it.  Linux sets nice per thread; elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):
+        pass
+
+
+class _NotThisThread(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != "sae-warmup"
+
+
+def _quiet_bare_mode_warnings() -> None:
+    """st.cache_resource called outside a script run logs "missing ScriptRunContext": expected here."""
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(_NotThisThread())
 
 
 def _step(what: str, fn):

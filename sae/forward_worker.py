@@ -98,22 +98,24 @@ class ForwardWorker:
         self._broken = False
 
     def start(self, wait_s: float = 60.0) -> bool:
-        """Start the child and wait until it is ready (importing torch takes seconds); True when it is.
+        """Start the child and wait up to ``wait_s`` until it is ready (importing torch takes seconds).
 
-        Forwards asked for meanwhile run in-process rather than wait: the first visitor of a
-        fresh server is not held up by the child's start."""
+        True when it is ready.  Forwards asked for meanwhile run in-process rather than wait:
+        the first visitor of a fresh server is not held up by the child's start."""
+        with self._lock:
+            if not self._ensure_started():
+                return False
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
+        while True:
             with self._lock:
-                if not self._ensure_started():
-                    return False
                 try:
-                    if self._is_ready():
+                    if self._ensure_started() and self._is_ready():
                         return True
                 except (EOFError, OSError) as error:
                     self._failed(f"the forward process did not start ({type(error).__name__}: {error})")
+            if time.monotonic() >= deadline:
+                return False
             time.sleep(0.05)
-        return False
 
     def run_digit(self, model: torch.nn.Module, digit: torch.Tensor, **overrides) -> InferenceResult:
         """``run_digit(model, digit, **overrides)``, computed in the child when it is ready, else in-process."""
