@@ -1,13 +1,13 @@
 """Spiking Autoencoder Explorer: entry point.
 
 Sets the page up, draws the shared sidebar (device, checkpoint, neuron settings)
-and runs the page the user chose.  Start it with ``streamlit run app.py`` (or
-``python -m explorer.warmup``, which warms the server up before the first visitor).
+and runs the page the user chose.  Start it with ``streamlit run app.py``, or with
+``python -m explorer.warmup`` (``make run``), which loads everything a first visit
+needs before the server takes its first session (explorer/warmup.py).
 """
 
 import streamlit as st
 
-from explorer import warmup
 from explorer.rerun_gate import rerun_slot
 from explorer.sidebar import render_sidebar
 
@@ -22,9 +22,7 @@ PAGES = [
     st.Page("pages/views/latent_lab.py", title="Latent lab", icon=":material/science:", url_path="lab"),
 ]
 
-warmup.start()  # once per process: model, MNIST, forward process, Compare's first view (explorer/warmup.py)
 page = st.navigation(PAGES)
 with rerun_slot(page):  # at most two Explore reruns at once over all sessions (explorer/rerun_gate.py)
     render_sidebar()
-    warmup.show_status()
     page.run()

@@ -1,18 +1,21 @@
 """Warm start: what the first visitor of a fresh server would wait for, done before anyone arrives.
 
-A fresh server took 5.7 s for its first Explore and 9.4 s for its first Compare
-(later ones 0.07 and 0.26 s): the first visitor paid for loading the model and
-MNIST, starting the forward process (sae/forward_worker.py), importing and first
-running plotly's figure code, and Compare's default sweep (6 thresholds x 256
-digits) and trained-model runs.  :func:`start` does all of that once per process,
-in a background thread, into the same process-wide caches the pages read
-(``explorer.resources``, ``explorer.cached``), so the first visit finds them filled.
+A fresh server took 4.7-11 s for its first Explore and 9-21 s for its first Compare
+(later ones 0.06-0.12 and 0.17-0.3 s; three fresh starts on the busy 2-core machine):
+the first visitor paid for loading the model and MNIST, starting the forward process
+(sae/forward_worker.py), importing and first running plotly's figure code and
+pyarrow, and Compare's default sweep (6 thresholds x 256 digits) and trained-model
+runs.  :func:`start` does all of that once per process, in a thread, into the same
+process-wide caches the pages read (``explorer.resources``, ``explorer.cached``).
 
-``python -m explorer.warmup`` (what ``make run`` runs) starts the server with the
-warm-up already going, before any session; app.py calls :func:`start` too, so a
-plain ``streamlit run app.py`` warms up from its first visit, and :func:`show_status`
-says "warming up" in the sidebar while it runs.  A page that needs something still
-warming simply waits for it (``st.cache_resource`` computes each entry once).
+``python -m explorer.warmup`` (what ``make run`` runs) warms up first and then starts
+the server in the same process, so no visitor can arrive before it is done: the
+health check answers after the warm-up (15-35 s on the busy 2-core machine; at most
+``SERVE_AFTER_S``).  A warm-up that ran while the first visitor was already there
+(started from app.py, tried and measured) made that visitor's first Explore and
+Compare slower, not faster: its sweeps took the two cores from the visitor, and a
+visitor wanting the same sweep waited for the warm-up's copy.  So a plain
+``streamlit run app.py`` does no warm-up and behaves as before.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 _done = threading.Event()
 _steps: list[tuple[str, float]] = []  # (what, seconds), for the log and the tests
+SERVE_AFTER_S = 120.0  # main() starts the server after the warm-up, or after this long at worst
 
 
 def start() -> None:
@@ -60,14 +64,6 @@ def wait(timeout: float | None = None) -> bool:
     return _done.wait(timeout)
 
 
-def show_status() -> None:
-    """While the server warms up, say so in the sidebar (the page still works: it waits for what it needs)."""
-    if running():
-        import streamlit as st
-
-        st.sidebar.caption(":material/hourglass_top: Warming up: loading the model, MNIST and the comparisons…")
-
-
 # --------------------------------------------------------------------------- the work
 
 
@@ -75,9 +71,7 @@ def _run() -> None:
     begin = time.perf_counter()
     _quiet_bare_mode_warnings()
     try:
-        _wait_for_runtime()
-        _kick_forward_process()  # before lowering this thread's priority: the child would inherit it
-        _lower_priority()
+        _kick_forward_process()  # it imports torch (seconds) while the model and MNIST load
         model = _step("model and MNIST", _model_and_data)
         _step("Explore's forward process and figures", lambda: _explore(model))
         _step("Compare's default view", lambda: _compare(model))
@@ -93,15 +87,6 @@ def _kick_forward_process() -> None:
     from sae.forward_worker import default_worker
 
     default_worker().start(wait_s=0)
-
-
-def _lower_priority(niceness: int = 10) -> None:
-    """Visitors first: this thread (and the sweep's pool threads it starts, which inherit it) yields the
-    CPU to the pages' threads when both want it.  Linux sets nice per thread; elsewhere this does nothing."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):
-        pass
 
 
 class _NotThisThread(logging.Filter):
@@ -121,15 +106,6 @@ def _step(what: str, fn):
     return value
 
 
-def _wait_for_runtime(timeout: float = 60.0) -> None:
-    """Started by the launcher before the server exists: let Streamlit create its runtime first."""
-    from streamlit import runtime
-
-    deadline = time.monotonic() + timeout
-    while not runtime.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 DEVICE = "cpu"  # the sidebar's default device (the first one available)
 
 
@@ -143,9 +119,6 @@ def _model_and_data():
 
 def _explore(model) -> None:
     """One forward of the page's example digit in the forward process, and every Explore figure once."""
-    import plotly.io
-    import plotly.tools
-
     from explorer.digit_input import EXAMPLE_INDEX
     from explorer.resources import test_set
     from sae.forward_worker import default_worker
@@ -165,7 +138,15 @@ def _explore(model) -> None:
         inside.digit_comparison(result),
     ]
     figures += [inside.layer_membrane(result, layer) for layer in (*SPIKING_LAYERS, "output")]
-    for fig in figures:  # what st.plotly_chart does with each (plotly_chart.py)
+    _as_streamlit_sends(*figures)
+
+
+def _as_streamlit_sends(*figures) -> None:
+    """What st.plotly_chart does with each figure (plotly_chart.py): the first call imports and builds a lot."""
+    import plotly.io
+    import plotly.tools
+
+    for fig in figures:
         plotly.io.to_json(plotly.tools.return_figure_from_figure_or_data(fig, validate_figure=True), validate=False)
 
 
@@ -175,6 +156,8 @@ def _compare(model) -> None:
     The keys and calls are the page's own (pages/views/compare.py: ``choose_digits`` defaults,
     ``run_sweep``, ``trained_view`` for "What does thresh do?"); tests/test_warmup.py checks that a
     first Compare after the warm-up computes nothing."""
+    from streamlit import dataframe_util
+
     from explorer import texts
     from explorer.cached import shared_results
     from explorer.resources import shared_checkpoint, test_set
@@ -182,6 +165,7 @@ def _compare(model) -> None:
     from sae.cache import digit_fingerprint, model_fingerprint
     from sae.checkpoints import CheckpointError
     from sae.data import pick_digits
+    from sae.plots import compare as plots
 
     shown = 6  # the page's SHOWN
     images, labels = test_set()
@@ -190,7 +174,11 @@ def _compare(model) -> None:
     config = model.config
     thresholds, steps, betas = list(texts.QUESTIONS["thresh"]["default"]), [config.num_steps], [config.beta]
     key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
-    shared_results().get_or_compute(key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images))))
+    result = shared_results().get_or_compute(key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images))))
+    _as_streamlit_sends(
+        plots.series_grid(result, "thresh", shown), plots.mse_vs(result, "thresh"), plots.rates_vs(result, "thresh"),
+        plots.series_rasters(result, "thresh"),
+    )  # fmt: skip
 
     entries = [entry for entry, _ in trained.locate_trained(trained.trained_series("thresh"))]
     models = {}
@@ -208,18 +196,26 @@ def _compare(model) -> None:
     reference = models.get(trained.REFERENCE_FILENAME, model)
     key = ("trained", "thresh", digits_key, model_fingerprint(reference),
            tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))  # fmt: skip
-    shared_results().get_or_compute(key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images))))
+    rows = shared_results().get_or_compute(key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images))))
+    _as_streamlit_sends(plots.trained_vs_after(rows, "thresh"), plots.trained_reconstructions(rows, images[:shown, 0].cpu().numpy(), "thresh"))
+    dataframe_util.convert_anything_to_arrow_bytes([row.table_row({}) for row in rows])  # st.dataframe: pyarrow
 
 
 # --------------------------------------------------------------------------- the launcher
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m explorer.warmup [streamlit options]``: ``streamlit run app.py`` with the warm-up started first."""
+    """``python -m explorer.warmup [streamlit options]``: warm up, then ``streamlit run app.py [options]``.
+
+    The warm-up fills this process's caches (``st.cache_resource`` keeps them process-wide),
+    and the server that starts afterwards in the same process serves from them."""
     from streamlit.web import cli
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("warming up before serving: model, MNIST, forward process, Compare's first view")
     start()
+    if not wait(SERVE_AFTER_S):
+        log.warning("warm-up still running after %.0f s: serving anyway", SERVE_AFTER_S)
     sys.argv = ["streamlit", "run", "app.py", *(sys.argv[1:] if argv is None else argv)]
     return cli.main()
 

@@ -32,3 +32,21 @@ def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):
     assert session.exceptions == [], session.exceptions
     assert "thresh=2" in session.query_string.split("&")  # the sidebar wrote the new value into the URL
     assert any(text.startswith("Reconstruction MSE") for text in session.texts)
+
+
+def test_the_warmup_launcher_serves_after_warming_up(tmp_path):
+    """``python -m explorer.warmup`` (make run): the log says the warm-up finished before the server
+    started, and the first Explore renders from the filled caches."""
+    env = {"SAE_USER_CHECKPOINTS": str(tmp_path / "user_checkpoints")}
+    log_path = tmp_path / "streamlit.log"
+    with streamlit_server(ROOT, env=env, log=log_path, launcher="warmup") as (url, process):
+        wait_healthy(url, process, timeout=240)
+
+        async def visit():
+            async with Session(url, "explore") as session:
+                return session, await session.rerun(timeout=120)
+
+        session, first = asyncio.run(visit())
+    log = log_path.read_text()
+    assert first.status == "ok" and session.exceptions == [], log
+    assert "warm-up done" in log and log.index("warm-up done") < log.index("You can now view"), log

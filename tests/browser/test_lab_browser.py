@@ -101,3 +101,23 @@ def test_a_click_reaches_the_decoded_image_quickly(page: Page, app_url, record_p
     print(f"\nlab click -> decoded image: median {median * 1000:.0f} ms, all {[round(t * 1000) for t in timings]} ms")
     # The goal is "well under a second"; the bound leaves room for a shared, busy CI machine.
     assert median < 3.0, timings
+
+
+def test_clicking_a_point_on_the_map_opens_that_digit_in_the_editor(page: Page, app_url):
+    page.set_default_timeout(240_000)  # a fresh machine encodes the 10,000 test images once (then it is on disk)
+    open_lab(page, app_url, "?lab_view=The+map+of+codes")
+    page.locator(".st-key-lab_map .js-plotly-plot .main-svg").first.wait_for()
+    wait_for_app(page)
+    # The leftmost 1 (the 1s sit at one edge of the map, so no other point lies on top of it).
+    x, y, index = page.locator(".st-key-lab_map .js-plotly-plot").evaluate(
+        """gd => { const L = gd._fullLayout, box = gd.getBoundingClientRect(), ones = gd._fullData[1];
+        let best = 0; for (let i = 0; i < ones.x.length; i++) if (ones.x[i] < ones.x[best]) best = i;
+        return [box.left + L._size.l + L.xaxis.l2p(ones.x[best]), box.top + L._size.t + L.yaxis.l2p(ones.y[best]),
+                ones.customdata[best]]; }"""
+    )
+    assert mnist_tensors(train=False)[1][int(index)] == 1
+    page.mouse.click(x, y)
+    page.wait_for_url(re.compile(rf"[?&]lab_a={int(index)}(&|$)"))
+    page.locator(f"{EDITOR} .main-svg").first.wait_for()  # the editor tab opened on it
+    wait_for_app(page)
+    assert page.get_by_role("spinbutton", name="Digit A: MNIST test image #").input_value() == str(int(index))
