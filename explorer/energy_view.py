@@ -19,7 +19,9 @@ def show_energy(result, settings) -> None:
     """Explore's panel: ``result`` is the page's InferenceResult (every layer's spikes)."""
     report = count_operations(settings.model, result.spikes, result.num_steps)
     st.subheader("What the spikes cost")
-    show_report(report, key="explore_energy", mse=result.mse)
+    # The chart is opt-in: drawing it adds about 0.1 s in the browser to every slider move.
+    per_layer = st.toggle("Per layer", key="explore_energy_chart", help="The operations of every layer, as a chart.")
+    show_report(report, key="explore_energy", mse=result.mse, chart=per_layer)
 
 
 def show_report(

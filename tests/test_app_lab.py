@@ -157,6 +157,10 @@ def test_a_click_flips_one_spike_once_and_the_decoder_answers(model, test_images
     assert at.query_params["lab_code"] == latent.code_to_text(expected)
     assert synops(at) < before  # one spike fewer into from_latent: 2,048 accumulates fewer, and a quieter decoder
     assert "1 cell edited" in texts(at)
+    at.toggle(key="lab_energy_chart").set_value(True).run()  # the per-layer counts follow the edited code
+    bars = json.loads(chart(at, "lab_energy").proto.spec)["data"][0]
+    spiking = dict(zip(bars["y"], z({"z": bars["x"]}).tolist()))
+    assert spiking["from_latent ← latent"] == 2048 * int(expected.sum()) == 2048 * (int(own.code.sum()) - 1)
     at.run()  # a rerun without a click (e.g. another widget) flips nothing
     assert np.array_equal(editor_code(at), expected)
     click_cell(at, 5, 0)  # the same cell again, on the fresh chart: back to the own code
@@ -319,3 +323,7 @@ def test_explore_shows_what_the_spikes_cost_and_it_follows_thresh():
     assert "compute-only estimate at 45 nm" in texts(at)
     at.slider(key="sb_thresh").set_value(2.0).run()
     assert synops(at) < first
+    assert not [c for c in at.get("plotly_chart") if c.proto.id.endswith("explore_energy")]
+    at.toggle(key="explore_energy_chart").set_value(True).run()
+    bars = json.loads(chart(at, "explore_energy").proto.spec)["data"][0]
+    assert bars["y"][0] == "conv1 ← image" and len(bars["y"]) == 9
