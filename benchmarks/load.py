@@ -388,6 +388,8 @@ def process_figures(pid: int | None, with_children: bool = True) -> dict:
             fields = f.read().rsplit(")", 1)[1].split()
         with open(f"/proc/{pid}/status") as f:
             status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        if "VmRSS" not in status:  # a process that has just exited (a zombie)
+            return {}
     except OSError:
         return {}
     ticks = os.sysconf("SC_CLK_TCK")
@@ -418,8 +420,14 @@ def machine_busy() -> tuple[float, float]:
 
 
 async def sample(pid: int | None, peaks: dict, stop: asyncio.Event) -> None:
-    """The server's peak RSS and thread count, once a second while the load runs."""
+    """The server's peak RSS and thread count, once a second while the load runs, and the CPU time of
+    every child process seen (a training worker that ends before the load does takes its own with it)."""
+    seen = peaks.setdefault("child_cpu", {})
     while not stop.is_set():
+        for child in descendants(pid) if pid else []:
+            figures = process_figures(child, with_children=False)
+            if figures:
+                seen[child] = figures["cpu_s"]
         now = process_figures(pid)
         for key in ("rss_mib", "threads", "children_rss_mib", "total_pss_mib"):
             if key in now:
@@ -540,8 +548,9 @@ def report(
         cores = os.cpu_count() or 1
         busy = cores * (busy1 - busy0) / max(1, total1 - total0)
         server = (after.get("cpu_s", 0) - before.get("cpu_s", 0)) / wall if before and after else 0.0
-        # Children that ended during the load (a training run) took their CPU time with them: count it as theirs.
-        kids = max(0.0, (after.get("children_cpu_s", 0) - before.get("children_cpu_s", 0)) / wall) if before and after else 0.0
+        # Every child seen while the load ran (sampled once a second), a training worker that ended included.
+        seen, at_start = (peaks or {}).get("child_cpu", {}), (peaks or {}).get("child_cpu_before", {})
+        kids = sum(cpu - at_start.get(child, 0.0) for child, cpu in seen.items()) / wall
         others = busy - server - kids - client_s / wall
         print(
             f"whole machine: {busy:.2f} of {cores} cores busy; the server's child processes {kids:.2f}, "
@@ -560,6 +569,7 @@ async def one_load(
     rng = random.Random(seed)
     before, t0, m0, c0 = process_figures(pid), time.perf_counter(), machine_busy(), time.process_time()
     peaks, stop = {}, asyncio.Event()
+    peaks["child_cpu_before"] = {c: process_figures(c, with_children=False).get("cpu_s", 0.0) for c in descendants(pid or 0)}
     sampler = asyncio.create_task(sample(pid, peaks, stop))
     tasks = []
     if train:

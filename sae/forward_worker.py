@@ -2,30 +2,35 @@
 
 Why a process: a traced forward of one digit is about 600 small torch calls.  Each
 releases the GIL and must take it back, and in a server where 30 sessions' scripts
-build figures in Python beside it, each take-back waits for another thread's
-switch interval (5 ms): measured, one forward beside one busy Python thread went
-from 13 ms to 4 s.  In a child the forward holds no lock the server needs, runs
-on the other core, and the page's thread only waits on a pipe (GIL released).
+build figures in Python beside it, each take-back waits for another thread's switch
+interval (5 ms).  Measured: one forward took 11 ms alone and 2.1-5.2 s beside one
+busy Python thread in the same process; in this child, 18-40 ms.  In the child the
+forward holds no lock the server needs and runs on the other core; the page's
+thread waits on a socket, with the GIL released.
 
-One child serves every session, one forward at a time (a forward is ~10 ms; a
-class of 30 makes about ten a second).  Until the child has imported torch (a few
-seconds after it starts) forwards run in-process, so nobody waits for it.  It gets each model once, as its config
-and weights, keyed on the weights' fingerprint, and keeps a few.  Results are
-the same ``InferenceResult`` ``sae.inference.run_digit`` returns, bit for bit
-(the same function on the same weights, one intra-op thread as in-process).
-CPU models only; a GPU model, or any failure of the child, runs in-process as
-before (logged once), and ``SAE_FORWARD_PROCESS=0`` turns the child off.
+One child serves every session, one forward at a time (a forward is ~10 ms; a class
+of 30 makes about ten a second).  Until the child has imported torch (seconds after
+it starts) forwards run in-process, so nobody waits for it.  It gets each model once,
+as its config and weights, keyed on the weights' fingerprint, and keeps a few.
+Results are the ``InferenceResult`` ``sae.inference.run_digit`` returns, bit for bit
+(the same function on the same weights, with one intra-op thread as in-process).
+CPU models only: a GPU model, or any failure of the child, runs in-process as before
+(logged), and ``SAE_FORWARD_PROCESS=0`` turns the child off.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 import weakref
 from collections import OrderedDict
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -79,6 +84,26 @@ def _serve(conn) -> None:
                 conn.send(("error", ValueError(f"unknown request {request[0]!r}")))
         except Exception as error:  # a bad request fails that request, not the child
             conn.send(("error", error))
+
+
+def _start_child():
+    """``python -m sae.forward_worker FD``: a fresh interpreter with a socket to this process.
+
+    Not ``multiprocessing``: its "spawn" re-imports the parent's ``__main__`` in the child, and in a
+    Streamlit server ``sys.modules["__main__"]`` is whichever page script runs at that moment, so the
+    child ran app.py (seen: the app's sidebar loading a model in the forward process).  Fork would
+    copy the server's threads and locks."""
+    mine, theirs = socket.socketpair()
+    root = str(Path(__file__).resolve().parent.parent)  # where the sae package is, for the child's import
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sae.forward_worker", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, close_fds=True,
+        )  # fmt: skip
+    finally:
+        theirs.close()
+    return Connection(mine.detach()), process
 
 
 # --------------------------------------------------------------------------- the server side
@@ -161,18 +186,13 @@ class ForwardWorker:
     def _ensure_started(self) -> bool:
         if self._broken:
             return False
-        if self._process is not None and self._process.is_alive():
+        if self._process is not None and self._process.poll() is None:
             return True
         if self._process is not None:
-            log.warning("the forward process exited (code %s): starting another", self._process.exitcode)
+            log.warning("the forward process exited (code %s): starting another", self._process.returncode)
             self._stop_child()
         try:
-            # spawn: a fresh interpreter, with none of the server's threads or locks (fork would copy them)
-            ctx = multiprocessing.get_context("spawn")
-            parent, child = ctx.Pipe()
-            process = ctx.Process(target=_serve, args=(child,), name="sae-forward", daemon=True)
-            process.start()
-            child.close()
+            parent, process = _start_child()
         except Exception as error:
             self._failures = MAX_FAILURES
             self._failed(f"could not start the forward process ({type(error).__name__}: {error})")
@@ -205,10 +225,11 @@ class ForwardWorker:
         if self._conn is not None:
             self._conn.close()
         if self._process is not None:
-            self._process.join(timeout=2)
-            if self._process.is_alive():
+            try:
+                self._process.wait(timeout=2)  # it ends by itself when its end of the socket closes
+            except subprocess.TimeoutExpired:
                 self._process.kill()
-                self._process.join(timeout=2)
+                self._process.wait(timeout=2)
         self._conn = self._process = None
         self._ready, self._loaded = False, set()
 
@@ -224,3 +245,10 @@ def default_worker() -> ForwardWorker:
         if _default is None:
             _default = ForwardWorker()
         return _default
+
+
+if __name__ == "__main__":  # the child: python -m sae.forward_worker FD
+    try:
+        _serve(Connection(int(sys.argv[1])))
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the server stops too
+        pass
