@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -246,7 +247,10 @@ class Session:
             while True:
                 await asyncio.sleep(interval)
                 if self.pending is None or self.pending.done.is_set():  # the frontend skips a tick while a run goes on
-                    await self.rerun(fragment_id=fragment_id, auto=True)
+                    try:
+                        await self.rerun(fragment_id=fragment_id, auto=True)
+                    except ConnectionClosed:  # the session ended between two ticks
+                        return
 
         self.auto_reruns[fragment_id] = asyncio.create_task(tick())
 
@@ -520,7 +524,8 @@ def report(
     ok = [m.seconds for m in result.moves if m.status == "ok"]
     bad = [m for m in result.moves if m.status != "ok"]
     print(f"\n== {label}")
-    print(f"slider moves (send -> script_finished): {summary(ok)}")
+    if result.moves:
+        print(f"slider moves (send -> script_finished): {summary(ok)}")
     if bad:
         counts = statistics.multimode([m.status for m in bad])
         print(f"  not finished ok: {len(bad)} ({', '.join(counts)})")
@@ -557,7 +562,7 @@ def report(
             f"this load client {client_s / wall:.2f}, everything else {max(0.0, others):.2f} cores"
         )
     if result.train_steps is not None or result.train_seconds is not None:
-        print(f"training beside: {result.train_steps} steps in {result.train_seconds:.0f} s")
+        print(f"training{' beside them' if result.moves else ''}: {result.train_steps} steps in {result.train_seconds:.0f} s")
     for error in result.errors[:10]:
         print(f"  ERROR {error}")
 
@@ -609,13 +614,23 @@ async def main(args) -> None:
         await first_visit(args)
         return
     interval = (args.interval - args.jitter, args.interval + args.jitter)
+    server = contextlib.ExitStack()
     if args.start:
-        server = streamlit_server(Path(args.app_dir), launcher=args.launcher)
-        base_url, process = server.__enter__()
-        wait_healthy(base_url, process)
-        pid = process.pid
+        started = [server.enter_context(streamlit_server(Path(args.app_dir), launcher=args.launcher)) for _ in range(args.replicas)]
+        urls, pid = [url for url, _ in started], started[0][1].pid  # the figures below are the first replica's
+        for url in urls:
+            wait_healthy(url)
+        base_url = urls[0]
+        if args.replicas > 1:  # the project's sticky nginx (deploy/nginx.conf) in front, as tests/services.py runs it
+            import tempfile
+
+            from tests.services import nginx
+
+            folder = server.enter_context(tempfile.TemporaryDirectory())
+            base_url, _ = server.enter_context(nginx(Path(folder), [urlparse(u).netloc for u in urls]))
+            print(f"{args.replicas} replicas behind nginx at {base_url}; server figures are the first replica's")
     else:
-        server, base_url = None, args.url
+        base_url = args.url
         pid = args.pid or server_pid(urlparse(base_url).port or 80)
     try:
         wait_healthy(base_url)
@@ -640,8 +655,7 @@ async def main(args) -> None:
                 f"= {result.train_steps / alone.train_steps:.0%}"
             )
     finally:
-        if server is not None:
-            server.__exit__(None, None, None)
+        server.close()
 
 
 def parse_args(argv=None):
@@ -650,6 +664,7 @@ def parse_args(argv=None):
     p.add_argument("--pid", type=int, help="the server's pid (default: whoever listens on the port)")
     p.add_argument("--start", action="store_true", help="start a server of --app-dir on a free port instead")
     p.add_argument("--app-dir", default=str(ROOT), help="where app.py is, for --start and --first-visit")
+    p.add_argument("--replicas", type=int, default=1, help="with --start: this many servers behind the project's sticky nginx")
     p.add_argument("--sessions", type=int, default=10)
     p.add_argument("--duration", type=float, default=75.0, help="seconds of slider moves (bounded: at most 600)")
     p.add_argument("--interval", type=float, default=3.0)

@@ -80,19 +80,27 @@ def session_ab(model, digit, a: Setting, b: Setting) -> ABResult:
     return kept[1]
 
 
+def sweep_key(model_key: str, digits_key: str, thresholds, steps, betas) -> tuple:
+    """The shared cache's key of one sweep (the warm-up computes the first one ahead under it)."""
+    return ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
+
+
+def trained_key(parameter: str, digits_key: str, reference, models: dict) -> tuple:
+    """The shared cache's key of one trained-with-the-setting comparison."""
+    return ("trained", parameter, digits_key, model_fingerprint(reference), tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))
+
+
 def cached_sweep(model, model_key: str, images, digits_key: str, shown: int, thresholds, steps, betas):
     """``sae.sweep.run_sweep`` once per (weights, digits, values) for the whole server."""
-    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
+    key = sweep_key(model_key, digits_key, thresholds, steps, betas)
     label = f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits"
     return computed(key, label, lambda progress: sweep.run_sweep(model, images, thresholds, steps, betas, show=shown, progress=progress))
 
 
 def cached_trained_rows(parameter: str, entries, models: dict, reference, images, digits_key: str, shown: int):
     """``sae.trained.compare_trained`` once per (series, digits, every model's weights) for the whole server."""
-    fingerprints = tuple((name, model_fingerprint(m)) for name, m in sorted(models.items()))
-    key = ("trained", parameter, digits_key, model_fingerprint(reference), fingerprints)
     return computed(
-        key,
+        trained_key(parameter, digits_key, reference, models),
         f"Running {len(models)} trained models",
         lambda progress: trained.compare_trained(entries, models, reference, images, show=shown, progress=progress),
     )

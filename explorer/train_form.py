@@ -34,6 +34,7 @@ TRAIN_FIELDS = (
     "schedule",
     "warmup_steps",
     "eval_images",
+    "calibrate",
 )
 MAX_EVAL_EVERY_S = 15.0  # the held-out loss at least four times a minute
 KEEP = {"persist_state": "session"}  # a widget keeps its value while another page shows
@@ -203,3 +204,4 @@ def settings_form(locked: bool) -> None:
         )
         _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
         _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")
+        st.toggle("Calibrated start", key=key("calibrate"), disabled=locked, **KEEP, help=texts.CALIBRATE_HELP)

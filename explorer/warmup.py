@@ -160,7 +160,7 @@ def _compare(model) -> None:
     from streamlit import dataframe_util
 
     from explorer import texts
-    from explorer.cached import shared_results
+    from explorer.cached import shared_results, sweep_key, trained_key
     from explorer.resources import shared_checkpoint, test_set
     from sae import sweep, trained
     from sae.cache import digit_fingerprint, model_fingerprint
@@ -174,7 +174,7 @@ def _compare(model) -> None:
     digits_key, model_key = digit_fingerprint(images), model_fingerprint(model)
     config = model.config
     thresholds, steps, betas = list(texts.QUESTIONS["thresh"]["default"]), [config.num_steps], [config.beta]
-    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
+    key = sweep_key(model_key, digits_key, thresholds, steps, betas)
     result = shared_results().get_or_compute(key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images))))
     _as_streamlit_sends(
         plots.series_grid(result, "thresh", shown), plots.mse_vs(result, "thresh"), plots.rates_vs(result, "thresh"),
@@ -195,8 +195,7 @@ def _compare(model) -> None:
     if not models:
         return
     reference = models.get(trained.REFERENCE_FILENAME, model)
-    key = ("trained", "thresh", digits_key, model_fingerprint(reference),
-           tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))  # fmt: skip
+    key = trained_key("thresh", digits_key, reference, models)
     rows = shared_results().get_or_compute(key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images))))
     _as_streamlit_sends(plots.trained_vs_after(rows, "thresh"), plots.trained_reconstructions(rows, images[:shown, 0].cpu().numpy(), "thresh"))
     dataframe_util.convert_anything_to_arrow_bytes([row.table_row({}) for row in rows])  # st.dataframe: pyarrow

@@ -50,7 +50,7 @@ def _add_train_args(p):
         default="fast",
         help="starting settings: 'tutorial' is the tutorial's exact recipe; the flags below override it",
     )
-    choices = {"loss": limits.LOSSES, "schedule": limits.SCHEDULES}
+    choices = {"loss": limits.LOSSES, "schedule": limits.SCHEDULES, "engine": limits.ENGINES}
     types = {f.name: f.type for f in fields(TrainConfig)}
     for name in TRAIN_FLAGS:
         kind = float if "float" in str(types[name]) else int if "int" in str(types[name]) else str
@@ -60,7 +60,7 @@ def _add_train_args(p):
         "--compile",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="fuse the LIF updates with torch.compile: same results, faster after a one-off compile of seconds",
+        help="fuse the LIF updates with torch.compile (sae.engine): faster after a one-off compile, cached on disk",
     )
     g.add_argument(
         "--calibrate",

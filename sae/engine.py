@@ -1,5 +1,13 @@
-"""The fast paths: the same model, with its element-wise work compiled by ``torch.compile``.
+"""The fast paths: the same model, run layer by layer and with its element-wise work compiled.
 
+``training_loss(model, images, loss)`` is what training runs.  The default engine,
+"fast", runs the first conv + BatchNorm once per batch (``sae.fast_forward``) and,
+on a fused model, the LIF updates compiled: the tutorial's math with the fp32
+rounding moved, held to the tutorial's code within stated tolerances
+(tests/test_engine.py).  The "reference" engine is the tutorial's loops as they are
+(``sae.model.reconstruction_loss``), bit-exact to its code, fused or not.
+
+For inference (Explore, Compare, the evaluations):
 ``fuse(model)`` (the default fast path) compiles only the LIF update, the ten or
 so element-wise operations per layer and step that dominate eager time besides
 the convolutions, into one kernel each way.  Convolutions, BatchNorm and linear
@@ -25,7 +33,8 @@ import torch
 import torch._dynamo
 from torch import nn
 
-from sae.model import LIF, lif_step, reconstruction_loss
+from sae.fast_forward import output_membranes
+from sae.model import LIF, lif_step, loss_of_outputs, reconstruction_loss
 
 # Keep Inductor's cache with the project unless the user chose a place.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))
@@ -46,6 +55,13 @@ def _fused_lif_step(input_, mem, beta, thr, spike_fn, scale):
     beta = torch.as_tensor(beta, dtype=input_.dtype, device=input_.device)
     thr = torch.as_tensor(thr, dtype=input_.dtype, device=input_.device)
     return _compiled_lif_step(input_, mem, beta, thr, spike_fn, scale)
+
+
+def training_loss(model, images, loss: str = "last", engine: str = "fast"):
+    """The reconstruction loss of ``images`` as training computes it, on either engine (module docstring)."""
+    if engine == "reference":
+        return reconstruction_loss(model, images, loss)
+    return loss_of_outputs(output_membranes(model, images), images, loss)
 
 
 def fuse(model: nn.Module) -> nn.Module:
@@ -69,13 +85,17 @@ def compiled(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False)
 
 
-def fast_train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss: str = "last", whole: bool = False):
-    """One optimizer step (forward, MSE, backward, update) on the fused or the whole-compiled model."""
-    fast = compiled(model) if whole else fuse(model)
+def fast_train_step(model, optimizer, loss: str = "last", engine: str = "fast", fused: bool = True, whole: bool = False):
+    """One optimizer step (forward, MSE, backward, update) on ``engine``, LIF updates fused if
+    ``fused``, or with the whole model compiled."""
+    if whole:
+        model = compiled(model)
+    elif fused:
+        fuse(model)
 
     def step(images):
         optimizer.zero_grad(set_to_none=True)
-        value = reconstruction_loss(fast, images, loss)
+        value = reconstruction_loss(model, images, loss) if whole else training_loss(model, images, loss, engine)
         value.backward()
         optimizer.step()
         return value

@@ -74,6 +74,7 @@ TRAIN_SUBSET = Range("train_subset", 10, TRAIN_IMAGES, 1000, integer=True)
 SEED = Range("seed", 0, 2**31 - 1, 1, integer=True)
 LOSSES = ("last", "every")
 SCHEDULES = ("constant", "cosine")
+ENGINES = ("fast", "reference")  # sae.engine: the first conv once (default), or the tutorial's loops as written
 DEVICES = ("cpu", "cuda", "mps")
 # Digits.
 TEST_INDEX = Range("index", 0, TEST_IMAGES - 1, 1, integer=True)

@@ -271,7 +271,7 @@ class SpikingAutoencoder(nn.Module):
         steps = self._checked_steps(num_steps, beta, thresh)
         record = _new_record() if trace else None
         latent = self._encode_steps(x, steps, beta, thresh, record)
-        outputs = self._decode_steps(latent, beta, thresh, record)
+        outputs = self.decode_steps(latent, beta, thresh, record)
         result = outputs if every_step else outputs[-1]
         return (result, _to_trace(record)) if trace else result
 
@@ -292,7 +292,7 @@ class SpikingAutoencoder(nn.Module):
             raise ValueError(f"latent spikes must have shape [T, B, {latent_dim}], got {tuple(latent_spikes.shape)}")
         self._checked_steps(latent_spikes.shape[0], beta, thresh)
         record = _new_record() if trace else None
-        outputs = self._decode_steps(latent_spikes, beta, thresh, record)
+        outputs = self.decode_steps(latent_spikes, beta, thresh, record)
         return (outputs, _to_trace(record)) if trace else outputs
 
     def _checked_steps(self, num_steps, beta, thresh) -> int:
@@ -312,21 +312,22 @@ class SpikingAutoencoder(nn.Module):
         once = None if self.training else self.layers["bn1"](self.layers["conv1"](x))
         modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
-        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
+        return torch.stack([self.run_step(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
 
-    def _decode_steps(self, latent, beta, thresh, record):
+    def decode_steps(self, latent, beta, thresh, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
         modules = list(self.linearNet) + list(self.decoder)
         mem = {}
         outputs = []
         for spikes in latent:
-            self._through(modules, spikes, mem, beta, thresh, record)
+            self.run_step(modules, spikes, mem, beta, thresh, record)
             outputs.append(mem["output"])
         return torch.stack(outputs)
 
     @staticmethod
-    def _through(modules, h, mem, beta, thresh, record):
-        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step."""
+    def run_step(modules, h, mem, beta, thresh, record):
+        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step
+        (the fast training forward, sae.fast_forward, runs the encoder's steps with it too)."""
         for module in modules:
             if isinstance(module, LIF):
                 name = module.layer_name
@@ -352,7 +353,11 @@ def _to_trace(record: dict) -> Trace:
 
 def reconstruction_loss(model, images, loss: str):
     """MSE on the last step's output membrane, or averaged over every step's output."""
+    return loss_of_outputs(model(images, every_step=True), images, loss)
+
+
+def loss_of_outputs(outputs, images, loss: str):
+    """The reconstruction loss from the output membrane of every step ``[T, B, 1, H, W]``."""
     if loss == "every":
-        outputs = model(images, every_step=True)
         return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
-    return F.mse_loss(model(images), images)
+    return F.mse_loss(outputs[-1], images)

@@ -52,8 +52,10 @@ def layer_rates(model: SpikingAutoencoder, images: torch.Tensor) -> dict[str, fl
 def calibrate(model: SpikingAutoencoder, images: torch.Tensor, target: float = TARGET_RATE) -> dict[str, float]:
     """Scale ``model`` in place so each layer of ``SCALED_BY`` fires at about ``target`` on ``images``.
 
-    Returns the factor applied per layer (1.0 where the rate was already within a
-    factor of 1.5 of the target)."""
+    Returns the factor applied per layer: 1.0 where the rate was already within a
+    factor of 1.5 of the target, and where even the largest factor leaves the layer all
+    but silent (behind a dec0 that cannot fire, its input is the same for every image:
+    scaling it up only moves the output away from the data)."""
     factors = {}
     for layer, owner in SCALED_BY.items():
         module = model.layers[owner]
@@ -66,6 +68,10 @@ def calibrate(model: SpikingAutoencoder, images: torch.Tensor, target: float = T
 
         if target / 1.5 <= rate_at(1.0) <= target * 1.5:
             factors[layer] = 1.0
+            continue
+        if rate_at(FACTOR_RANGE[1]) < target / 10:  # silent whatever the scale (its input never changes): leave it
+            factors[layer] = 1.0
+            rate_at(1.0)
             continue
         low, high = FACTOR_RANGE
         for _ in range(BISECTIONS):  # the rate grows with the factor: bisect log(factor)

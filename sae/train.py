@@ -20,8 +20,8 @@ import torch.nn.functional as F
 
 from sae import limits
 from sae.devices import resolve_device
-from sae.engine import fuse, unfuse
-from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder, reconstruction_loss
+from sae.engine import fuse, training_loss, unfuse
+from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.start import calibrate
 
 
@@ -43,7 +43,8 @@ class TrainConfig:
     sample_count: int = 8  # fixed test digits whose reconstructions are reported
     seed: int = 0
     device: str = "auto"
-    compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): same results, faster
+    engine: str = "fast"  # "fast": the first conv once (sae.engine); "reference": the tutorial's loops as written
+    compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): faster after a one-off compile
     calibrate: bool = False  # scale each layer to fire at a target rate before the first step (sae.start)
 
     def __post_init__(self):
@@ -51,6 +52,8 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {limits.LOSSES}, got {self.loss!r}")
         if self.schedule not in limits.SCHEDULES:
             raise ValueError(f"schedule must be one of {limits.SCHEDULES}, got {self.schedule!r}")
+        if self.engine not in limits.ENGINES:
+            raise ValueError(f"engine must be one of {limits.ENGINES}, got {self.engine!r}")
         for name in ("lr", "weight_decay", "batch_size", "epochs", "time_budget", "warmup_steps", "eval_images", "train_subset", "seed"):
             value = getattr(self, name)
             problem = None if value is None else limits.LIMITS[name].problem(value)
@@ -302,7 +305,7 @@ def train(
                     group["lr"] = lr
                 optimizer.zero_grad(set_to_none=True)
                 batch_start_buffers = [b.detach().clone() for b in model.buffers()]
-                loss = reconstruction_loss(model, images, cfg.loss)
+                loss = training_loss(model, images, cfg.loss, cfg.engine)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"the loss became {loss.item()} at step {step}: try a lower learning rate")
                 loss.backward()

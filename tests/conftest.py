@@ -1,4 +1,4 @@
-"""Shared test set-up: the repo root on sys.path, CPU only, quiet threads."""
+"""Shared test set-up: the repo root on sys.path, CPU only (unless SAE_TEST_DEVICE=cuda), quiet threads."""
 
 import asyncio
 import concurrent.futures
@@ -8,7 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+if os.environ.get("SAE_TEST_DEVICE") != "cuda":  # benchmarks/gpu_check.sh sets it to run tests/test_cuda.py
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 
 def run_async(coro):

@@ -122,6 +122,16 @@ def test_defaults_are_the_one_minute_preset_and_presets_read_the_recipes(manager
     assert at.number_input(key="tr_time_budget").value == RECIPES["longer"].time_budget
 
 
+def test_the_calibrated_start_switch_is_off_by_default_and_reaches_the_run(manager):
+    at = session(tr_epochs=1)
+    assert at.toggle(key="tr_calibrate").value is False
+    at.toggle(key="tr_calibrate").set_value(True).run()
+    job = start(at)
+    assert job.train_config.calibrate is True
+    job.stop()
+    job.wait(30)
+
+
 def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     at = session(tr_batch_size=8)  # 8 steps an epoch, 16 in all
     job = start(at)

@@ -28,6 +28,7 @@ def test_every_reachable_layer_fires_near_the_target(batch, thresh, num_steps):
     for layer in SCALED_BY:
         if layer.startswith("dec") and cannot:
             assert after[layer] == 0.0  # nothing reaches the decoder past a dec0 that cannot fire
+            assert factors[layer] == 1.0  # and what cannot fire is left as it was, not scaled up in vain
         else:
             assert TARGET_RATE / 1.6 <= after[layer] <= TARGET_RATE * 1.6, (layer, before[layer], after[layer])
     assert all(torch.equal(a, b) for a, b in zip(model.buffers(), running))  # BatchNorm's running statistics untouched
