@@ -252,3 +252,5 @@ if __name__ == "__main__":  # the child: python -m sae.forward_worker FD
         _serve(Connection(int(sys.argv[1])))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the server stops too
         pass
+    except OSError:  # the server went away first (stopped while this child still imported torch): nothing to answer
+        pass
