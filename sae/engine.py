@@ -1,7 +1,7 @@
-"""The fast paths: the same model, run layer by layer and with its element-wise work compiled.
+"""The fast paths: the same model, with the first conv once per batch and its element-wise work compiled.
 
 ``training_loss(model, images, loss)`` is what training runs.  The default engine,
-"fast", runs the first conv + BatchNorm once per batch (``sae.fast_forward``) and,
+"fast", runs the first conv + BatchNorm once per batch (the model's ``first_once``) and,
 on a fused model, the LIF updates compiled: the tutorial's math with the fp32
 rounding moved, held to the tutorial's code within stated tolerances
 (tests/test_engine.py).  The "reference" engine is the tutorial's loops as they are
@@ -33,8 +33,7 @@ import torch
 import torch._dynamo
 from torch import nn
 
-from sae.fast_forward import output_membranes
-from sae.model import LIF, lif_step, loss_of_outputs, reconstruction_loss
+from sae.model import LIF, lif_step, reconstruction_loss
 
 # Keep Inductor's cache with the project unless the user chose a place.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))
@@ -59,9 +58,7 @@ def _fused_lif_step(input_, mem, beta, thr, spike_fn, scale):
 
 def training_loss(model, images, loss: str = "last", engine: str = "fast"):
     """The reconstruction loss of ``images`` as training computes it, on either engine (module docstring)."""
-    if engine == "reference":
-        return reconstruction_loss(model, images, loss)
-    return loss_of_outputs(output_membranes(model, images), images, loss)
+    return reconstruction_loss(model, images, loss, first_once=engine == "fast")
 
 
 def fuse(model: nn.Module) -> nn.Module:

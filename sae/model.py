@@ -259,19 +259,21 @@ class SpikingAutoencoder(nn.Module):
         path = next(path for path, m in self.named_modules() if m is module)
         return f"{path}.{tensor}"
 
-    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False):
+    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False, first_once=False):
         """Reconstruct ``x`` ([B, 1, H, W] in [0, 1]).
 
         Returns the last step's output membrane ``[B, 1, H, W]``; with ``every_step``
         the output membrane of every step ``[T, B, 1, H, W]``; with ``trace`` also a
         :class:`Trace`.  ``num_steps``, ``beta`` and ``thresh`` override the trained
         values for this call only (the output layer keeps its huge threshold).
-        It is exactly ``decode(encode(x))``: the tutorial's two loops.
+        It is exactly ``decode(encode(x))``: the tutorial's two loops.  ``first_once`` runs
+        the first conv + BatchNorm once per call in training too (the "fast" engine,
+        sae.engine; see ``_encode_steps``).
         """
         steps = self._checked_steps(num_steps, beta, thresh)
         record = _new_record() if trace else None
-        latent = self._encode_steps(x, steps, beta, thresh, record)
-        outputs = self.decode_steps(latent, beta, thresh, record)
+        latent = self._encode_steps(x, steps, beta, thresh, record, first_once)
+        outputs = self._decode_steps(latent, beta, thresh, record)
         result = outputs if every_step else outputs[-1]
         return (result, _to_trace(record)) if trace else result
 
@@ -292,7 +294,7 @@ class SpikingAutoencoder(nn.Module):
             raise ValueError(f"latent spikes must have shape [T, B, {latent_dim}], got {tuple(latent_spikes.shape)}")
         self._checked_steps(latent_spikes.shape[0], beta, thresh)
         record = _new_record() if trace else None
-        outputs = self.decode_steps(latent_spikes, beta, thresh, record)
+        outputs = self._decode_steps(latent_spikes, beta, thresh, record)
         return (outputs, _to_trace(record)) if trace else outputs
 
     def _checked_steps(self, num_steps, beta, thresh) -> int:
@@ -304,30 +306,35 @@ class SpikingAutoencoder(nn.Module):
             )
         return steps
 
-    def _encode_steps(self, x, steps, beta, thresh, record):
-        """The tutorial's first loop: present the same image ``steps`` times; latent spikes [T, B, D]."""
-        # The first conv + BN see the same image every step: at inference compute them
-        # once.  In training keep the tutorial's per-step calls, so BN's running
-        # statistics and the gradients' summation order stay exactly the tutorial's.
-        once = None if self.training else self.layers["bn1"](self.layers["conv1"](x))
+    def _encode_steps(self, x, steps, beta, thresh, record, first_once=False):
+        """The tutorial's first loop: present the same image ``steps`` times; latent spikes [T, B, D].
+
+        The first conv + BN see the same image at every step, so they can run once.  At
+        inference that changes nothing.  In training it is the "fast" engine (``first_once``):
+        BatchNorm gets the same batch statistics and T running-statistic updates
+        (:func:`batch_norm_repeated`), but conv1's gradient is summed in another fp32
+        order, so it is held to the tutorial by tolerances (tests/test_engine.py).  Without
+        it, training keeps the tutorial's per-step calls, bit for bit."""
+        once = None
+        if first_once or not self.training:
+            once = batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=steps)
         modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
-        return torch.stack([self.run_step(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
+        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
 
-    def decode_steps(self, latent, beta, thresh, record):
+    def _decode_steps(self, latent, beta, thresh, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
         modules = list(self.linearNet) + list(self.decoder)
         mem = {}
         outputs = []
         for spikes in latent:
-            self.run_step(modules, spikes, mem, beta, thresh, record)
+            self._through(modules, spikes, mem, beta, thresh, record)
             outputs.append(mem["output"])
         return torch.stack(outputs)
 
     @staticmethod
-    def run_step(modules, h, mem, beta, thresh, record):
-        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step
-        (the fast training forward, sae.fast_forward, runs the encoder's steps with it too)."""
+    def _through(modules, h, mem, beta, thresh, record):
+        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step."""
         for module in modules:
             if isinstance(module, LIF):
                 name = module.layer_name
@@ -341,6 +348,23 @@ class SpikingAutoencoder(nn.Module):
         return h
 
 
+def batch_norm_repeated(bn: nn.BatchNorm2d, h: torch.Tensor, repeats: int) -> torch.Tensor:
+    """``bn(h)`` as if called ``repeats`` times on the same ``h``: the same output (in training,
+    normalised by the batch statistics of ``h``), and ``repeats`` updates of the running statistics."""
+    if not bn.training:
+        return bn(h)
+    # momentum 1: the kernel leaves the batch mean and unbiased variance in these buffers.
+    mean, var = h.new_zeros(bn.num_features), h.new_ones(bn.num_features)
+    out = F.batch_norm(h, mean, var, bn.weight, bn.bias, training=True, momentum=1.0, eps=bn.eps)
+    with torch.no_grad():
+        for _ in range(repeats):
+            bn.num_batches_tracked += 1
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+            bn.running_var.mul_(1 - momentum).add_(var, alpha=momentum)
+    return out
+
+
 def _new_record() -> dict:
     return {"spikes": {}, "mem": {}}
 
@@ -351,13 +375,9 @@ def _to_trace(record: dict) -> Trace:
     return Trace(spikes={n: torch.stack(record["spikes"][n]) for n in names}, mem={n: torch.stack(record["mem"][n]) for n in names})
 
 
-def reconstruction_loss(model, images, loss: str):
+def reconstruction_loss(model, images, loss: str, **forward_options):
     """MSE on the last step's output membrane, or averaged over every step's output."""
-    return loss_of_outputs(model(images, every_step=True), images, loss)
-
-
-def loss_of_outputs(outputs, images, loss: str):
-    """The reconstruction loss from the output membrane of every step ``[T, B, 1, H, W]``."""
+    outputs = model(images, every_step=True, **forward_options)
     if loss == "every":
         return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
     return F.mse_loss(outputs[-1], images)

@@ -107,10 +107,8 @@ def test_the_library_imports_no_ui_no_pages_no_benchmarks():
         assert "streamlit" not in third_party_imports(modules[name]), f"{name} imports streamlit"
 
 
-def test_the_engine_imports_the_model_and_its_fast_forward_only():
-    graph = import_graph()
-    assert {t for t in graph["sae.engine"] if t.startswith("sae")} == {"sae.model", "sae.fast_forward"}
-    assert {t for t in graph["sae.fast_forward"] if t.startswith("sae")} == {"sae.model"}
+def test_the_engine_imports_the_model_only():
+    assert {t for t in import_graph()["sae.engine"] if t.startswith("sae")} == {"sae.model"}
 
 
 def test_glue_never_imports_a_page_and_benchmarks_use_public_names_only():

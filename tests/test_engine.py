@@ -17,11 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sae.fast_forward as fast_forward_module
+import sae.model as model_module
 from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
 from sae.data import mnist_tensors
 from sae.engine import compiled, fast_train_step, fuse, unfuse
-from sae.fast_forward import output_membranes
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
 from sae.train import Finished, TrainConfig, evaluate, train
 from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
@@ -65,9 +64,8 @@ SETTINGS = [{}, {"num_steps": 1}, {"num_steps": 7, "thresh": 0.5, "beta": 0.9}, 
 
 def fast_pass(ours, images):
     """The fast engine's forward in train mode: output membranes, and every layer's spikes as [T, B, ...]."""
-    record = {"spikes": {}, "mem": {}}
-    outputs = output_membranes(ours, images, record)
-    return outputs, {name: torch.stack(steps) for name, steps in record["spikes"].items() if name != "output"}
+    outputs, trace = ours(images, every_step=True, trace=True, first_once=True)
+    return outputs, {name: spikes for name, spikes in trace.spikes.items() if name != "output"}
 
 
 def assert_agrees_with_the_tutorial(tutorial, ours, images):
@@ -121,16 +119,16 @@ def _fresh_membrane_every_step(modules, h, mem, *args):
     return ORIGINAL_RUN_STEP(modules, h, mem, *args)
 
 
-ORIGINAL_REPEATED, ORIGINAL_RUN_STEP = fast_forward_module.batch_norm_repeated, SpikingAutoencoder.run_step
+ORIGINAL_REPEATED, ORIGINAL_RUN_STEP = model_module.batch_norm_repeated, SpikingAutoencoder._through
 
 
 @pytest.mark.parametrize("mistake", ["running statistics updated once", "membrane not carried"])
 def test_the_tolerances_catch_real_mistakes(mistake, monkeypatch):
     """Two mistakes a faster engine invites: the checks above must fail on each."""
     if mistake == "running statistics updated once":
-        monkeypatch.setattr(fast_forward_module, "batch_norm_repeated", _counted_once)
+        monkeypatch.setattr(model_module, "batch_norm_repeated", _counted_once)
     else:
-        monkeypatch.setattr(SpikingAutoencoder, "run_step", staticmethod(_fresh_membrane_every_step))
+        monkeypatch.setattr(SpikingAutoencoder, "_through", staticmethod(_fresh_membrane_every_step))
     torch.manual_seed(3)
     images = torch.rand(32, 1, 32, 32)
     with pytest.raises(AssertionError):
