@@ -17,8 +17,17 @@ def main():
         rates = " | ".join(f"{m['spike_rates'][n]:.3f}" for n in layers)
         print(
             f"| {path.name} | {c.num_steps} | {c.thresh:g} | {m['test_mse']:.4f} | {rates} | {m.get('steps', '')} | "
-            f"{m.get('train_seconds', 0):.0f} | `{ckpt.provenance.get('command', '')}` |"
+            f"{m.get('train_seconds', 0):.0f} | {commands(ckpt.provenance)} |"
         )
+
+
+def commands(provenance: dict) -> str:
+    """The command that made a file, after the commands of the checkpoints it started from (``--init``)."""
+    chain, record = [], provenance
+    while record:
+        chain.append(f"`{record.get('command', '')}`")
+        record = record.get("init")
+    return ", then ".join(reversed(chain))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ at each mark.  Runs on one thread each, so two can share the 2-core machine:
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.start_table 0.5:5 1:5 2:5
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.start_table 1:1 1:3 1:10
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.start_table --calibrated-only 2:5   # one start only
 """
 
 from __future__ import annotations
@@ -40,15 +41,17 @@ def row(thresh: float, num_steps: int, calibrate: bool, train_x, held_out) -> st
     return f"| {thresh:g} | {num_steps} | {kind} | {start_rates} | {' | '.join(results)} | {time.perf_counter() - start:.0f} |"
 
 
-def main(settings: list[str]) -> None:
+def main(settings: list[str], starts=(False, True)) -> None:
     train_x, _ = mnist_tensors(train=True)
     held_out = mnist_tensors(train=False)[0][:2000]
     print(f"| thresh | num_steps | start | {' | '.join(SPIKING_LAYERS)} | MSE@100 | MSE@300 | MSE@1000 | s |", flush=True)
     for setting in settings:
         thresh, num_steps = setting.split(":")
-        for calibrate in (False, True):
+        for calibrate in starts:
             print(row(float(thresh), int(num_steps), calibrate, train_x, held_out), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["1:5"])
+    args = sys.argv[1:]
+    only = "--calibrated-only" in args
+    main([a for a in args if a != "--calibrated-only"] or ["1:5"], starts=(True,) if only else (False, True))

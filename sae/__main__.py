@@ -71,19 +71,29 @@ def _add_train_args(p):
     g.add_argument("--seed", type=int, default=TrainConfig.seed)
     g.add_argument("--device", default="auto", help=f"{', '.join(limits.DEVICES)} or auto")
     g.add_argument("--out", type=Path, help="checkpoint to write (default: user_checkpoints/<time>.pt)")
+    g.add_argument("--init", type=Path, help="start from this checkpoint's weights (a warm restart); the model flags must match its settings")
     p.epilog = "--epochs given without --time-budget drops the recipe's time limit"
 
 
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from sae.checkpoints import USER_DIR, save_checkpoint
+    from sae.checkpoints import USER_DIR, load_checkpoint, save_checkpoint
     from sae.data import mnist_tensors
     from sae.model import SAEConfig
     from sae.recipes import make_train_config
     from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
 
     model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh, num_steps=args.num_steps, surrogate=args.surrogate)
+    start, init_provenance = None, None
+    if args.init:
+        init = load_checkpoint(args.init)
+        if init.config != model_config:
+            raise ValueError(f"--init {args.init} has {init.config}; give the same model flags ({model_config} asked)")
+        # The chain of warm restarts stays on record: the start's own start comes along.
+        start, init_provenance = init.model, {"path": str(args.init), "command": init.provenance.get("command")}
+        if "init" in init.provenance:
+            init_provenance["init"] = init.provenance["init"]
     overrides = {k: getattr(args, k) for k in TRAIN_FLAGS + ("compile", "calibrate")}
     cfg = make_train_config(args.recipe, seed=args.seed, device=args.device, **overrides)
     if args.epochs is not None and args.time_budget is None:
@@ -94,7 +104,7 @@ def cmd_train(args) -> int:
     stop = threading.Event()
     bar = tqdm(total=1000, unit="‰", bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
     finished, history = None, History()
-    events = train(model_config, cfg, train_x, test_x, stop=stop)
+    events = train(model_config, cfg, train_x, test_x, stop=stop, model=start)
     try:
         for event in events:
             history.record(event)
@@ -132,7 +142,12 @@ def cmd_train(args) -> int:
         model.cpu(),
         metrics=metrics,
         history=history.as_dict(),
-        provenance={"command": "python -m sae " + shlex.join(args.argv), "seed": cfg.seed, "train_config": cfg.to_dict()},
+        provenance={
+            "command": "python -m sae " + shlex.join(args.argv),
+            "seed": cfg.seed,
+            "train_config": cfg.to_dict(),
+            **({"init": init_provenance} if init_provenance else {}),
+        },
     )
     print(f"saved {path}")
     return 0

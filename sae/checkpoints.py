@@ -27,6 +27,8 @@ import pickle
 import platform
 import re
 import sys
+import threading
+import time
 import zipfile
 from dataclasses import asdict, dataclass, is_dataclass
 from datetime import UTC, datetime
@@ -447,13 +449,21 @@ def _needs(config: SAEConfig, key: str) -> str:
 def list_checkpoints(dirs=None) -> list[CheckpointInfo]:
     """The *.pt files in ``dirs`` (default: shipped, then the user's), shipped first, then by name.
 
-    Cheap: nothing is opened, so a broken file is listed and reported when loaded.
+    Cheap: nothing is opened, so a broken file is listed and reported when loaded.  Every
+    page run asks (the sidebar), so the listing is kept until a folder's modification
+    time changes: adding, removing or renaming a file (an atomic save is a rename) does.
+    File times tick coarsely (a few ms), so a folder changed in the last second is always
+    read again: two changes within one tick cannot hide the second.
     """
-    dirs = (SHIPPED_DIR, USER_DIR) if dirs is None else dirs
+    dirs = tuple(Path(folder) for folder in ((SHIPPED_DIR, USER_DIR) if dirs is None else dirs))
+    mtimes = tuple(_mtime_ns(folder) for folder in dirs)
+    key = (dirs, mtimes)
+    with _LISTING_LOCK:
+        if _LISTING.get("key") == key:
+            return list(_LISTING["found"])
     shipped_dir = Path(SHIPPED_DIR).resolve()
     found, seen = [], set()
     for folder in dirs:
-        folder = Path(folder)
         if not folder.is_dir():
             continue
         shipped = folder.resolve() == shipped_dir
@@ -463,7 +473,25 @@ def list_checkpoints(dirs=None) -> list[CheckpointInfo]:
                 continue
             seen.add(resolved)
             found.append(CheckpointInfo(name=path.stem, path=path, shipped=shipped))
-    return sorted(found, key=lambda info: (not info.shipped, info.name))
+    found.sort(key=lambda info: (not info.shipped, info.name))
+    settled = time.time_ns() - max((m for m in mtimes if m is not None), default=0) > _SETTLED_NS
+    with _LISTING_LOCK:
+        _LISTING.clear()  # one entry at most: it cannot grow
+        if settled:
+            _LISTING.update(key=key, found=tuple(found))
+    return found
+
+
+_LISTING: dict = {}
+_LISTING_LOCK = threading.Lock()
+_SETTLED_NS = 1_000_000_000
+
+
+def _mtime_ns(folder: Path) -> int | None:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def default_checkpoint_path() -> Path:

@@ -6,6 +6,7 @@ import os
 import pickle
 import struct
 import threading
+import time
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
@@ -479,6 +480,25 @@ def test_list_checkpoints_shipped_first_then_by_name(dirs):
     assert infos[0] == CheckpointInfo("a", shipped / "a.pt", True)
     assert list_checkpoints(dirs=[user / "missing", shipped]) == infos[:2]
     assert default_checkpoint_path() == shipped / "sae_mnist.pt"
+
+
+def test_the_listing_follows_saves_and_removals_without_rescanning_in_between(dirs, monkeypatch):
+    shipped, user = dirs
+    (shipped / "a.pt").write_bytes(b"x")
+    an_hour_ago = time.time_ns() - 3600 * 10**9
+    for folder in dirs:  # a folder changed in the last second is always read again (coarse file times)
+        os.utime(folder, ns=(an_hour_ago, an_hour_ago))
+    assert [i.name for i in list_checkpoints()] == ["a"]
+    scans = []
+    monkeypatch.setattr(Path, "glob", lambda self, pattern, _glob=Path.glob: scans.append(self) or _glob(self, pattern))
+    assert [i.name for i in list_checkpoints()] == ["a"] and scans == []  # nothing changed: no folder read
+    save_checkpoint(user / "mine.pt", make_model())  # an atomic save: a rename into the folder
+    assert [i.name for i in list_checkpoints()] == ["a", "mine"] and scans
+    (user / "mine.pt").unlink()
+    assert [i.name for i in list_checkpoints()] == ["a"]
+    listed = list_checkpoints()
+    listed.clear()  # a caller's list is its own
+    assert [i.name for i in list_checkpoints()] == ["a"]
 
 
 def test_default_folders():

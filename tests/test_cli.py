@@ -37,3 +37,21 @@ def test_a_missing_device_and_a_bad_checkpoint_get_one_line_errors(tmp_path, cap
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_init_starts_from_a_checkpoints_weights_and_refuses_other_settings(tmp_path, capsys):
+    out = tmp_path / "warm.pt"
+    shipped = "checkpoints/sae_mnist.pt"
+    # One tiny step from the shipped weights: a model this good cannot come from a fresh start in one step.
+    args = ["train", "--init", shipped, "--epochs", "1", "--train-subset", "32", "--batch-size", "32", "--lr", "1e-6", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert float(re.search(r"test MSE on all 10000 test images: ([0-9.]+)", printed).group(1)) < 0.03
+    start, recorded = load_checkpoint(shipped).provenance, load_checkpoint(out).provenance["init"]
+    assert recorded["path"] == shipped and recorded["command"] == start["command"]
+    assert recorded.get("init") == start.get("init")  # the start's own chain of warm restarts comes along
+
+    assert main(["train", "--init", shipped, "--thresh", "2", "--out", str(tmp_path / "other.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "give the same model flags" in err and "\n" not in err.strip()
+    assert not (tmp_path / "other.pt").exists()

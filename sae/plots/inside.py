@@ -12,26 +12,22 @@ ten times faster, and the page rebuilds these figures on every settings change.
 ``template="none"`` keeps Plotly's 6 kB default theme out of every figure sent to
 the browser; Streamlit applies its own theme there.
 
-They are also built without plotly.py's validation (:func:`_figure`): on Explore it
-was about two thirds of the time spent making figures (17 of 27 ms per slider move,
-with 30 sessions' moves queueing on the server's one GIL).  What validation would
-change in these dicts (named colorscales, the template name) is resolved by plotly's
-own validators once, so the JSON the browser gets is the same byte for byte
-(tests/test_plots_inside.py holds it equal to the validated figure's).
+They are also built without plotly.py's validation (``sae.plots.plain``): on Explore
+it was about two thirds of the time spent making figures (17 of 27 ms per slider
+move, with 30 sessions' moves queueing on the server's one GIL), and the JSON the
+browser gets is the same (tests/test_plots_unvalidated.py holds it equal).
 """
 
 from __future__ import annotations
 
-import copy
-import functools
 import math
 
 import numpy as np
 import plotly.graph_objects as go
-from _plotly_utils.utils import convert_to_base64
 
 from sae.inference import InferenceResult
 from sae.model import SPIKING_LAYERS
+from sae.plots.plain import plain_figure as _figure
 
 MEMBRANE_UNIT = "membrane potential (same units as thresh)"
 PIXEL_X, PIXEL_Y = "column (pixel)", "row (pixel)"
@@ -50,66 +46,6 @@ LAYER_TITLES = {
     "output": "output layer (never fires: its membrane is the image)",
 }
 MARGIN = dict(l=10, r=10, t=50, b=10)
-
-
-def _figure(data: list[dict], layout: dict, frames: list[dict] | None = None) -> go.Figure:
-    """``go.Figure(data, layout, frames)`` without plotly.py's validation, same JSON (see the module docstring)."""
-    for trace in data:
-        if isinstance(trace.get("colorscale"), str):
-            trace["colorscale"] = [list(stop) for stop in _named_colorscale(trace["colorscale"])]
-    if layout.get("template") == "none":
-        layout["template"] = copy.deepcopy(_NO_TEMPLATE)
-    return PlainFigure(data, layout, frames)
-
-
-class PlainFigure(go.Figure):
-    """A ``go.Figure`` that stays the plain dicts it was given until something asks for more.
-
-    ``st.plotly_chart`` only calls ``to_dict()`` and serialises the result, and for a
-    real Figure both building it and ``to_dict``'s deep copy of every array cost more
-    than the JSON itself (5.8 + 2.0 ms of 6.4 for the playback figure, every slider
-    move).  So ``to_dict`` hands over the dicts, and the real Figure is built only on
-    first use of anything else (``fig.data``, ``fig.layout``, ``fig.to_json()``...)."""
-
-    def __init__(self, data: list[dict], layout: dict, frames: list[dict] | None = None):
-        plain = {"data": data, "layout": layout}
-        if frames:
-            plain["frames"] = frames
-        object.__setattr__(self, "_plain", plain)
-
-    def to_dict(self) -> dict:
-        if "_data_objs" in self.__dict__:  # built (and perhaps changed since): plotly's own
-            return super().to_dict()
-        out = _containers_copied(self._plain)  # the arrays are shared, never written
-        convert_to_base64(out)  # numpy arrays to plotly.js typed arrays, as plotly's to_dict does
-        return out
-
-    def __getattr__(self, name: str):
-        # Only reached for attributes the instance lacks: plotly's internals before the first build.
-        if name == "_plain" or "_data_objs" in self.__dict__:
-            raise AttributeError(name)
-        plain = self._plain
-        go.Figure.__init__(self, data=plain["data"], layout=plain["layout"], frames=plain.get("frames"), _validate=False)
-        return getattr(self, name)
-
-
-def _containers_copied(value):
-    """``value`` with its dicts, lists and tuples copied and everything else shared."""
-    if isinstance(value, dict):
-        return {k: _containers_copied(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_containers_copied(v) for v in value]
-    return value
-
-
-@functools.cache
-def _named_colorscale(name: str) -> tuple:
-    """A named colorscale as plotly's validator writes it out (plotly.js knows only a few names)."""
-    return tuple(tuple(stop) for stop in go.Heatmap(colorscale=name).to_plotly_json()["colorscale"])
-
-
-# template="none" as validation writes it out: an almost empty template, not Plotly's default theme.
-_NO_TEMPLATE = go.Layout(template="none").to_plotly_json()["template"]
 
 
 def png_download_config(filename: str) -> dict:
