@@ -86,13 +86,13 @@ def fast_train_step(model, optimizer, loss: str = "last", engine: str = "fast", 
     """One optimizer step (forward, MSE, backward, update) on ``engine``, LIF updates fused if
     ``fused``, or with the whole model compiled."""
     if whole:
-        model = compiled(model)
+        model, engine = compiled(model), "reference"  # the whole model compiled, on the tutorial's loops
     elif fused:
         fuse(model)
 
     def step(images):
         optimizer.zero_grad(set_to_none=True)
-        value = reconstruction_loss(model, images, loss) if whole else training_loss(model, images, loss, engine)
+        value = training_loss(model, images, loss, engine)
         value.backward()
         optimizer.step()
         return value

@@ -61,9 +61,12 @@ def calibrate(model: SpikingAutoencoder, images: torch.Tensor, target: float = T
         module = model.layers[owner]
         originals = [p.clone() for p in _scaled(module)]
 
-        def rate_at(factor: float, layer=layer, module=module, originals=originals) -> float:
+        def set_factor(factor: float, module=module, originals=originals) -> None:
             for p, p0 in zip(_scaled(module), originals):
                 p.copy_(p0 * factor)
+
+        def rate_at(factor: float, layer=layer) -> float:
+            set_factor(factor)
             return layer_rates(model, images)[layer]
 
         if target / 1.5 <= rate_at(1.0) <= target * 1.5:
@@ -71,14 +74,14 @@ def calibrate(model: SpikingAutoencoder, images: torch.Tensor, target: float = T
             continue
         if rate_at(FACTOR_RANGE[1]) < target / 10:  # silent whatever the scale (its input never changes): leave it
             factors[layer] = 1.0
-            rate_at(1.0)
+            set_factor(1.0)
             continue
         low, high = FACTOR_RANGE
         for _ in range(BISECTIONS):  # the rate grows with the factor: bisect log(factor)
             middle = (low * high) ** 0.5
             low, high = (middle, high) if rate_at(middle) < target else (low, middle)
         factors[layer] = (low * high) ** 0.5
-        rate_at(factors[layer])
+        set_factor(factors[layer])
     return factors
 
 
