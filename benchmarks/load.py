@@ -12,6 +12,7 @@ the server does with a class, without 30 browsers on the same CPU.
     python -m benchmarks.load --sessions 30 --duration 75             # against a server on :8501
     python -m benchmarks.load --sessions 30 --train                   # a "One minute" run beside them
     python -m benchmarks.load --sessions 30 --train-alone --train     # the same run alone first, then beside
+    python -m benchmarks.load --sessions 30 --pairs 3                 # without / with a run, alternating
     python -m benchmarks.load --first-visit                           # a fresh server: first Explore / Compare
     python -m benchmarks.load --first-visit --launcher warmup         # the same, started as `make run` does
 
@@ -593,6 +594,34 @@ async def one_load(
     return result
 
 
+def tail(result: Result) -> tuple[float, float]:
+    """p95 and p99 of the moves that finished ok, in ms."""
+    ms = [m.seconds * 1000 for m in result.moves if m.status == "ok"]
+    return (percentile(ms, 95), percentile(ms, 99)) if ms else (float("nan"), float("nan"))
+
+
+async def paired(base_url: str, pid: int | None, args, interval: tuple[float, float]) -> None:
+    """``--pairs N``: N loads without and N with a training run beside them, in the order
+    A B B A A B ..., on one server.  The machine's speed drifts by tens of percent within
+    minutes, so one load against another says little; alternating puts the drift on both."""
+    tails: dict[bool, list] = {False: [], True: []}
+    steps = []
+    for i in range(args.pairs):
+        for k, train in enumerate((False, True) if i % 2 == 0 else (True, False)):
+            label = f"pair {i + 1}: {args.sessions} sessions" + (" + one training run" if train else "")
+            result = await one_load(base_url, pid, args.sessions, args.duration, args.seed + 2 * i + k, train, interval, label)
+            tails[train].append(tail(result))
+            if train:
+                steps.append(result.train_steps)
+    print(f"\n== {args.pairs} pairs, {args.sessions} sessions, without and with a training run beside them")
+    for i, (a, b) in enumerate(zip(tails[False], tails[True])):
+        print(f"  pair {i + 1}: p95 {a[0]:4.0f} / {b[0]:4.0f} ms, p99 {a[1]:4.0f} / {b[1]:4.0f} ms (without / with); ratio p95 {b[0] / a[0]:.2f}")
+    for q, name in ((0, "p95"), (1, "p99")):
+        without, with_ = statistics.median(t[q] for t in tails[False]), statistics.median(t[q] for t in tails[True])
+        print(f"  median {name}: {without:.0f} ms without, {with_:.0f} ms with a run: ratio {with_ / without:.2f}")
+    print(f"  training steps beside the explorers: {', '.join(str(s) for s in steps)}")
+
+
 async def first_visit(args) -> None:
     """A fresh server: health, then the first Explore and the first Compare, then a second of each."""
     with streamlit_server(Path(args.app_dir), launcher=args.launcher) as (base_url, process):
@@ -642,6 +671,9 @@ async def main(args) -> None:
             f"server {base_url} pid {pid}; {args.sessions} sessions for {args.duration:.0f} s, thresh moves every "
             f"{args.interval:g} ± {args.jitter:g} s, each to a new value"
         )
+        if args.pairs:
+            await paired(base_url, pid, args, interval)
+            return
         if args.train_alone:
             alone = Result()
             t0, before = time.perf_counter(), process_figures(pid)
@@ -671,6 +703,7 @@ def parse_args(argv=None):
     p.add_argument("--jitter", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train", action="store_true", help="one 'One minute' training run beside the explorers")
+    p.add_argument("--pairs", type=int, default=0, help="N loads without and N with a training run, alternating A B B A (at most 10)")
     p.add_argument("--train-alone", action="store_true", help="first the same training run with no explorers")
     p.add_argument("--no-warm", dest="warm", action="store_false", help="do not visit Explore and Compare first")
     p.add_argument("--first-visit", action="store_true", help="start a fresh server and time its first page loads")
@@ -684,6 +717,7 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     args.duration = min(args.duration, 600.0)
     args.sessions = max(0, min(args.sessions, 200))
+    args.pairs = max(0, min(args.pairs, 10))
     return args
 
 

@@ -1,10 +1,11 @@
 """The fast paths: the same model, with the first conv once per batch and its element-wise work compiled.
 
 ``training_loss(model, images, loss)`` is what training runs.  The default engine,
-"fast", runs the first conv + BatchNorm once per batch (the model's ``first_once``) and,
-on a fused model, the LIF updates compiled: the tutorial's math with the fp32
-rounding moved, held to the tutorial's code within stated tolerances
-(tests/test_engine.py).  The "reference" engine is the tutorial's loops as they are
+"fast", is the model's ``forward(fast=True)``: the first conv + BatchNorm once per
+batch, and, for the last step's loss, the output layer's conv once on the leaky sum
+of its input spikes (the output layer never fires, so it is linear); on a fused
+model, the LIF updates compiled.  That is the tutorial's math with the fp32 rounding
+moved, held to the tutorial's code within stated tolerances (tests/test_engine.py).  The "reference" engine is the tutorial's loops as they are
 (``sae.model.reconstruction_loss``), bit-exact to its code, fused or not.
 
 For inference (Explore, Compare, the evaluations):
@@ -58,7 +59,7 @@ def _fused_lif_step(input_, mem, beta, thr, spike_fn, scale):
 
 def training_loss(model, images, loss: str = "last", engine: str = "fast"):
     """The reconstruction loss of ``images`` as training computes it, on either engine (module docstring)."""
-    return reconstruction_loss(model, images, loss, first_once=engine == "fast")
+    return reconstruction_loss(model, images, loss, fast=engine == "fast")
 
 
 def fuse(model: nn.Module) -> nn.Module:
@@ -86,7 +87,7 @@ def fast_train_step(model, optimizer, loss: str = "last", engine: str = "fast", 
     """One optimizer step (forward, MSE, backward, update) on ``engine``, LIF updates fused if
     ``fused``, or with the whole model compiled."""
     if whole:
-        model, engine = compiled(model), "reference"  # the whole model compiled, on the tutorial's loops
+        model = compiled(model)
     elif fused:
         fuse(model)
 

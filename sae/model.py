@@ -259,20 +259,22 @@ class SpikingAutoencoder(nn.Module):
         path = next(path for path, m in self.named_modules() if m is module)
         return f"{path}.{tensor}"
 
-    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False, first_once=False):
+    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False, fast=False):
         """Reconstruct ``x`` ([B, 1, H, W] in [0, 1]).
 
         Returns the last step's output membrane ``[B, 1, H, W]``; with ``every_step``
         the output membrane of every step ``[T, B, 1, H, W]``; with ``trace`` also a
         :class:`Trace`.  ``num_steps``, ``beta`` and ``thresh`` override the trained
         values for this call only (the output layer keeps its huge threshold).
-        It is exactly ``decode(encode(x))``: the tutorial's two loops.  ``first_once`` runs
-        the first conv + BatchNorm once per call in training too (the "fast" engine,
-        sae.engine; see ``_encode_steps``).
+        It is exactly ``decode(encode(x))``: the tutorial's two loops.  ``fast`` is the
+        fast engine's training pass (sae.engine): the same math with two shortcuts, see
+        ``_encode_steps`` and ``_output_once``.
         """
         steps = self._checked_steps(num_steps, beta, thresh)
         record = _new_record() if trace else None
-        latent = self._encode_steps(x, steps, beta, thresh, record, first_once)
+        latent = self._encode_steps(x, steps, beta, thresh, record, fast)
+        if fast and not (trace or every_step) and self._output_cannot_fire(steps, beta):
+            return self._output_once(latent, beta, thresh)
         outputs = self._decode_steps(latent, beta, thresh, record)
         result = outputs if every_step else outputs[-1]
         return (result, _to_trace(record)) if trace else result
@@ -306,17 +308,17 @@ class SpikingAutoencoder(nn.Module):
             )
         return steps
 
-    def _encode_steps(self, x, steps, beta, thresh, record, first_once=False):
+    def _encode_steps(self, x, steps, beta, thresh, record, fast=False):
         """The tutorial's first loop: present the same image ``steps`` times; latent spikes [T, B, D].
 
         The first conv + BN see the same image at every step, so they can run once.  At
-        inference that changes nothing.  In training it is the "fast" engine (``first_once``):
+        inference that changes nothing.  In training it is the "fast" engine's first shortcut:
         BatchNorm gets the same batch statistics and T running-statistic updates
         (:func:`batch_norm_repeated`), but conv1's gradient is summed in another fp32
         order, so it is held to the tutorial by tolerances (tests/test_engine.py).  Without
         it, training keeps the tutorial's per-step calls, bit for bit."""
         once = None
-        if first_once or not self.training:
+        if fast or not self.training:
             once = batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=steps)
         modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
@@ -331,6 +333,33 @@ class SpikingAutoencoder(nn.Module):
             self._through(modules, spikes, mem, beta, thresh, record)
             outputs.append(mem["output"])
         return torch.stack(outputs)
+
+    @torch.compiler.disable  # a Python bool: under torch.compile it runs eager, without a warning
+    def _output_cannot_fire(self, steps, beta) -> bool:
+        """True when the output layer's membrane stays below its threshold whatever the spikes:
+        its input per step is at most sum|W| + |b| (spikes are 0 or 1), over at most ``steps`` steps."""
+        conv, out = self.layers["deconv3"], self.layers["output"]
+        with torch.no_grad():
+            bound = steps * (conv.weight.abs().sum() + conv.bias.abs().sum())
+        return bool(bound < out.threshold)
+
+    def _output_once(self, latent, beta, thresh):
+        """The last step's output membrane, with the output layer's conv run once instead of T times.
+
+        The output layer never fires (``_output_cannot_fire``), so it only integrates:
+        mem_t = b·mem_{t-1} + conv(s_t) with b = clamp(beta, 0, 1) and s_t dec2's spikes.
+        The conv is linear, so mem_T = W ∗ S_T + bias·(1 + b + … + b^{T-1}) with
+        S_t = b·S_{t-1} + s_t: the same sum in another fp32 order.  At 32 channels in and
+        one out, that conv is the slowest per multiply of the whole model on a CPU."""
+        *body, conv, out = list(self.linearNet) + list(self.decoder)
+        b = torch.as_tensor(_clamp01(out.beta if beta is None else beta), dtype=latent.dtype, device=latent.device)
+        mem, leaky_sum, weight_sum = {}, None, 0.0
+        for spikes in latent:
+            s = self._through(body, spikes, mem, beta, thresh, None)
+            leaky_sum = s if leaky_sum is None else torch.addcmul(s, leaky_sum, b)  # b·S + s in one pass
+            weight_sum = b * weight_sum + 1.0
+        w = F.conv_transpose2d(leaky_sum, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
+        return w + conv.bias.view(1, -1, 1, 1) * weight_sum
 
     @staticmethod
     def _through(modules, h, mem, beta, thresh, record):
@@ -377,7 +406,7 @@ def _to_trace(record: dict) -> Trace:
 
 def reconstruction_loss(model, images, loss: str, **forward_options):
     """MSE on the last step's output membrane, or averaged over every step's output."""
-    outputs = model(images, every_step=True, **forward_options)
     if loss == "every":
+        outputs = model(images, every_step=True, **forward_options)
         return F.mse_loss(outputs, images.unsqueeze(0).expand_as(outputs))
-    return F.mse_loss(outputs[-1], images)
+    return F.mse_loss(model(images, **forward_options), images)

@@ -63,9 +63,10 @@ SETTINGS = [{}, {"num_steps": 1}, {"num_steps": 7, "thresh": 0.5, "beta": 0.9}, 
 
 
 def fast_pass(ours, images):
-    """The fast engine's forward in train mode: output membranes, and every layer's spikes as [T, B, ...]."""
-    outputs, trace = ours(images, every_step=True, trace=True, first_once=True)
-    return outputs, {name: spikes for name, spikes in trace.spikes.items() if name != "output"}
+    """The fast engine's training pass: the last output membrane as training computes it (output
+    layer once), and every layer's spikes as [T, B, ...] from a traced pass of a copy (same BatchNorm)."""
+    _, trace = copy.deepcopy(ours)(images, every_step=True, trace=True, fast=True)
+    return ours(images, fast=True), {name: spikes for name, spikes in trace.spikes.items() if name != "output"}
 
 
 def assert_agrees_with_the_tutorial(tutorial, ours, images):
@@ -84,9 +85,9 @@ def assert_agrees_with_the_tutorial(tutorial, ours, images):
     for name, s in spikes.items():
         clean &= (s == reference.spikes[name]).flatten(2).all(2).all(0)
     assert clean.sum() >= len(images) // 2, f"only {int(clean.sum())} images without a flip"
-    assert torch.allclose(outputs[-1][clean], out_t[clean], atol=1e-4, rtol=0)
+    assert torch.allclose(outputs[clean], out_t[clean], atol=1e-4, rtol=0)
     F.mse_loss(out_t, images).backward()
-    F.mse_loss(outputs[-1], images).backward()
+    F.mse_loss(outputs, images).backward()
     grads_t = dict(tutorial.named_parameters())
     largest = max(float(p.grad.abs().max()) for p in grads_t.values())
     for name, p in ours.named_parameters():
@@ -190,3 +191,28 @@ def test_the_fused_update_never_falls_back_to_eager():
     frames = {k: counters["frames"][k] - before.get(k, 0) for k in ("total", "ok")}
     assert frames["total"] == frames["ok"] > 0, frames
     unfuse(model)
+
+
+def test_the_output_layer_runs_once_where_it_cannot_fire_and_step_by_step_where_it_might():
+    """The fast engine's second shortcut (SpikingAutoencoder._output_once): the same last output
+    within fp32 rounding, with dec2 firing; and the tutorial's per-step loop whenever the bound
+    says the output layer might reach its threshold."""
+    torch.manual_seed(4)
+    images = torch.rand(16, 1, 32, 32)
+    _, ours = spiking_pair()
+    calls = []
+    ours.layers["deconv3"].register_forward_hook(lambda *_: calls.append(1))
+    ours.eval()  # same BatchNorm for both passes
+    with torch.no_grad():
+        per_step, trace = ours(images, trace=True)
+        assert trace.spikes["dec2"].mean() > 0.01  # spikes reach the output layer
+        calls.clear()
+        once = ours(images, fast=True)
+        assert calls == []  # the conv ran once, as a function, on the leaky sum
+        assert torch.allclose(once, per_step, atol=1e-5, rtol=0)
+        assert torch.allclose(ours(images, fast=True, beta=0.8, num_steps=3), ours(images, beta=0.8, num_steps=3), atol=1e-5, rtol=0)
+        ours.layers["deconv3"].weight.mul_(1e4)  # now 5 steps of input could reach 20000
+        calls.clear()
+        fallback, _ = ours(images, fast=True), ours(images)
+        assert len(calls) == 2 * ours.config.num_steps
+        assert torch.equal(fallback, ours(images))
