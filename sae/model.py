@@ -273,7 +273,7 @@ class SpikingAutoencoder(nn.Module):
         steps = self._checked_steps(num_steps, beta, thresh)
         record = _new_record() if trace else None
         latent = self._encode_steps(x, steps, beta, thresh, record, fast)
-        if fast and not (trace or every_step) and self._output_cannot_fire(steps, beta):
+        if fast and not (trace or every_step) and self._output_cannot_fire(steps):
             return self._output_once(latent, beta, thresh)
         outputs = self._decode_steps(latent, beta, thresh, record)
         result = outputs if every_step else outputs[-1]
@@ -335,7 +335,7 @@ class SpikingAutoencoder(nn.Module):
         return torch.stack(outputs)
 
     @torch.compiler.disable  # a Python bool: under torch.compile it runs eager, without a warning
-    def _output_cannot_fire(self, steps, beta) -> bool:
+    def _output_cannot_fire(self, steps) -> bool:
         """True when the output layer's membrane stays below its threshold whatever the spikes:
         its input per step is at most sum|W| + |b| (spikes are 0 or 1), over at most ``steps`` steps."""
         conv, out = self.layers["deconv3"], self.layers["output"]

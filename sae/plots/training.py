@@ -2,7 +2,9 @@
 
 The Train page redraws these about once a second, so every figure sets a fixed
 ``uirevision`` (zoom and hidden traces survive a redraw) and stays small: the
-reconstruction grid is one uint8 heatmap, a few kilobytes per update.
+reconstruction grid is one uint8 heatmap, a few kilobytes per update.  They are
+built from plain dicts (``sae.plots.plain``): plotly's validated builders took 28 ms a
+redraw of the server's one GIL, beside a class.
 """
 
 from __future__ import annotations
@@ -55,10 +57,6 @@ def _hline(value: float, label: str) -> tuple[dict, dict]:
     line = dict(line=dict(color="gray", dash="dash", width=1), type="line", x0=0, x1=1, xref="x domain", y0=value, y1=value, yref="y")
     note = dict(font=dict(color="gray"), showarrow=False, text=label, x=1, xanchor="right", xref="x domain", y=value, yanchor="bottom", yref="y")
     return line, note
-
-
-# Built from plain dicts (sae.plots.plain): the page redraws the loss chart every second of a run,
-# and plotly's validated builders took 28 ms a redraw of the server's one GIL, beside a class.
 
 
 def loss_figure(history: dict, references: dict[str, float] | None = None, window: int = MA_WINDOW) -> go.Figure:
