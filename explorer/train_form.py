@@ -200,7 +200,7 @@ def settings_form(locked: bool) -> None:
             horizontal=True,
             disabled=locked,
             **KEEP,
-            help="cosine: the learning rate decays to zero over the run.",
+            help="cosine: after the warm-up, the learning rate decays to zero over the run (its epochs, or its time budget if that ends first).",
         )
         _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
         _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")
