@@ -13,6 +13,7 @@ the server does with a class, without 30 browsers on the same CPU.
     python -m benchmarks.load --sessions 30 --train                   # a "One minute" run beside them
     python -m benchmarks.load --sessions 30 --train-alone --train     # the same run alone first, then beside
     python -m benchmarks.load --sessions 30 --pairs 3                 # without / with a run, alternating
+    python -m benchmarks.load --sessions 30 --pairs 3 --beside cli    # the same, the run a separate `sae train`
     python -m benchmarks.load --first-visit                           # a fresh server: first Explore / Compare
     python -m benchmarks.load --first-visit --launcher warmup         # the same, started as `make run` does
 
@@ -38,6 +39,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -569,7 +571,7 @@ def report(
 
 
 async def one_load(
-    base_url: str, pid: int | None, sessions: int, duration: float, seed: int, train: bool, interval: tuple[float, float], label: str
+    base_url: str, pid: int | None, sessions: int, duration: float, seed: int, train: bool | str, interval: tuple[float, float], label: str
 ) -> Result:
     result = Result()
     rng = random.Random(seed)
@@ -577,8 +579,10 @@ async def one_load(
     peaks, stop = {}, asyncio.Event()
     peaks["child_cpu_before"] = {c: process_figures(c, with_children=False).get("cpu_s", 0.0) for c in descendants(pid or 0)}
     sampler = asyncio.create_task(sample(pid, peaks, stop))
-    tasks = []
-    if train:
+    tasks, outside = [], None
+    if train == "cli":
+        outside = outside_training(duration)
+    elif train:
         started = asyncio.Event()
         tasks.append(asyncio.create_task(trainer(base_url, result, limit_s=150, started=started)))
         await asyncio.wait_for(started.wait(), 60)
@@ -589,9 +593,30 @@ async def one_load(
     await asyncio.gather(*tasks)
     stop.set()
     await sampler
+    if outside is not None:
+        outside.kill()
+        outside.wait()
     wall = time.perf_counter() - t0
     report(label, result, before, process_figures(pid), wall, peaks, (m0, machine_busy()), time.process_time() - c0)
     return result
+
+
+def outside_training(seconds: float) -> subprocess.Popen:
+    """A `sae train` of the One-minute recipe outside the app, at the niceness and thread count of the
+    app's own training worker (sae.worker): what the machine costs the explorers, without the app's part
+    (the Train page polling, events coming back).  Killed when the load ends, so it counts no steps."""
+    from sae.worker import ProcessSettings
+
+    settings = ProcessSettings.from_env()
+    threads = settings.threads or max(1, (os.cpu_count() or 1) - 1)
+    out = Path(tempfile.gettempdir()) / f"sae_load_outside_{os.getpid()}.pt"  # never written: killed before its end
+    command = [sys.executable, "-m", "sae", "train", "--time-budget", f"{seconds + 30:.0f}", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(settings.nice)
+    )
+    time.sleep(5)  # past its imports and data loading: training when the explorers arrive
+    return process
 
 
 def tail(result: Result) -> tuple[float, float]:
@@ -606,12 +631,14 @@ async def paired(base_url: str, pid: int | None, args, interval: tuple[float, fl
     minutes, so one load against another says little; alternating puts the drift on both."""
     tails: dict[bool, list] = {False: [], True: []}
     steps = []
+    beside = " + `sae train` outside the app" if args.beside == "cli" else " + one training run"
     for i in range(args.pairs):
         for k, train in enumerate((False, True) if i % 2 == 0 else (True, False)):
-            label = f"pair {i + 1}: {args.sessions} sessions" + (" + one training run" if train else "")
-            result = await one_load(base_url, pid, args.sessions, args.duration, args.seed + 2 * i + k, train, interval, label)
+            label = f"pair {i + 1}: {args.sessions} sessions" + (beside if train else "")
+            run = train and ("cli" if args.beside == "cli" else True)
+            result = await one_load(base_url, pid, args.sessions, args.duration, args.seed + 2 * i + k, run, interval, label)
             tails[train].append(tail(result))
-            if train:
+            if train and args.beside == "app":
                 steps.append(result.train_steps)
     print(f"\n== {args.pairs} pairs, {args.sessions} sessions, without and with a training run beside them")
     for i, (a, b) in enumerate(zip(tails[False], tails[True])):
@@ -619,7 +646,8 @@ async def paired(base_url: str, pid: int | None, args, interval: tuple[float, fl
     for q, name in ((0, "p95"), (1, "p99")):
         without, with_ = statistics.median(t[q] for t in tails[False]), statistics.median(t[q] for t in tails[True])
         print(f"  median {name}: {without:.0f} ms without, {with_:.0f} ms with a run: ratio {with_ / without:.2f}")
-    print(f"  training steps beside the explorers: {', '.join(str(s) for s in steps)}")
+    if steps:
+        print(f"  training steps beside the explorers: {', '.join(str(s) for s in steps)}")
 
 
 async def first_visit(args) -> None:
@@ -651,8 +679,6 @@ async def main(args) -> None:
             wait_healthy(url)
         base_url = urls[0]
         if args.replicas > 1:  # the project's sticky nginx (deploy/nginx.conf) in front, as tests/services.py runs it
-            import tempfile
-
             from tests.services import nginx
 
             folder = server.enter_context(tempfile.TemporaryDirectory())
@@ -704,6 +730,12 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train", action="store_true", help="one 'One minute' training run beside the explorers")
     p.add_argument("--pairs", type=int, default=0, help="N loads without and N with a training run, alternating A B B A (at most 10)")
+    p.add_argument(
+        "--beside",
+        choices=("app", "cli"),
+        default="app",
+        help="with --pairs: the run is the Train page's (app) or a separate `sae train` at the worker's priority (cli)",
+    )
     p.add_argument("--train-alone", action="store_true", help="first the same training run with no explorers")
     p.add_argument("--no-warm", dest="warm", action="store_false", help="do not visit Explore and Compare first")
     p.add_argument("--first-visit", action="store_true", help="start a fresh server and time its first page loads")

