@@ -610,11 +610,9 @@ def outside_training(seconds: float) -> subprocess.Popen:
     settings = ProcessSettings.from_env()
     threads = settings.threads or max(1, (os.cpu_count() or 1) - 1)
     out = Path(tempfile.gettempdir()) / f"sae_load_outside_{os.getpid()}.pt"  # never written: killed before its end
-    command = [sys.executable, "-m", "sae", "train", "--time-budget", f"{seconds + 30:.0f}", "--out", str(out)]
+    command = ["nice", "-n", str(settings.nice), sys.executable, "-m", "sae", "train", "--time-budget", f"{seconds + 30:.0f}", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(settings.nice)
-    )
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(5)  # past its imports and data loading: training when the explorers arrive
     return process
 

@@ -12,7 +12,7 @@ RECIPES = {
     # One minute to better than the tutorial's result (checkpoints/README.md has what was tried):
     # small batches, a 60x larger learning rate, a 30-step warm-up and a cosine decay over the
     # time budget, LIF updates fused (compiled before the clock starts: sae.engine.compile_now).
-    # Eager, the same minute made 460-526 steps and 0.024-0.027; fused, 703 and 730 steps, 0.0229 and 0.0218.
+    # Eager, the minute made 460-526 steps (0.024-0.027); fused, 786-820 steps (0.020-0.023; model card).
     "fast": TrainConfig(
         epochs=50,
         time_budget=60.0,
