@@ -34,7 +34,7 @@ import torch
 import torch._dynamo
 from torch import nn
 
-from sae.model import LIF, lif_step, reconstruction_loss
+from sae.model import LIF, buffers_kept, lif_step, reconstruction_loss
 
 # Keep Inductor's cache with the project unless the user chose a place.
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))
@@ -69,17 +69,11 @@ def compile_now(model: nn.Module, images: torch.Tensor, loss: str = "last", engi
     without gradients in eval mode, as the evaluations run.  Afterwards the model is as
     it was: BatchNorm's running statistics restored, no gradients.  Kernels come from
     Inductor's disk cache after a machine's first run, so this costs seconds once."""
-    saved = [b.detach().clone() for b in model.buffers()]
-    was_training = model.training
-    model.train()
-    training_loss(model, images, loss, engine).backward()
-    model.zero_grad(set_to_none=True)
-    model.eval()
-    with torch.no_grad():
-        model(images)
-        for live, before in zip(model.buffers(), saved):
-            live.copy_(before)
-    model.train(was_training)
+    with buffers_kept(model):
+        training_loss(model.train(), images, loss, engine).backward()
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            model.eval()(images)
 
 
 def fuse(model: nn.Module) -> nn.Module:

@@ -20,6 +20,7 @@ saved from the tutorial's code loads here with ``strict=True``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -375,6 +376,21 @@ class SpikingAutoencoder(nn.Module):
             else:
                 h = module(h)
         return h
+
+
+@contextlib.contextmanager
+def buffers_kept(model: nn.Module):
+    """Passes inside this block leave the model's buffers (BatchNorm's running statistics and
+    batch count) and its train/eval mode as they were: for looking at a model in training mode."""
+    saved = [b.detach().clone() for b in model.buffers()]
+    was_training = model.training
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for live, kept in zip(model.buffers(), saved):
+                live.copy_(kept)
+        model.train(was_training)
 
 
 def batch_norm_repeated(bn: nn.BatchNorm2d, h: torch.Tensor, repeats: int) -> torch.Tensor:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sae.model import SpikingAutoencoder
+from sae.model import SpikingAutoencoder, buffers_kept
 
 # Each calibrated layer and the module whose weight scales its input.
 SCALED_BY = {"enc1": "bn1", "enc2": "bn2", "enc3": "bn3", "latent": "to_latent", "linear": "from_latent", "dec1": "bn4", "dec2": "bn5"}
@@ -36,15 +36,8 @@ BISECTIONS = 7  # the factor to within 2**(10/128), about 6 %
 def layer_rates(model: SpikingAutoencoder, images: torch.Tensor) -> dict[str, float]:
     """Each spiking layer's firing rate on ``images`` as the first training step sees them (batch statistics),
     leaving BatchNorm's running statistics as they were."""
-    saved = [b.clone() for b in model.buffers()]
-    was_training = model.training
-    model.train()
-    try:
-        _, trace = model(images, trace=True)
-    finally:
-        for live, kept in zip(model.buffers(), saved):
-            live.copy_(kept)
-        model.train(was_training)
+    with buffers_kept(model):
+        _, trace = model.train()(images, trace=True)
     return trace.spike_rates()
 
 
