@@ -608,12 +608,11 @@ def outside_training(seconds: float) -> subprocess.Popen:
     from sae.worker import ProcessSettings
 
     settings = ProcessSettings.from_env()
-    threads = settings.threads or max(1, (os.cpu_count() or 1) - 1)
     out = Path(tempfile.gettempdir()) / f"sae_load_outside_{os.getpid()}.pt"  # never written: killed before its end
     command = ["nice", "-n", str(settings.nice), sys.executable, "-m", "sae", "train", "--time-budget", f"{seconds + 30:.0f}", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(settings.torch_threads())}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(5)  # past its imports and data loading: training when the explorers arrive
+    time.sleep(5)  # past its imports, data and compile (from the disk cache): training when the explorers arrive
     return process
 
 
@@ -633,7 +632,7 @@ async def paired(base_url: str, pid: int | None, args, interval: tuple[float, fl
     for i in range(args.pairs):
         for k, train in enumerate((False, True) if i % 2 == 0 else (True, False)):
             label = f"pair {i + 1}: {args.sessions} sessions" + (beside if train else "")
-            run = train and ("cli" if args.beside == "cli" else True)
+            run = args.beside if train else False  # one_load: "app" is the Train page's run, "cli" one outside
             result = await one_load(base_url, pid, args.sessions, args.duration, args.seed + 2 * i + k, run, interval, label)
             tails[train].append(tail(result))
             if train and args.beside == "app":

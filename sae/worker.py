@@ -52,6 +52,10 @@ class ProcessSettings:
                 values[name] = getattr(cls, name)
         return cls(**values)
 
+    def torch_threads(self) -> int:
+        """The intra-op threads a run gets: ``threads``, or one per core but one."""
+        return self.threads or max(1, torch.get_num_threads() - 1)
+
 
 def lower_priority(settings: ProcessSettings) -> None:
     """Apply ``settings`` to this process (once, at its start, before any torch work).
@@ -66,7 +70,7 @@ def lower_priority(settings: ProcessSettings) -> None:
             os.nice(settings.nice)
         except OSError as error:  # not fatal: the run still trains, only less politely
             log.warning("could not lower the worker's priority: %s", error)
-    torch.set_num_threads(settings.threads or max(1, torch.get_num_threads() - 1))
+    torch.set_num_threads(settings.torch_threads())
 
 
 def describe_failure(error: BaseException, device: str) -> str:
