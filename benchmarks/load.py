@@ -603,9 +603,9 @@ async def one_load(
 
 def outside_training(seconds: float) -> subprocess.Popen:
     """A `sae train` of the One-minute recipe outside the app, at the niceness and thread count of the
-    app's own training worker (sae.worker): what the machine costs the explorers, without the app's part
+    app's own training worker (sae.runs.worker): what the machine costs the explorers, without the app's part
     (the Train page polling, events coming back).  Killed when the load ends, so it counts no steps."""
-    from sae.worker import ProcessSettings
+    from sae.runs.worker import ProcessSettings
 
     settings = ProcessSettings.from_env()
     out = Path(tempfile.gettempdir()) / f"sae_load_outside_{os.getpid()}.pt"  # never written: killed before its end

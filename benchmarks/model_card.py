@@ -3,7 +3,7 @@
 .venv/bin/python -m benchmarks.model_card
 """
 
-from sae.checkpoints import SHIPPED_DIR, load_checkpoint
+from sae.io.checkpoints import SHIPPED_DIR, load_checkpoint
 from sae.model import SPIKING_LAYERS
 
 

@@ -3,7 +3,7 @@
 The Explore page's work, one thread pinned to CPU 0: one digit through the traced
 forward (the forward process's share of a slider move) and a plain Python loop (the
 server's share).  Timed alone, then with a training step loop pinned to CPU 1 at the
-worker's niceness (sae.worker), alternating, so the machine's drift falls on both.
+worker's niceness (sae.runs.worker), alternating, so the machine's drift falls on both.
 No scheduler decision is left to make: whatever slows the pinned work is what the two
 cores share (caches, memory, the clock).  Needs 2 or more CPUs; runs about a minute.
 """
@@ -20,7 +20,7 @@ import time
 import torch
 
 from sae.model import SpikingAutoencoder
-from sae.worker import ProcessSettings
+from sae.runs.worker import ProcessSettings
 
 TRAINING_LOOP = (
     "import os, sys, torch, torch.nn.functional as F\n"

@@ -16,10 +16,10 @@ import sys
 import time
 from dataclasses import replace
 
-from sae.data import mnist_tensors
+from sae.data.mnist import mnist_tensors
 from sae.model import SAEConfig
-from sae.recipes import RECIPES
-from sae.train import BatchEnd, evaluate, seeded_model, train
+from sae.training.loop import BatchEnd, evaluate, seeded_model, train
+from sae.training.recipes import RECIPES
 
 
 def main(specs: list[str]) -> None:

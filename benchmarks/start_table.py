@@ -2,7 +2,7 @@
 
 For each setting (thresh, num_steps) it trains the One-minute recipe's settings
 (AdamW lr 6e-3, batch 16, seed 0) from the tutorial's initialisation and from the
-calibrated start (sae.start), and prints one markdown row per run: the spike rate of
+calibrated start (sae.training.calibration), and prints one markdown row per run: the spike rate of
 every layer before the first step and the test MSE on the first 2,000 test images
 at each mark.  Runs on one thread each, so two can share the 2-core machine:
 
@@ -17,11 +17,11 @@ import sys
 import time
 from dataclasses import replace
 
-from sae.data import mnist_tensors
+from sae.data.mnist import mnist_tensors
 from sae.model import SPIKING_LAYERS, SAEConfig
-from sae.recipes import RECIPES
-from sae.start import layer_rates
-from sae.train import CALIBRATION_IMAGES, BatchEnd, evaluate, seeded_model, train
+from sae.training.calibration import layer_rates
+from sae.training.loop import CALIBRATION_IMAGES, BatchEnd, evaluate, seeded_model, train
+from sae.training.recipes import RECIPES
 
 MARKS = (100, 300, 1000)
 

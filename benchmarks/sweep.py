@@ -18,8 +18,8 @@ import time
 
 import torch
 
+from sae.analysis.sweep import run_sweep
 from sae.model import SpikingAutoencoder
-from sae.sweep import run_sweep
 
 THRESHOLDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the page's default grid
 NUM_STEPS = (1, 2, 3, 5, 8, 10)
@@ -32,7 +32,7 @@ def load_model_and_digits():
     images (the cost is the same: every layer is dense, spikes or not)."""
     model, what = None, "untrained model"
     try:
-        from sae.checkpoints import default_checkpoint_path, load_checkpoint
+        from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 
         path = default_checkpoint_path()
         if path.is_file():
@@ -43,7 +43,7 @@ def load_model_and_digits():
         torch.manual_seed(0)
         model = SpikingAutoencoder()
     try:
-        from sae.data import mnist_tensors
+        from sae.data.mnist import mnist_tensors
 
         images = mnist_tensors(train=False)[0][:DIGITS]
         digits = "MNIST test digits"

@@ -12,18 +12,19 @@ from collections import OrderedDict
 
 import streamlit as st
 
-from sae import sweep, trained
-from sae.ab import ABResult, ab_compare
-from sae.cache import ResultCache, digit_fingerprint, model_fingerprint
-from sae.forward_worker import default_worker
-from sae.inference import InferenceResult
-from sae.sweep import Setting
+from sae.analysis import sweep, trained_for_setting
+from sae.analysis.inference import InferenceResult
+from sae.analysis.sweep import Setting
+from sae.analysis.two_settings import ABResult, ab_compare
+from sae.io.fingerprints import digit_fingerprint, model_fingerprint
+from sae.runs.forward_process import default_worker
+from sae.runs.shared_results import ResultCache
 
 EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
 
 
 def run_digit(model, digit, **overrides) -> InferenceResult:
-    """``sae.inference.run_digit`` in the forward process (sae/forward_worker.py), the same result bit for bit:
+    """``sae.analysis.inference.run_digit`` in the forward process (sae/runs/forward_process.py), the same result bit for bit:
     in the server process a forward beside other sessions' reruns waits on the GIL hundreds of times."""
     return default_worker().run_digit(model, digit, **overrides)
 
@@ -91,16 +92,16 @@ def trained_key(parameter: str, digits_key: str, reference, models: dict) -> tup
 
 
 def cached_sweep(model, model_key: str, images, digits_key: str, shown: int, thresholds, steps, betas):
-    """``sae.sweep.run_sweep`` once per (weights, digits, values) for the whole server."""
+    """``sae.analysis.sweep.run_sweep`` once per (weights, digits, values) for the whole server."""
     key = sweep_key(model_key, digits_key, thresholds, steps, betas)
     label = f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits"
     return computed(key, label, lambda progress: sweep.run_sweep(model, images, thresholds, steps, betas, show=shown, progress=progress))
 
 
 def cached_trained_rows(parameter: str, entries, models: dict, reference, images, digits_key: str, shown: int):
-    """``sae.trained.compare_trained`` once per (series, digits, every model's weights) for the whole server."""
+    """``sae.analysis.trained_for_setting.compare_trained`` once per (series, digits, every model's weights) for the whole server."""
     return computed(
         trained_key(parameter, digits_key, reference, models),
         f"Running {len(models)} trained models",
-        lambda progress: trained.compare_trained(entries, models, reference, images, show=shown, progress=progress),
+        lambda progress: trained_for_setting.compare_trained(entries, models, reference, images, show=shown, progress=progress),
     )

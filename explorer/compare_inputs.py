@@ -10,11 +10,12 @@ import streamlit as st
 
 from explorer import state
 from explorer.resources import shared_checkpoint, test_set
-from sae import limits, trained
-from sae.cache import digit_fingerprint
-from sae.checkpoints import CheckpointError
-from sae.data import pick_digits
-from sae.sweep import Setting
+from sae import limits
+from sae.analysis import trained_for_setting
+from sae.analysis.sweep import Setting
+from sae.data.mnist import pick_digits
+from sae.io.checkpoints import CheckpointError
+from sae.io.fingerprints import digit_fingerprint
 
 URL = {"bind": "query-params", "persist_state": "session"}  # in the link, kept across pages
 DIGIT_SOURCES = ("random", "by class", "from Explore")  # shown as they are, and so read in a link
@@ -85,7 +86,7 @@ def trained_models(parameter: str, device: str) -> tuple[list, dict, dict]:
 
     Files that are missing, unreadable, or trained with another setting than their
     name says are left out with a visible note."""
-    located = trained.locate_trained(trained.trained_series(parameter))
+    located = trained_for_setting.locate_trained(trained_for_setting.trained_series(parameter))
     missing = [entry for entry, path in located if path is None]
     models, cards = {}, {}
     for entry, path in located:

@@ -3,7 +3,7 @@
 Each source draws its own widgets and returns a :class:`DigitChoice`: the
 normalised ``[1, 1, 32, 32]`` tensor the network will see (or ``None``) and, when
 the input was unusable, a one-line message saying why.  Images are decoded and
-normalised by ``sae.data``; this module only wires widgets to it.  The source, the MNIST
+normalised by ``sae.data.mnist``; this module only wires widgets to it.  The source, the MNIST
 index and class live in the URL (``?source=MNIST&index=42&class=7``) through
 ``bind="query-params"``, so a shared link opens the same digit.
 """
@@ -22,7 +22,7 @@ from PIL import Image
 
 from explorer.canvas import CanvasDataError, digit_canvas, png_bytes
 from explorer.resources import test_set
-from sae.data import ImageInputError, load_image_bytes, prepare_digit
+from sae.data.images import ImageInputError, load_image_bytes, prepare_digit
 from sae.limits import TEST_INDEX
 
 # The labels are also the URL values (a bound widget writes its label), so keep them plain.

@@ -1,6 +1,6 @@
 """The energy and sparsity panel, on Explore and in the Latent lab.
 
-Counts are computed from the spikes of the run on screen (``sae.energy``), so they
+Counts are computed from the spikes of the run on screen (``sae.analysis.energy``), so they
 follow thresh, beta and num_steps live; the figure is ``sae.plots.energy``.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import lab_texts
-from sae.energy import OpsReport, count_operations
-from sae.export import csv_text
+from sae.analysis.energy import OpsReport, count_operations
+from sae.io.tables import csv_text
 from sae.plots.energy import operations_and_energy
 from sae.plots.inside import png_download_config
 

@@ -12,7 +12,7 @@ State, all per session (``st.session_state``):
 - ``_lab_clicks``: a counter in the editor chart's key, so every click arrives on a
   fresh chart with no old selection and flips exactly one cell once.
 
-The URL carries ``lab_code`` (the edited code, :func:`sae.latent.code_to_text`) only
+The URL carries ``lab_code`` (the edited code, :func:`sae.analysis.latent.code_to_text`) only
 while the code differs from the digit's own.  Shared caches are read-only: the map
 of codes (per checkpoint, also on disk) and the test set's class means.
 """
@@ -29,8 +29,8 @@ import torch
 
 from explorer import lab_texts, state
 from explorer.resources import test_set
-from sae import latent
-from sae.cache import digit_fingerprint, model_fingerprint
+from sae.analysis import latent
+from sae.io.fingerprints import digit_fingerprint, model_fingerprint
 from sae.limits import TEST_INDEX
 
 URL_CODE = "lab_code"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sae.energy import PJ_PER_AC, PJ_PER_MAC, SOURCE
+from sae.analysis.energy import PJ_PER_AC, PJ_PER_MAC, SOURCE
 
 INTRO = (
     "The decoder never sees the image: all it gets is this grid of 0s and 1s, one row per latent neuron, one "

@@ -7,7 +7,7 @@ work).  Unlimited, a dozen or more ran at once and took 5 ms turns at the GIL in
 rotation: every one of them finished late, and the event loop thread that sends
 their results got its turn as rarely (py-spy under load: most script threads
 waiting for the GIL).  Two at a time: one builds its page while the other waits on
-the forward process (sae/forward_worker.py, no GIL), and a rerun that arrives
+the forward process (sae/runs/forward_process.py, no GIL), and a rerun that arrives
 queues on a lock (no GIL) and then runs at full speed.  Measured with
 benchmarks/load.py, 30 sessions, every move a new value: see the README table.
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from sae.checkpoints import Checkpoint, load_checkpoint
-from sae.data import mnist_tensors
+from sae.data.mnist import mnist_tensors
+from sae.io.checkpoints import Checkpoint, load_checkpoint
 
 
 def ready_for_inference(ckpt: Checkpoint, device: str) -> Checkpoint:

@@ -14,8 +14,8 @@ import streamlit as st
 from explorer import state
 from explorer.resources import ready_for_inference, shared_checkpoint
 from sae import limits
-from sae.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
 from sae.devices import device_status
+from sae.io.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
 from sae.model import check_neuron_settings
 
 UPLOAD_LABEL = "uploaded: "

@@ -2,7 +2,7 @@
 
 Each widget is keyed ``tr_<field>`` after the dataclass field it sets, so the
 mapping both ways is one loop (no field listed twice).  Ranges and choices come
-from ``sae.limits``; preset values from ``sae.recipes``.  Widgets keep their
+from ``sae.limits``; preset values from ``sae.training.recipes``.  Widgets keep their
 values across pages with ``persist_state="session"``, as on the Compare page.
 """
 
@@ -16,8 +16,8 @@ from explorer import texts
 from sae import limits
 from sae.devices import available_devices
 from sae.model import SAEConfig
-from sae.recipes import RECIPES
-from sae.train import TrainConfig
+from sae.training.loop import TrainConfig
+from sae.training.recipes import RECIPES
 
 PRESETS = {"One minute": RECIPES["fast"], "Tutorial": RECIPES["tutorial"], "Longer": RECIPES["longer"]}
 NET_FIELDS = ("latent_dim", "beta", "thresh", "num_steps", "surrogate")

@@ -1,4 +1,4 @@
-"""The Train page's glue to ``sae.jobs``: this session's run, its callbacks, saving its model.
+"""The Train page's glue to ``sae.runs.jobs``: this session's run, its callbacks, saving its model.
 
 The run itself lives in the process-wide job manager, never in the page; the
 session only keeps a handle (``JOB``) and an owner token, so another session can
@@ -12,11 +12,11 @@ import uuid
 import streamlit as st
 
 from explorer import resources, state, train_form
-from sae.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
-from sae.data import DataUnavailableError
+from sae.data.mnist import DataUnavailableError
 from sae.devices import DeviceUnavailableError
-from sae.jobs import ENDED, JobLimitError, TrainingJob, default_manager
-from sae.train import final_metrics
+from sae.io.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
+from sae.runs.jobs import ENDED, JobLimitError, TrainingJob, default_manager
+from sae.training.loop import final_metrics
 
 JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
 STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner

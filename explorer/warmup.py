@@ -3,7 +3,7 @@
 A fresh server took 4.7-11 s for its first Explore and 9-21 s for its first Compare
 (later ones 0.06-0.12 and 0.17-0.3 s; three fresh starts on the busy 2-core machine):
 the first visitor paid for loading the model and MNIST, starting the forward process
-(sae/forward_worker.py), importing and first running plotly's figure code and
+(sae/runs/forward_process.py), importing and first running plotly's figure code and
 pyarrow, and Compare's default sweep (6 thresholds x 256 digits) and trained-model
 runs.  :func:`start` does all of that once per process, in a thread, into the same
 process-wide caches the pages read (``explorer.resources``, ``explorer.cached``).
@@ -85,7 +85,7 @@ def _run() -> None:
 
 def _kick_forward_process() -> None:
     """Start Explore's forward process now, without waiting: it imports torch while the model loads."""
-    from sae.forward_worker import default_worker
+    from sae.runs.forward_process import default_worker
 
     default_worker().start(wait_s=0)
 
@@ -112,7 +112,7 @@ DEVICE = "cpu"  # the sidebar's default device (the first one available)
 
 def _model_and_data():
     from explorer.resources import shared_checkpoint, test_set
-    from sae.checkpoints import default_checkpoint_path
+    from sae.io.checkpoints import default_checkpoint_path
 
     test_set()
     return shared_checkpoint(default_checkpoint_path(), DEVICE).model
@@ -122,9 +122,9 @@ def _explore(model) -> None:
     """One forward of the page's example digit in the forward process, and every Explore figure once."""
     from explorer.digit_input import EXAMPLE_INDEX
     from explorer.resources import test_set
-    from sae.forward_worker import default_worker
     from sae.model import SPIKING_LAYERS
     from sae.plots import inside
+    from sae.runs.forward_process import default_worker
 
     digit = test_set()[0][EXAMPLE_INDEX : EXAMPLE_INDEX + 1]
     config = model.config
@@ -162,10 +162,10 @@ def _compare(model) -> None:
     from explorer import texts
     from explorer.cached import shared_results, sweep_key, trained_key
     from explorer.resources import shared_checkpoint, test_set
-    from sae import sweep, trained
-    from sae.cache import digit_fingerprint, model_fingerprint
-    from sae.checkpoints import CheckpointError
-    from sae.data import pick_digits
+    from sae.analysis import sweep, trained_for_setting
+    from sae.data.mnist import pick_digits
+    from sae.io.checkpoints import CheckpointError
+    from sae.io.fingerprints import digit_fingerprint, model_fingerprint
     from sae.plots import compare as plots
 
     shown = 6  # the page's SHOWN
@@ -181,9 +181,9 @@ def _compare(model) -> None:
         plots.series_rasters(result, "thresh"),
     )  # fmt: skip
 
-    entries = [entry for entry, _ in trained.locate_trained(trained.trained_series("thresh"))]
+    entries = [entry for entry, _ in trained_for_setting.locate_trained(trained_for_setting.trained_series("thresh"))]
     models = {}
-    for entry, path in trained.locate_trained(trained.trained_series("thresh")):
+    for entry, path in trained_for_setting.locate_trained(trained_for_setting.trained_series("thresh")):
         if path is None:
             continue
         try:
@@ -194,9 +194,11 @@ def _compare(model) -> None:
             models[entry.filename] = ckpt.model
     if not models:
         return
-    reference = models.get(trained.REFERENCE_FILENAME, model)
+    reference = models.get(trained_for_setting.REFERENCE_FILENAME, model)
     key = trained_key("thresh", digits_key, reference, models)
-    rows = shared_results().get_or_compute(key, lambda: trained.compare_trained(entries, models, reference, images, show=min(shown, len(images))))
+    rows = shared_results().get_or_compute(
+        key, lambda: trained_for_setting.compare_trained(entries, models, reference, images, show=min(shown, len(images)))
+    )
     _as_streamlit_sends(plots.trained_vs_after(rows, "thresh"), plots.trained_reconstructions(rows, images[:shown, 0].cpu().numpy(), "thresh"))
     dataframe_util.convert_anything_to_arrow_bytes([row.table_row({}) for row in rows])  # st.dataframe: pyarrow
 

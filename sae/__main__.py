@@ -40,8 +40,8 @@ def _add_train_args(p):
     from dataclasses import fields
 
     from sae import limits
-    from sae.recipes import RECIPES
-    from sae.train import TrainConfig
+    from sae.training.loop import TrainConfig
+    from sae.training.recipes import RECIPES
 
     g = p.add_argument_group("training")
     g.add_argument(
@@ -66,7 +66,7 @@ def _add_train_args(p):
         "--calibrate",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="before the first step, scale each layer to fire at a target rate (sae.start)",
+        help="before the first step, scale each layer to fire at a target rate (sae.training.calibration)",
     )
     g.add_argument("--seed", type=int, default=TrainConfig.seed)
     g.add_argument("--device", default="auto", help=f"{', '.join(limits.DEVICES)} or auto")
@@ -78,11 +78,11 @@ def _add_train_args(p):
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from sae.checkpoints import USER_DIR, load_checkpoint, save_checkpoint
-    from sae.data import mnist_tensors
+    from sae.data.mnist import mnist_tensors
+    from sae.io.checkpoints import USER_DIR, load_checkpoint, save_checkpoint
     from sae.model import SAEConfig
-    from sae.recipes import make_train_config
-    from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
+    from sae.training.loop import BatchEnd, EpochEnd, Evaluation, Finished, History, final_metrics, train
+    from sae.training.recipes import make_train_config
 
     model_config = SAEConfig(latent_dim=args.latent_dim, beta=args.beta, thresh=args.thresh, num_steps=args.num_steps, surrogate=args.surrogate)
     start, init_provenance = None, None
@@ -154,10 +154,10 @@ def cmd_train(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from sae.checkpoints import default_checkpoint_path, load_checkpoint
-    from sae.data import mnist_tensors
+    from sae.data.mnist import mnist_tensors
     from sae.devices import resolve_device
-    from sae.train import evaluate
+    from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
+    from sae.training.loop import evaluate
 
     ckpt = load_checkpoint(args.checkpoint or default_checkpoint_path())
     device = resolve_device(args.device)
@@ -192,7 +192,7 @@ def _add_worker_args(p):
     """One flag per WorkerConfig field, its default from the dataclass."""
     from dataclasses import fields
 
-    from sae.redis_queue import WorkerConfig
+    from sae.runs.redis_queue import WorkerConfig
 
     defaults = WorkerConfig()
     for f in fields(WorkerConfig):
@@ -206,7 +206,7 @@ def _add_worker_args(p):
 def cmd_worker(args) -> int:
     from dataclasses import fields
 
-    from sae.redis_queue import WorkerConfig, serve
+    from sae.runs.redis_queue import WorkerConfig, serve
 
     return serve(WorkerConfig(**{f.name: getattr(args, f.name) for f in fields(WorkerConfig)}))
 

@@ -2,8 +2,8 @@
 
 The app runs on checkpoints written here (small models whose weights are scaled so
 every layer fires), never on trained ones: the sidebar gets them through the user
-folder and the "trained for the setting" registry through ``trained.TRAINED_DIR``.
-Every number a chart shows is checked against a fresh ``sae.sweep`` call.
+folder and the "trained for the setting" registry through ``trained_for_setting.TRAINED_DIR``.
+Every number a chart shows is checked against a fresh ``sae.analysis.sweep`` call.
 """
 
 import base64
@@ -17,11 +17,12 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from explorer.state import ChosenDigit
-from sae import checkpoints, sweep, trained
-from sae.ab import ab_compare
-from sae.data import mnist_tensors, pick_digits
+from sae.analysis import sweep, trained_for_setting
+from sae.analysis.sweep import Setting
+from sae.analysis.two_settings import ab_compare
+from sae.data.mnist import mnist_tensors, pick_digits
+from sae.io import checkpoints
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.sweep import Setting
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -54,7 +55,7 @@ def app_env(tmp_path, monkeypatch):
     for name, model in models.items():
         checkpoints.save_checkpoint(trained_dir / name, model, metrics={"test_mse": 0.0123, "spike_rates": {}})
     monkeypatch.setattr(checkpoints, "USER_DIR", user)
-    monkeypatch.setattr(trained, "TRAINED_DIR", trained_dir)
+    monkeypatch.setattr(trained_for_setting, "TRAINED_DIR", trained_dir)
     st.cache_resource.clear()  # the process-wide result cache: every test starts cold
     yield {"trained": trained_dir, "models": models}
     st.cache_resource.clear()
@@ -247,10 +248,10 @@ def test_a_misnamed_trained_checkpoint_is_left_out(app_env):
 
 
 def test_no_trained_checkpoints_is_a_note_not_an_error(app_env, monkeypatch, tmp_path):
-    monkeypatch.setattr(trained, "TRAINED_DIR", tmp_path / "empty")
+    monkeypatch.setattr(trained_for_setting, "TRAINED_DIR", tmp_path / "empty")
     at = open_compare()
     notes = " ".join(i.value for i in at.info)
-    assert all(e.filename in notes for e in trained.trained_series("thresh"))
+    assert all(e.filename in notes for e in trained_for_setting.trained_series("thresh"))
     assert not any(t.startswith("Training with a") for t in charts(at))
 
 

@@ -18,10 +18,11 @@ import torch
 from PIL import Image, ImageDraw
 from streamlit.testing.v1 import AppTest
 
-import sae.checkpoints as checkpoints
+import sae.io.checkpoints as checkpoints
 from explorer.canvas import png_data_url
-from sae.data import mnist_tensors, prepare_digit
-from sae.inference import run_digit
+from sae.analysis.inference import run_digit
+from sae.data.images import prepare_digit
+from sae.data.mnist import mnist_tensors
 from sae.model import SAEConfig, SpikingAutoencoder
 
 ROOT = Path(__file__).resolve().parent.parent

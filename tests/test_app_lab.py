@@ -18,10 +18,10 @@ from streamlit.proto.WidgetStates_pb2 import WidgetState
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Widget
 
-from sae import latent
-from sae.checkpoints import default_checkpoint_path, load_checkpoint
-from sae.data import mnist_tensors
-from sae.energy import count_operations
+from sae.analysis import latent
+from sae.analysis.energy import count_operations
+from sae.data.mnist import mnist_tensors
+from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

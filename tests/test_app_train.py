@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import explorer.resources as resources
-import sae.checkpoints as checkpoints
-import sae.jobs as jobs
+import sae.io.checkpoints as checkpoints
+import sae.runs.jobs as jobs
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.recipes import RECIPES
-from sae.train import evaluate
+from sae.training.loop import evaluate
+from sae.training.recipes import RECIPES
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRAIN_PAGE = "pages/views/train.py"

@@ -7,7 +7,10 @@ the moment it exists.  docs/architecture.md draws the same rules.
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("sae", "explorer", "pages", "benchmarks")
@@ -105,6 +108,57 @@ def test_the_library_imports_no_ui_no_pages_no_benchmarks():
         upward = {t for t in targets if t.split(".")[0] in ("explorer", "pages", "benchmarks", "app")}
         assert not upward, f"{name} imports {sorted(upward)}"
         assert "streamlit" not in third_party_imports(modules[name]), f"{name} imports streamlit"
+
+
+# Inside sae/: which group may import which (besides itself).  A group is a subpackage, or a
+# top-level module.  Read bottom-up: the network, then files and data, then what uses them.
+BASE = {"sae.limits", "sae.errors", "sae.devices"}
+NETWORK = BASE | {"sae.model", "sae.engine"}
+SAE_MAY_IMPORT = {
+    "sae.limits": set(),
+    "sae.errors": set(),
+    "sae.devices": set(),
+    "sae.model": {"sae.limits"},
+    "sae.engine": {"sae.model"},
+    "sae.io": NETWORK,
+    "sae.data": BASE | {"sae.io"},
+    "sae.training": NETWORK | {"sae.io", "sae.data"},
+    "sae.analysis": NETWORK | {"sae.io", "sae.data"},  # never training or runs: analysis asks, it does not run jobs
+    "sae.plots": NETWORK | {"sae.analysis"},  # figures from results, nothing else
+    "sae.runs": NETWORK | {"sae.io", "sae.data", "sae.training", "sae.analysis"},
+    "sae.__main__": NETWORK | {"sae.io", "sae.data", "sae.training", "sae.analysis", "sae.runs"},
+}
+SUBPACKAGES = ("data", "training", "analysis", "io", "runs", "plots")
+
+
+def sae_group(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and (parts[1] in SUBPACKAGES or len(parts) == 2) else module
+
+
+def test_every_sae_module_belongs_to_a_known_group():
+    groups = {sae_group(name) for name in project_modules() if name.startswith("sae.")}
+    assert groups <= set(SAE_MAY_IMPORT), sorted(groups - set(SAE_MAY_IMPORT))
+
+
+def test_inside_the_library_imports_follow_the_layers():
+    for name, targets in import_graph().items():
+        if not name.startswith("sae."):
+            continue
+        group = sae_group(name)
+        for target in targets:
+            if target == "sae" or not target.startswith("sae."):
+                continue
+            used = sae_group(target)
+            assert used == group or used in SAE_MAY_IMPORT[group], f"{name} imports {target}: {group} may not use {used}"
+
+
+def test_the_layer_rule_catches_a_wrong_edge(monkeypatch):
+    graph = import_graph()
+    graph["sae.analysis.sweep"] = graph["sae.analysis.sweep"] | {"sae.runs.jobs"}
+    monkeypatch.setattr(sys.modules[__name__], "import_graph", lambda: graph)
+    with pytest.raises(AssertionError, match="analysis may not use sae.runs"):
+        test_inside_the_library_imports_follow_the_layers()
 
 
 def test_the_engine_imports_the_model_only():

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from benchmarks.tutorial_sae import build_tutorial_sae
-from sae import checkpoints
-from sae.checkpoints import (
+from sae.io import checkpoints
+from sae.io.checkpoints import (
     Checkpoint,
     CheckpointError,
     CheckpointInfo,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sae.__main__ import main
-from sae.checkpoints import load_checkpoint
+from sae.io.checkpoints import load_checkpoint
 
 
 def test_train_then_eval_print_real_figures_and_save_a_loadable_checkpoint(tmp_path, capsys):

@@ -6,9 +6,9 @@ Without a GPU these are skipped; the CPU suite holds the same properties on the 
 import pytest
 import torch
 
-from sae.inference import run_digit
+from sae.analysis.inference import run_digit
 from sae.model import SAEConfig
-from sae.train import Finished, TrainConfig, seeded_model, train
+from sae.training.loop import Finished, TrainConfig, seeded_model, train
 from tests.test_engine import assert_agrees_with_the_tutorial
 from tests.test_model import spiking_pair
 

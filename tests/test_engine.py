@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 import sae.model as model_module
 from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
-from sae.data import mnist_tensors
+from sae.data.mnist import mnist_tensors
 from sae.engine import compile_now, compiled, fast_train_step, fuse, unfuse
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
-from sae.train import Finished, TrainConfig, evaluate, train
+from sae.training.loop import Finished, TrainConfig, evaluate, train
 from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
 
 

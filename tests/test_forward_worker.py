@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from sae import forward_worker
-from sae.forward_worker import ForwardWorker
-from sae.inference import run_digit
+from sae.analysis.inference import run_digit
 from sae.model import SAEConfig, SpikingAutoencoder
+from sae.runs import forward_process
+from sae.runs.forward_process import ForwardWorker
 
 
 def make_model(seed: int, **config) -> SpikingAutoencoder:
@@ -79,4 +79,4 @@ def test_turned_off_by_the_environment(monkeypatch):
     model, digit = make_model(0), torch.rand(1, 1, 32, 32)
     assert same(w.run_digit(model, digit), run_digit(model, digit))
     assert w._process is None
-    assert not forward_worker.enabled()
+    assert not forward_process.enabled()

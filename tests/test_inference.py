@@ -1,4 +1,4 @@
-"""sae.inference: one digit through the model, its numbers, and the exports."""
+"""sae.analysis.inference: one digit through the model, its numbers, and the exports."""
 
 import csv
 import io
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from sae.cache import digit_fingerprint
-from sae.inference import SPIKING_LAYERS, latent_raster_csv, run_digit, single_thread, trace_npz_bytes
+from sae.analysis.inference import SPIKING_LAYERS, latent_raster_csv, run_digit, single_thread, trace_npz_bytes
+from sae.io.fingerprints import digit_fingerprint
 from sae.limits import THRESH
 from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
 

@@ -1,8 +1,8 @@
-"""sae.jobs: background training runs, the shared queue and its bounds, and isolation between sessions.
+"""sae.runs.jobs: background training runs, the shared queue and its bounds, and isolation between sessions.
 
 Real training runs here are tiny (random 32x32 images, a few batches of 16), so
 every test takes seconds even on a busy 2-core machine; they train in worker
-processes, as the app's runs do (``sae.local_runner``).  The queue and lifetime
+processes, as the app's runs do (``sae.runs.local``).  The queue and lifetime
 tests use a fake runner in the job's own thread that yields events on demand,
 so their timing is exact.
 """
@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-import sae.jobs as jobs
-from sae.export import history_csv
-from sae.inference import run_digit
-from sae.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager
-from sae.local_runner import LocalRunner
+import sae.runs.jobs as jobs
+from sae.analysis.inference import run_digit
+from sae.io.tables import history_csv
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.train import BatchEnd, Finished, History, TrainConfig, train
+from sae.runs.jobs import ENDED, FAILED, QUEUED, RUNNING, JobLimitError, JobManager
+from sae.runs.local import LocalRunner
+from sae.training.loop import BatchEnd, Finished, History, TrainConfig, train
 
 NET = SAEConfig(latent_dim=8, num_steps=2)
 
@@ -63,7 +63,7 @@ class FakeClock:
 
 
 class FakeTrain:
-    """Stands in for sae.train.train: one BatchEnd per ``release()``, Finished when ``finish`` is set or on stop."""
+    """Stands in for sae.training.loop.train: one BatchEnd per ``release()``, Finished when ``finish`` is set or on stop."""
 
     def __init__(self):
         self.tick = threading.Semaphore(0)

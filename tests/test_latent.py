@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from sae import latent
-from sae.checkpoints import default_checkpoint_path, load_checkpoint
-from sae.data import mnist_tensors
+from sae.analysis import latent
+from sae.data.mnist import mnist_tensors
+from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
 
 

@@ -9,7 +9,7 @@ import plotly.tools
 import pytest
 import torch
 
-from sae.inference import run_digit
+from sae.analysis.inference import run_digit
 from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.plots import inside, training
 

@@ -18,12 +18,12 @@ import pytest
 import redis
 
 import explorer.resources as resources
-import sae.checkpoints as checkpoints
-import sae.jobs as jobs
-from sae.jobs import ENDED, QUEUED, JobManager
+import sae.io.checkpoints as checkpoints
+import sae.runs.jobs as jobs
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.redis_queue import RedisRunner
-from sae.train import TrainConfig
+from sae.runs.jobs import ENDED, QUEUED, JobManager
+from sae.runs.redis_queue import RedisRunner
+from sae.training.loop import TrainConfig
 from tests.browser.conftest import ROOT
 from tests.services import redis_server, sae_worker, wait_for
 from tests.test_app_train import TEST_X, TRAIN_X, batch_points, button, poll_until, session, start, texts

@@ -1,11 +1,11 @@
-"""sae.start: the calibrated start fires at the target rate wherever weights can make it, and nowhere else."""
+"""sae.training.calibration: the calibrated start fires at the target rate wherever weights can make it, and nowhere else."""
 
 import pytest
 import torch
 
 from sae.model import SAEConfig, layers_that_cannot_fire
-from sae.start import SCALED_BY, TARGET_RATE, calibrate, layer_rates
-from sae.train import seeded_model
+from sae.training.calibration import SCALED_BY, TARGET_RATE, calibrate, layer_rates
+from sae.training.loop import seeded_model
 
 
 @pytest.fixture(scope="module")

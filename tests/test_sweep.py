@@ -1,4 +1,4 @@
-"""sae.sweep: the sweep's numbers against separate forwards, its speed-ups kept honest, caching, trained models."""
+"""sae.analysis.sweep: the sweep's numbers against separate forwards, its speed-ups kept honest, caching, trained models."""
 
 import pickle
 import threading
@@ -8,14 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sae import sweep, trained
-from sae.ab import ab_compare
-from sae.cache import ResultCache, model_fingerprint
-from sae.data import pick_digits
+from sae.analysis import sweep, trained_for_setting
+from sae.analysis.sweep import Setting
+from sae.analysis.two_settings import ab_compare
+from sae.data.mnist import pick_digits
+from sae.io.fingerprints import model_fingerprint
 from sae.model import LAYER_NAMES, SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 from sae.plots import compare as plots
-from sae.sweep import Setting
-from sae.train import evaluate
+from sae.runs.shared_results import ResultCache
+from sae.training.loop import evaluate
 
 
 def firing_model(seed=0, **config):
@@ -194,22 +195,22 @@ def test_ab_different_thresholds_differ_where_the_trace_says(model, images):
 
 
 def test_registry_covers_both_series():
-    assert [e.num_steps for e in trained.trained_series("num_steps")] == [1, 3, 5, 10]
-    assert [e.thresh for e in trained.trained_series("thresh")] == [0.5, 1.0, 2.0]
-    assert all(e.thresh == 1.0 for e in trained.trained_series("num_steps"))
-    assert all(e.num_steps == 5 for e in trained.trained_series("thresh"))
-    assert trained.REFERENCE_FILENAME in {e.filename for e in trained.TRAINED_FOR_SETTING}
+    assert [e.num_steps for e in trained_for_setting.trained_series("num_steps")] == [1, 3, 5, 10]
+    assert [e.thresh for e in trained_for_setting.trained_series("thresh")] == [0.5, 1.0, 2.0]
+    assert all(e.thresh == 1.0 for e in trained_for_setting.trained_series("num_steps"))
+    assert all(e.num_steps == 5 for e in trained_for_setting.trained_series("thresh"))
+    assert trained_for_setting.REFERENCE_FILENAME in {e.filename for e in trained_for_setting.TRAINED_FOR_SETTING}
     with pytest.raises(ValueError):
-        trained.trained_series("beta")
-    t10 = trained.trained_series("num_steps")[-1]
+        trained_for_setting.trained_series("beta")
+    t10 = trained_for_setting.trained_series("num_steps")[-1]
     assert t10.matches(SAEConfig(num_steps=10)) and not t10.matches(SAEConfig(num_steps=5))
     assert not t10.matches(SAEConfig(num_steps=10, thresh=2.0))
 
 
 def test_locate_trained_reports_missing_files(tmp_path, monkeypatch):
     (tmp_path / "compare_T3_thr1.pt").write_bytes(b"x")
-    monkeypatch.setattr(trained, "TRAINED_DIR", tmp_path)
-    found = dict((e.filename, p) for e, p in trained.locate_trained())
+    monkeypatch.setattr(trained_for_setting, "TRAINED_DIR", tmp_path)
+    found = dict((e.filename, p) for e, p in trained_for_setting.locate_trained())
     assert found["compare_T3_thr1.pt"] == tmp_path / "compare_T3_thr1.pt"
     assert found["compare_T1_thr1.pt"] is None and len(found) == 6
 
@@ -217,9 +218,11 @@ def test_locate_trained_reports_missing_files(tmp_path, monkeypatch):
 def test_compare_trained_measures_each_model_at_its_own_setting(images):
     reference = firing_model(seed=0)
     trained_t1 = firing_model(seed=1, num_steps=1)
-    entries = trained.trained_series("num_steps")[:2]  # T1 (present) and T3 (missing)
+    entries = trained_for_setting.trained_series("num_steps")[:2]  # T1 (present) and T3 (missing)
     calls = []
-    rows = trained.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3, progress=lambda f, m: calls.append(f))
+    rows = trained_for_setting.compare_trained(
+        entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3, progress=lambda f, m: calls.append(f)
+    )
     t1, t3 = rows
     assert t1.trained.setting == Setting(1.0, 1, 0.5) and t3.trained is None
     with torch.no_grad():
@@ -227,7 +230,7 @@ def test_compare_trained_measures_each_model_at_its_own_setting(images):
         assert t3.after_training.mse == pytest.approx(F.mse_loss(reference(images, num_steps=3), images).item(), rel=1e-5)
     assert t1.after_training.setting == Setting(1.0, 1, 0.5)
     assert calls[-1] == pytest.approx(1.0)
-    no_reference = trained.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, None, images)
+    no_reference = trained_for_setting.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, None, images)
     assert no_reference[0].after_training is None
 
 
@@ -325,7 +328,7 @@ def test_ab_figures_highlight_the_difference(model, images):
 
 def test_trained_figures_leave_gaps_for_missing_models(images):
     reference, t1 = firing_model(seed=0), firing_model(seed=1, num_steps=1)
-    rows = trained.compare_trained(trained.trained_series("num_steps"), {"compare_T1_thr1.pt": t1}, reference, images[:4])
+    rows = trained_for_setting.compare_trained(trained_for_setting.trained_series("num_steps"), {"compare_T1_thr1.pt": t1}, reference, images[:4])
     fig = plots.trained_vs_after(rows, "num_steps")
     trained_mse = list(fig.data[0].y)
     assert trained_mse[0] == pytest.approx(rows[0].trained.mse) and trained_mse[1:] == [None, None, None]

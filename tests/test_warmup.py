@@ -12,8 +12,8 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from explorer import warmup
-from sae import sweep, trained
-from sae.forward_worker import default_worker
+from sae.analysis import sweep, trained_for_setting
+from sae.runs.forward_process import default_worker
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -33,7 +33,7 @@ def test_first_compare_after_the_warmup_computes_nothing(cold_caches, monkeypatc
 
     calls = []
     monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: calls.append("sweep") or pytest.fail("swept again"))
-    monkeypatch.setattr(trained, "compare_trained", lambda *a, **k: calls.append("trained") or pytest.fail("ran again"))
+    monkeypatch.setattr(trained_for_setting, "compare_trained", lambda *a, **k: calls.append("trained") or pytest.fail("ran again"))
     at = AppTest.from_file(APP, default_timeout=120)
     at.switch_page("pages/views/compare.py")
     at.run()

@@ -19,10 +19,10 @@ import time
 import pytest
 import torch
 
-from sae.jobs import ENDED, FAILED, JobManager
-from sae.local_runner import LocalRunner
-from sae.train import BatchEnd, Evaluation, Finished, train
-from sae.worker import ProcessSettings
+from sae.runs.jobs import ENDED, FAILED, JobManager
+from sae.runs.local import LocalRunner
+from sae.runs.worker import ProcessSettings
+from sae.training.loop import BatchEnd, Evaluation, Finished, train
 from tests.browser.conftest import ROOT
 from tests.test_jobs import NET, tiny, wait_until
 
@@ -90,9 +90,9 @@ def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trai
 APP = """
 import multiprocessing, sys, threading, time
 import torch
-from sae.local_runner import LocalRunner
+from sae.runs.local import LocalRunner
 from sae.model import SAEConfig
-from sae.train import TrainConfig
+from sae.training.loop import TrainConfig
 
 if __name__ == "__main__":
     cfg = TrainConfig(epochs=1000, batch_size=16, eval_images=16, device="cpu")

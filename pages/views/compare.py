@@ -1,8 +1,8 @@
 """Compare: what do thresh and num_steps do?
 
 Two answers side by side: the same trained model run at other settings (a sweep
-at inference, ``sae.sweep``), and models trained with each setting
-(``sae.trained``), plus an A/B view of one digit (``sae.ab``).  Widgets ->
+at inference, ``sae.analysis.sweep``), and models trained with each setting
+(``sae.analysis.trained_for_setting``), plus an A/B view of one digit (``sae.analysis.two_settings``).  Widgets ->
 ``sae`` -> ``sae.plots.compare`` figures; inputs in ``explorer.compare_inputs``,
 results cached by ``explorer.cached``, prose in ``explorer.texts``.
 """
@@ -15,9 +15,9 @@ from explorer import texts
 from explorer.cached import cached_sweep, cached_trained_rows, session_ab
 from explorer.compare_inputs import URL, choose_digits, grid_inputs, setting_inputs, trained_models
 from explorer.sidebar import current
-from sae import trained
-from sae.cache import model_fingerprint
-from sae.export import csv_text
+from sae.analysis import trained_for_setting
+from sae.io.fingerprints import model_fingerprint
+from sae.io.tables import csv_text
 from sae.model import SPIKING_LAYERS
 from sae.plots import compare as plots
 from sae.plots import inside
@@ -80,9 +80,9 @@ def trained_view(parameter: str, settings, images, digits_key: str) -> None:
     entries, models, cards = trained_models(parameter, settings.device)
     if not models:
         return
-    reference = models.get(trained.REFERENCE_FILENAME)
+    reference = models.get(trained_for_setting.REFERENCE_FILENAME)
     if reference is None:
-        st.caption(f'`{trained.REFERENCE_FILENAME}` is missing, so the sidebar\'s model stands in for "changed after training".')
+        st.caption(f'`{trained_for_setting.REFERENCE_FILENAME}` is missing, so the sidebar\'s model stands in for "changed after training".')
         reference = settings.model
     rows = cached_trained_rows(parameter, entries, models, reference, images, digits_key, min(SHOWN, len(images)))
     beside(plots.trained_vs_after(rows, parameter), f"{parameter}_trained", texts.TRAINED_VS_AFTER)

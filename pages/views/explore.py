@@ -1,6 +1,6 @@
 """Explore: give the network a digit and look inside it, step by step.
 
-Widgets -> ``sae.inference.run_digit`` -> ``sae.plots.inside`` figures.  Results are
+Widgets -> ``sae.analysis.inference.run_digit`` -> ``sae.plots.inside`` figures.  Results are
 cached in this session only (``explorer.cached``: a few entries, keyed by the
 digit's content and the settings), so going back to a digit or a setting is
 instant and no session can grow memory without bound.  The detailed views sit in lazy tabs inside a
@@ -17,7 +17,7 @@ from explorer.cached import explore_result
 from explorer.digit_input import choose_source, read_digit
 from explorer.energy_view import show_energy
 from explorer.sidebar import current
-from sae.inference import InferenceResult, latent_raster_csv, trace_npz_bytes
+from sae.analysis.inference import InferenceResult, latent_raster_csv, trace_npz_bytes
 from sae.model import SPIKING_LAYERS
 from sae.plots import inside
 

@@ -1,7 +1,7 @@
 """Latent lab: edit the spike code and watch the decoder answer; what each neuron draws; a blend
 of two digits; the map of every test image's code; what the spikes cost.
 
-Widgets -> ``explorer.lab`` (state, caches, click handlers) -> ``sae.latent`` -> ``sae.plots.latent``.
+Widgets -> ``explorer.lab`` (state, caches, click handlers) -> ``sae.analysis.latent`` -> ``sae.plots.latent``.
 The editor is a fragment: a click reruns only it (decode one code, redraw two charts).
 """
 
@@ -14,9 +14,9 @@ from explorer import lab
 from explorer import lab_texts as texts
 from explorer.energy_view import show_report
 from explorer.sidebar import current
-from sae import latent
-from sae.energy import count_operations
-from sae.export import raster_csv
+from sae.analysis import latent
+from sae.analysis.energy import count_operations
+from sae.io.tables import raster_csv
 from sae.plots import latent as figs
 from sae.plots.inside import png_download_config
 

@@ -1,6 +1,6 @@
 """Train: pick a few settings, press Start and watch the network learn, live.
 
-Widgets (``explorer.train_form``) -> a ``sae.jobs`` training job that runs
+Widgets (``explorer.train_form``) -> a ``sae.runs.jobs`` training job that runs
 outside the page -> snapshots -> ``sae.plots.training`` figures.  The page never
 trains: it polls the job from a fragment once a second, so a run survives reruns
 and page switches, and the server decides (fairly, for everyone) when it may
@@ -15,9 +15,9 @@ import streamlit as st
 
 from explorer import texts, train_form, training
 from explorer.sidebar import current
-from sae.export import history_csv
-from sae.jobs import ENDED, FAILED, QUEUED, STOPPING, TrainingJob, default_manager
+from sae.io.tables import history_csv
 from sae.plots import training as charts
+from sae.runs.jobs import ENDED, FAILED, QUEUED, STOPPING, TrainingJob, default_manager
 
 POLL_S = 1.0  # the progress bar and the loss chart
 SLOW_POLL_S = 3.0  # reconstructions, spike rates, epoch losses: they change at evaluations only

@@ -1,6 +1,6 @@
 """Figures for the Compare page: sweeps over the neuron settings, trained models, A/B views.
 
-Data in (the result objects of ``sae.sweep``), ``go.Figure`` out; no Streamlit.
+Data in (the result objects of ``sae.analysis.sweep``), ``go.Figure`` out; no Streamlit.
 Grids of images or rasters are tiled into ONE heatmap with blank gaps rather than
 dozens of subplots: it draws fast and every tile shares one colour scale, so
 tiles can be compared by eye.
@@ -14,13 +14,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sae.ab import ABResult
-from sae.inference import InferenceResult
+from sae.analysis.inference import InferenceResult
+from sae.analysis.sweep import SettingResult, SweepResult
+from sae.analysis.trained_for_setting import TrainedRow
+from sae.analysis.two_settings import ABResult
 from sae.model import SPIKING_LAYERS
 from sae.plots import inside
 from sae.plots.inside import tile_maps
-from sae.sweep import SettingResult, SweepResult
-from sae.trained import TrainedRow
 
 GAP = 2  # blank pixels between tiles
 IMAGE_SCALE = "gray"

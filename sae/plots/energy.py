@@ -1,13 +1,13 @@
 """Figures of what the spikes cost: operations per layer, and a compute-only energy estimate.
 
-Takes a :class:`sae.energy.OpsReport`; data in, ``go.Figure`` out.
+Takes a :class:`sae.analysis.energy.OpsReport`; data in, ``go.Figure`` out.
 """
 
 from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from sae.energy import PJ_PER_AC, PJ_PER_MAC, OpsReport
+from sae.analysis.energy import PJ_PER_AC, PJ_PER_MAC, OpsReport
 
 SPIKING, DENSE, DENSE_ALL = "#f58518", "#4c78a8", "#9ecae9"
 # A fixed left margin for the layer names: Plotly's automargin draws the figure twice.

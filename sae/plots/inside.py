@@ -1,6 +1,6 @@
 """Figures of what happens inside one forward: data in, ``go.Figure`` out.
 
-Every builder takes an :class:`sae.inference.InferenceResult`.  Figures name their
+Every builder takes an :class:`sae.analysis.inference.InferenceResult`.  Figures name their
 axes and units and carry hover values; the ones that move through time steps
 (layer membranes, the reconstruction) use Plotly frames with a play button and a
 step slider, so playback runs in the browser without asking the server again.
@@ -25,7 +25,7 @@ import math
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.inference import InferenceResult
+from sae.analysis.inference import InferenceResult
 from sae.model import SPIKING_LAYERS
 from sae.plots.plain import plain_figure as _figure
 

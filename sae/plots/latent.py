@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from sae.latent import CodeMap, NeuronAtlas
+from sae.analysis.latent import CodeMap, NeuronAtlas
 from sae.plots.inside import INK_SCALE, tile_maps
 
 MARGIN = dict(l=10, r=10, t=50, b=10)

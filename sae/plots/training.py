@@ -1,4 +1,4 @@
-"""Live training charts: a history (``sae.train.History.as_dict()``) in, ``go.Figure`` out.
+"""Live training charts: a history (``sae.training.loop.History.as_dict()``) in, ``go.Figure`` out.
 
 The Train page redraws these about once a second, so every figure sets a fixed
 ``uirevision`` (zoom and hidden traces survive a redraw) and stays small: the

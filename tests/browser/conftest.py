@@ -76,7 +76,7 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 90) ->
 
 def ensure_a_checkpoint(user_dir: Path) -> None:
     """Until the shipped checkpoint exists, give the app an untrained one: the UI works the same."""
-    from sae.checkpoints import default_checkpoint_path, save_checkpoint
+    from sae.io.checkpoints import default_checkpoint_path, save_checkpoint
 
     if default_checkpoint_path().exists():
         return

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import running_app, wait_for_app
 
-from sae.checkpoints import save_checkpoint
+from sae.io.checkpoints import save_checkpoint
 from sae.model import SpikingAutoencoder
 
 MODEL = "browser_compare_model"

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from sae.data import prepare_digit
+from sae.data.images import prepare_digit
 from tests.browser.conftest import ROOT, wait_for_app
 
 VIEWPORT = {"width": 1400, "height": 1000}

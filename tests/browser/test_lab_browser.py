@@ -16,9 +16,9 @@ import time
 import numpy as np
 from playwright.sync_api import Page
 
-from sae import latent
-from sae.checkpoints import default_checkpoint_path, load_checkpoint
-from sae.data import mnist_tensors
+from sae.analysis import latent
+from sae.data.mnist import mnist_tensors
+from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 from tests.browser.conftest import wait_for_app
 
 VIEWPORT = {"width": 1400, "height": 1100}

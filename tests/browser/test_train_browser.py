@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from sae.checkpoints import load_checkpoint
+from sae.io.checkpoints import load_checkpoint
 from tests.browser.conftest import wait_for_app
 
 VIEWPORT = {"width": 1400, "height": 1000}

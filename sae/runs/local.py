@@ -1,13 +1,13 @@
 """The embedded default: each training run in a worker process of its own, on this machine.
 
-A :class:`LocalRunner` is called like ``sae.train.train`` and yields the same
-events, but the training happens in a child process (``sae.worker``) at a lower
+A :class:`LocalRunner` is called like ``sae.training.loop.train`` and yields the same
+events, but the training happens in a child process (``sae.runs.worker``) at a lower
 CPU priority.  Events come back over a pipe as plain data; a stop request goes
 the other way.  If the child dies under a run (killed, out of memory) the
 generator raises ``WorkerLost`` with one line, and the app goes on.  If the app
 dies, the child sees its control pipe close and stops.
 
-Children come from a ``multiprocessing`` fork server that imported ``sae.worker``
+Children come from a ``multiprocessing`` fork server that imported ``sae.runs.worker``
 (torch included) and the main module once and never computed anything: starting
 a run costs a fork, not seconds of imports, and a child inherits no threads and
 no CUDA state.  As with any ``multiprocessing`` program, the main script must
@@ -20,17 +20,17 @@ import multiprocessing
 import signal
 import threading
 
-from sae import wire
-from sae.train import BatchEnd, Finished
-from sae.worker import ProcessSettings, lower_priority
-from sae.worker import run as run_in_this_process
+from sae.runs import messages
+from sae.runs.worker import ProcessSettings, lower_priority
+from sae.runs.worker import run as run_in_this_process
+from sae.training.loop import BatchEnd, Finished
 
 POLL_S = 0.1  # how often the app forwards a stop request while it waits for events
 
 
 def _context():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", "sae.worker"])  # __main__ once here, not in every child
+    ctx.set_forkserver_preload(["__main__", "sae.runs.worker"])  # __main__ once here, not in every child
     return ctx
 
 
@@ -63,11 +63,11 @@ def _how(exitcode: int | None) -> str:
 
 
 class LocalRunner:
-    """Runs each training in a child process; call it like ``sae.train.train``."""
+    """Runs each training in a child process; call it like ``sae.training.loop.train``."""
 
     def __init__(self, settings: ProcessSettings | None = None, train_fn=None):
         self.settings = settings or ProcessSettings.from_env()
-        self.train_fn = train_fn  # a module-level stand-in for sae.train.train (tests)
+        self.train_fn = train_fn  # a module-level stand-in for sae.training.loop.train (tests)
 
     def warm(self) -> None:
         """Start the fork server now, so the first run does not wait for its imports."""
@@ -113,7 +113,7 @@ class LocalRunner:
                         message = events_in.recv()
                     except EOFError:
                         break  # the child closed its end: it has ended
-                    event = wire.decode(message, model_config)  # a "failed" message raises its one line
+                    event = messages.decode(message, model_config)  # a "failed" message raises its one line
                     if isinstance(event, BatchEnd):
                         step = event.step
                     yield event
@@ -122,7 +122,7 @@ class LocalRunner:
                 elif not process.is_alive() and not events_in.poll():
                     break
             process.join(5)
-            raise wire.WorkerLost(wire.lost_message(_how(process.exitcode), step))
+            raise messages.WorkerLost(messages.lost_message(_how(process.exitcode), step))
         finally:
             control_out.close()  # the child stops if it still runs (a failure, or nobody reads any more)
             events_in.close()

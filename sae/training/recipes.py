@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sae.train import TrainConfig
+from sae.training.loop import TrainConfig
 
 RECIPES = {
     # The tutorial as written: AdamW lr 1e-4, batch 250, loss on the last step, 10 epochs.
@@ -30,7 +30,7 @@ RECIPES = {
 }
 # The Compare page's "trained with this setting" models: one recipe for every setting, one full
 # epoch (1,875 steps of 32), so the comparison is fair (checkpoints/README.md).
-# Calibrated start (sae.start): after 1,000 steps it lowers the error at thresh 0.5 (0.038 -> 0.022) and num_steps 3 (0.033 -> 0.028).
+# Calibrated start (sae.training.calibration): after 1,000 steps it lowers the error at thresh 0.5 (0.038 -> 0.022) and num_steps 3 (0.033 -> 0.028).
 RECIPES["compare"] = TrainConfig(epochs=1, lr=3e-3, batch_size=32, loss="last", schedule="cosine", warmup_steps=100, compile=True, calibrate=True)
 # The Train page's "Longer" preset: the fast recipe given five times the time, with
 # epochs enough to fill it.

@@ -22,7 +22,7 @@ from sae import limits
 from sae.devices import resolve_device
 from sae.engine import compile_now, fuse, training_loss, unfuse
 from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
-from sae.start import calibrate
+from sae.training.calibration import calibrate
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class TrainConfig:
     device: str = "auto"
     engine: str = "fast"  # "fast": the first conv once (sae.engine); "reference": the tutorial's loops as written
     compile: bool = False  # fuse the LIF updates with torch.compile (sae.engine.fuse): faster after a one-off compile
-    calibrate: bool = False  # scale each layer to fire at a target rate before the first step (sae.start)
+    calibrate: bool = False  # scale each layer to fire at a target rate before the first step (sae.training.calibration)
 
     def __post_init__(self):
         if self.loss not in limits.LOSSES:
@@ -64,7 +64,7 @@ class TrainConfig:
         return asdict(self)
 
 
-CALIBRATION_IMAGES = 32  # the first training images set the starting scales (sae.start)
+CALIBRATION_IMAGES = 32  # the first training images set the starting scales (sae.training.calibration)
 
 
 class TrainingError(RuntimeError):

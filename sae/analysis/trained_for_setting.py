@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from sae.sweep import Progress, Setting, SettingResult, measure, model_beta
+from sae.analysis.sweep import Progress, Setting, SettingResult, measure, model_beta
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ TRAINED_DIR: Path | None = None  # None: the shipped checkpoints/ folder (tests 
 def trained_dir() -> Path:
     if TRAINED_DIR is not None:
         return Path(TRAINED_DIR)
-    from sae.checkpoints import SHIPPED_DIR  # read at call time: tests point TRAINED_DIR elsewhere
+    from sae.io.checkpoints import SHIPPED_DIR  # read at call time: tests point TRAINED_DIR elsewhere
 
     return Path(SHIPPED_DIR)
 

@@ -1,9 +1,9 @@
 """Training events as plain data, for runs that train in another process.
 
-A worker process (``sae.worker``) runs ``sae.train.train`` and sends each event
+A worker process (``sae.runs.worker``) runs ``sae.training.loop.train`` and sends each event
 as a small JSON-able dict; the app turns it back into the same ``BatchEnd``,
 ``Evaluation``, ``EpochEnd`` or ``Finished`` that an in-process run yields, so
-``sae.jobs`` and the pages cannot tell the difference.  Tensors travel as
+``sae.runs.jobs`` and the pages cannot tell the difference.  Tensors travel as
 base64 float32, the trained model as ``torch.save`` bytes of its state_dict,
 loaded back with ``weights_only=True``: nothing here unpickles code, which
 matters once the bytes come through Redis.
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sae.model import SAEConfig, SpikingAutoencoder
-from sae.train import BatchEnd, EpochEnd, Evaluation, Finished, TrainingError
+from sae.training.loop import BatchEnd, EpochEnd, Evaluation, Finished, TrainingError
 
 
 @dataclass

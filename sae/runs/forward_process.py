@@ -12,7 +12,7 @@ One child serves every session, one forward at a time (a forward is ~10 ms; a cl
 of 30 makes about ten a second).  Until the child has imported torch (seconds after
 it starts) forwards run in-process, so nobody waits for it.  It gets each model once,
 as its config and weights, keyed on the weights' fingerprint, and keeps a few.
-Results are the ``InferenceResult`` ``sae.inference.run_digit`` returns, bit for bit
+Results are the ``InferenceResult`` ``sae.analysis.inference.run_digit`` returns, bit for bit
 (the same function on the same weights, with one intra-op thread as in-process).
 CPU models only: a GPU model, or any failure of the child, runs in-process as before
 (logged), and ``SAE_FORWARD_PROCESS=0`` turns the child off.
@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sae.cache import model_fingerprint
-from sae.inference import InferenceResult, run_digit
+from sae.analysis.inference import InferenceResult, run_digit
+from sae.io.fingerprints import model_fingerprint
 from sae.model import SAEConfig, SpikingAutoencoder
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _serve(conn) -> None:
 
 
 def _start_child():
-    """``python -m sae.forward_worker FD``: a fresh interpreter with a socket to this process.
+    """``python -m sae.runs.forward_process FD``: a fresh interpreter with a socket to this process.
 
     Not ``multiprocessing``: its "spawn" re-imports the parent's ``__main__`` in the child, and in a
     Streamlit server ``sys.modules["__main__"]`` is whichever page script runs at that moment, so the
@@ -98,7 +98,7 @@ def _start_child():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sae.forward_worker", str(theirs.fileno())],
+            [sys.executable, "-m", "sae.runs.forward_process", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, close_fds=True,
         )  # fmt: skip
     finally:
@@ -110,7 +110,7 @@ def _start_child():
 
 
 class ForwardWorker:
-    """A child process that runs :func:`sae.inference.run_digit` for every thread of this process."""
+    """A child process that runs :func:`sae.analysis.inference.run_digit` for every thread of this process."""
 
     def __init__(self):
         self._lock = threading.Lock()  # one request on the pipe at a time
@@ -247,7 +247,7 @@ def default_worker() -> ForwardWorker:
         return _default
 
 
-if __name__ == "__main__":  # the child: python -m sae.forward_worker FD
+if __name__ == "__main__":  # the child: python -m sae.runs.forward_process FD
     try:
         _serve(Connection(int(sys.argv[1])))
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the server stops too

@@ -31,7 +31,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from sae.inference import single_thread
+from sae.analysis.inference import single_thread
 from sae.model import SPIKING_LAYERS
 
 Progress = Callable[[float, str], None]

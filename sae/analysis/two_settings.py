@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from sae.inference import InferenceResult, run_digit
+from sae.analysis.inference import InferenceResult, run_digit
+from sae.analysis.sweep import Setting
 from sae.model import SPIKING_LAYERS
-from sae.sweep import Setting
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,9 +1,8 @@
-"""Small helpers every writer and every error message shares."""
+"""The one atomic-write helper: readers see the old file or the new one, never a partial one."""
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,12 +43,3 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def first_line(error: BaseException | str, limit: int = 120) -> str:
-    """The first line of an error's message, without terminal colours, at most ``limit`` characters."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
-    if not text and isinstance(error, BaseException):
-        text = type(error).__name__
-    text = text.splitlines()[0] if text else ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from sae.export import raster_csv
+from sae.io.tables import raster_csv
 from sae.model import LAYER_NAMES, SPIKING_LAYERS
 
 

@@ -1,7 +1,7 @@
 """Training runs on a Redis job queue (RQ), trained by ``sae worker`` processes anywhere.
 
 With ``SAE_REDIS_URL`` set, the app does not train at all: a :class:`RedisRunner`
-(called like ``sae.train.train``) enqueues each run on an RQ queue and yields
+(called like ``sae.training.loop.train``) enqueues each run on an RQ queue and yields
 the events the worker writes back; any number of app replicas and workers, on
 any machines that reach Redis, share one queue.  RQ is the queue because it is
 small, well kept and needs nothing but Redis; its JSON serializer means no
@@ -10,7 +10,7 @@ state_dict bytes loaded with ``weights_only``).
 
 Keys for run ``<id>``, each with an expiry:
 
-- ``sae:run:<id>:events``  a stream of ``sae.wire`` events, in order: the worker adds, the app reads
+- ``sae:run:<id>:events``  a stream of ``sae.runs.messages`` events, in order: the worker adds, the app reads
 - ``sae:run:<id>:stop``    set by the app: the worker stops within a layer and keeps the model
 - ``sae:run:<id>:watched`` a lease the app renews while it reads; when it lapses (the app
   is gone) the worker stops, as a page does with a run nobody watches
@@ -35,18 +35,18 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from urllib.parse import urlsplit
 
-from sae import wire
-from sae.files import first_line
+from sae.errors import first_line
 from sae.model import SAEConfig
-from sae.train import BatchEnd, Finished, TrainConfig, TrainingError
-from sae.worker import ProcessSettings, lower_priority
-from sae.worker import run as run_in_this_process
+from sae.runs import messages
+from sae.runs.worker import ProcessSettings, lower_priority
+from sae.runs.worker import run as run_in_this_process
+from sae.training.loop import BatchEnd, Finished, TrainConfig, TrainingError
 
 log = logging.getLogger(__name__)
 
 REDIS_ENV = "SAE_REDIS_URL"
 QUEUE = "sae-training"
-JOB_FUNCTION = "sae.redis_queue.run_job"
+JOB_FUNCTION = "sae.runs.redis_queue.run_job"
 WORKER_PREFIX = "sae:worker:"
 HEARTBEAT_S = 0.5  # also how soon a worker sees a stop request
 ALIVE_TTL_S = 5  # a worker silent this long is lost
@@ -89,7 +89,7 @@ def job_timeout(cfg: TrainConfig) -> int:
 
 
 class RedisRunner:
-    """Sends runs to the queue and yields their events; call it like ``sae.train.train``.
+    """Sends runs to the queue and yields their events; call it like ``sae.training.loop.train``.
 
     The images the app passes are not sent (245 MB): a worker trains on its own copy of MNIST."""
 
@@ -151,8 +151,8 @@ class RedisRunner:
                 for _, items in entries or ():
                     for entry_id, data in items:
                         last_id = entry_id
-                        event = wire.decode(json.loads(data[b"e"]), model_config)  # "failed" raises its line
-                        if isinstance(event, wire.Started):
+                        event = messages.decode(json.loads(data[b"e"]), model_config)  # "failed" raises its line
+                        if isinstance(event, messages.Started):
                             started = event
                         elif isinstance(event, BatchEnd):
                             step = event.step
@@ -165,10 +165,10 @@ class RedisRunner:
                 if started is None:
                     self._check_waiting(job)
                     position = job.get_position()
-                    yield wire.Waiting(None if position is None else position + 1)
+                    yield messages.Waiting(None if position is None else position + 1)
                 elif not r.exists(WORKER_PREFIX + started.worker) and not r.xread({keys["events"]: last_id}, count=1):
                     how = f"worker {started.worker} sent no heartbeat for {ALIVE_TTL_S} s"
-                    raise wire.WorkerLost(wire.lost_message(how, step))
+                    raise messages.WorkerLost(messages.lost_message(how, step))
         finally:
             if not finished:
                 try:
@@ -209,7 +209,7 @@ _DATA: dict = {}
 
 
 def _mnist():
-    from sae.data import mnist_tensors
+    from sae.data.mnist import mnist_tensors
 
     if not _DATA:
         _DATA["train"], _DATA["test"] = mnist_tensors(train=True)[0], mnist_tensors(train=False)[0]
@@ -303,12 +303,12 @@ def run_job(spec: dict) -> dict:
     try:
         model_config = SAEConfig(**spec["model_config"])
         train_config = replace(TrainConfig(**spec["train_config"]), device=presence.device)
-        send(wire.encode(wire.Started(presence.name, presence.device)))
+        send(messages.encode(messages.Started(presence.name, presence.device)))
         train_images, test_images = _mnist()
         log.info("run %s: training %s on %s", job.id, train_config, presence.device)
         run_in_this_process(model_config, train_config, train_images, test_images, send, stop)
     except (ValueError, TypeError, KeyError) as error:  # a spec this worker cannot read (another version?)
-        send(wire.failed(f"the worker cannot run this: {error}"))
+        send(messages.failed(f"the worker cannot run this: {error}"))
     finally:
         presence.current(None)
     log.info("run %s: %s", job.id, outcome["type"])

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sae.cache import digit_fingerprint, model_fingerprint
-from sae.files import atomic_path
-from sae.inference import single_thread
+from sae.analysis.inference import single_thread
+from sae.io.atomic import atomic_path
+from sae.io.fingerprints import digit_fingerprint, model_fingerprint
 
 BLEND_STAGES = 8
 MAP_BATCH = 500
@@ -78,7 +78,7 @@ def decode_codes(model, codes: np.ndarray, *, thresh=None, beta=None) -> Decoded
 
 def edited_spikes(digit: EncodedDigit, code: np.ndarray, decoded: Decoded, index: int = 0) -> dict:
     """Every layer's spikes for an edited code: the encoder's own (it saw the same image), the
-    edited latent code, and the decoder's answer to it; what ``sae.energy`` counts."""
+    edited latent code, and the decoder's answer to it; what ``sae.analysis.energy`` counts."""
     spikes = {name: s for name, s in digit.spikes.items() if name.startswith("enc")}
     spikes["latent"] = np.ascontiguousarray(np.asarray(code, np.uint8).T)
     spikes.update({name: s[:, index] for name, s in decoded.spikes.items()})

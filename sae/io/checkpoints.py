@@ -37,7 +37,8 @@ from pathlib import Path
 
 import torch
 
-from sae.files import atomic_path, first_line
+from sae.errors import first_line
+from sae.io.atomic import atomic_path
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"

@@ -6,11 +6,11 @@ error) behind a lock; :meth:`TrainingJob.snapshot` hands out a consistent copy.
 The thread never touches the UI, so a page can poll it, go away and come back.
 
 The training itself runs elsewhere, through a *runner*: a callable with the
-signature of ``sae.train.train`` that yields its events.  By default
+signature of ``sae.training.loop.train`` that yields its events.  By default
 (:func:`default_runner`) that is a worker process per run on this machine
-(``sae.local_runner``), or, with ``SAE_REDIS_URL`` set, a ``sae worker`` behind
-a Redis queue (``sae.redis_queue``); never a thread of the server, whose GIL and
-cores the pages need.  ``sae.train.train`` itself is a runner too (in-thread).
+(``sae.runs.local``), or, with ``SAE_REDIS_URL`` set, a ``sae worker`` behind
+a Redis queue (``sae.runs.redis_queue``); never a thread of the server, whose GIL and
+cores the pages need.  ``sae.training.loop.train`` itself is a runner too (in-thread).
 
 One process-wide :class:`JobManager` (:func:`default_manager`) decides when a
 job may run: at most ``runs_per_device`` at once on each device (env
@@ -41,9 +41,9 @@ import torch
 
 from sae.devices import available_devices, resolve_device
 from sae.model import SAEConfig
-from sae.train import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
-from sae.wire import Started, Waiting
-from sae.worker import describe_failure
+from sae.runs.messages import Started, Waiting
+from sae.runs.worker import describe_failure
+from sae.training.loop import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +61,10 @@ def default_runner():
     """Where runs train: a Redis queue when ``SAE_REDIS_URL`` is set, else a worker process per run here."""
     url = os.environ.get(REDIS_ENV, "").strip()
     if url:
-        from sae.redis_queue import RedisRunner
+        from sae.runs.redis_queue import RedisRunner
 
         return RedisRunner(url)
-    from sae.local_runner import LocalRunner
+    from sae.runs.local import LocalRunner
 
     return LocalRunner()
 
@@ -84,7 +84,7 @@ class JobSnapshot:
     images_per_s: float | None
     step: int
     epoch: int
-    history: dict  # as sae.train.History.as_dict(): batch, evals, epochs
+    history: dict  # as sae.training.loop.History.as_dict(): batch, evals, epochs
     latest: Evaluation | None  # the last held-out evaluation (fixed digits and their reconstructions)
 
     @property

@@ -6,10 +6,10 @@ kept 42 % of its steps beside 30 explorers (design.md section 9).  The process
 runs at a lower CPU priority (``nice``), so the pages get the CPU first and the
 run gets the rest.
 
-Two transports use this module: ``sae.local_runner`` (the embedded default, a
-process per run on the app's machine) and ``sae.redis_queue`` (``sae worker``
+Two transports use this module: ``sae.runs.local`` (the embedded default, a
+process per run on the app's machine) and ``sae.runs.redis_queue`` (``sae worker``
 processes behind a Redis queue).  Both hand :func:`run` a way to send plain-data
-events (``sae.wire``) and a stop flag; failures become the same one line an
+events (``sae.runs.messages``) and a stop flag; failures become the same one line an
 in-process run gives.
 """
 
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 
 import torch
 
-from sae import wire
 from sae.devices import DeviceUnavailableError, resolve_device
-from sae.files import first_line
+from sae.errors import first_line
 from sae.model import SAEConfig
-from sae.train import TrainConfig, TrainingError, train
+from sae.runs import messages
+from sae.training.loop import TrainConfig, TrainingError, train
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,18 @@ def describe_failure(error: BaseException, device: str) -> str:
 
 
 def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None) -> None:
-    """Train, sending every event through ``send`` as a ``sae.wire`` dict; a failure is sent as one line.
+    """Train, sending every event through ``send`` as a ``sae.runs.messages`` dict; a failure is sent as one line.
 
-    ``train_fn`` stands in for ``sae.train.train`` (tests); it must take the same arguments."""
+    ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must take the same arguments."""
     device = train_config.device
     try:
         device = str(resolve_device(train_config.device))
         for event in (train_fn or train)(model_config, train_config, train_images, test_images, stop=stop):
-            send(wire.encode(event))
+            send(messages.encode(event))
     except (KeyboardInterrupt, SystemExit):
-        send(wire.failed("the training worker was shut down during the run; start it again"))
+        send(messages.failed("the training worker was shut down during the run; start it again"))
         raise
     except BaseException as error:  # noqa: BLE001 - every failure must reach the page as a message
         if not isinstance(error, TrainingError | DeviceUnavailableError):
             log.exception("training run failed")
-        send(wire.failed(describe_failure(error, device)))
+        send(messages.failed(describe_failure(error, device)))

@@ -1,0 +1,1 @@
+"""Files and identities: checkpoints, atomic writes, CSV tables, fingerprints of weights and images."""
