@@ -1,6 +1,6 @@
 """Time the Compare page's default sweep: 6 thresh x 6 num_steps over 256 test digits.
 
-The target (issue 6) is under 10 s on this 2-core CPU.  Run it from the repository root:
+The target is under 10 s on a 2-core CPU (docs/performance.md).  Run it from the repository root:
 
     .venv/bin/python -m benchmarks.sweep            # 3 timed runs, median reported
     .venv/bin/python -m benchmarks.sweep --naive    # also 36 separate traced forwards, for scale

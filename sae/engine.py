@@ -19,7 +19,9 @@ model, and so to the tutorial's code, in fp32 (tests/test_engine.py).
 ``compiled(model)`` compiles the whole forward, BatchNorm included.  It is
 faster, but Inductor computes BatchNorm's statistics in a different order, and in
 fp32 that rounding difference flips the rare spikes that sit within an ulp of a
-threshold, so its results are close to, not equal to, the tutorial's.
+threshold, so its results are close to, not equal to, the tutorial's.  It stays a
+contender in ``python -m benchmarks.engine``, which times every path here against
+the tutorial's code (docs/performance.md has the figures and what was dropped).
 
 Compiled kernels are cached on disk by Inductor: only the first run on a machine
 pays the compile time.

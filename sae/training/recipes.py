@@ -11,8 +11,10 @@ RECIPES = {
     "tutorial": TrainConfig(epochs=10, lr=1e-4, batch_size=250, loss="last"),
     # One minute to better than the tutorial's result (checkpoints/README.md has what was tried):
     # small batches, a 60x larger learning rate, a 30-step warm-up and a cosine decay over the
-    # time budget, LIF updates fused (compiled before the clock starts: sae.engine.compile_now).
-    # Eager, the minute made 460-526 steps (0.024-0.027); fused, 786-820 steps (0.020-0.023; model card).
+    # time budget.  A short run is limited by its step count, and eager steps spend most of their
+    # time in the LIF's element-wise work, so the LIF updates are fused, compiled before the clock
+    # starts (sae.engine.compile_now).  `python -m sae train --time-budget 60` shows the result;
+    # fused and eager runs side by side are in docs/performance.md.
     "fast": TrainConfig(
         epochs=50,
         time_budget=60.0,
@@ -30,7 +32,8 @@ RECIPES = {
 }
 # The Compare page's "trained with this setting" models: one recipe for every setting, one full
 # epoch (1,875 steps of 32), so the comparison is fair (checkpoints/README.md).
-# Calibrated start (sae.training.calibration): after 1,000 steps it lowers the error at thresh 0.5 (0.038 -> 0.022) and num_steps 3 (0.033 -> 0.028).
+# The calibrated start (sae.training.calibration) helps the settings far from the tutorial's, where
+# its initialisation leaves layers silent (`python -m benchmarks.start_table`; the model card's table).
 RECIPES["compare"] = TrainConfig(epochs=1, lr=3e-3, batch_size=32, loss="last", schedule="cosine", warmup_steps=100, compile=True, calibrate=True)
 # The Train page's "Longer" preset: the fast recipe given five times the time, with
 # epochs enough to fill it.
