@@ -44,6 +44,7 @@ class Question:
 
     ask: str
     kind: str  # "number" or "choice"
+    asking: LessonLink  # the view while the question is open: the step's, with every control ``reveal`` sets locked
     reveal: LessonLink
     low: float | None = None  # a number question's range (its input's limits)
     high: float | None = None
@@ -293,8 +294,10 @@ def _question(reader: _Reader, raw: dict, view: LessonLink, where: str) -> Quest
     answer = got.get("answer")
     if kind == "number":
         low, high = got.get("low"), got.get("high")
-        if low is None or high is None:
+        if "low" not in raw or "high" not in raw:
             reader.problem(where, "a number question needs 'low' and 'high'")
+        elif low is None or high is None:
+            pass  # said above: not a finite number
         elif low >= high:
             reader.problem(where, f"'low' ({low:g}) must be below 'high' ({high:g})")
         elif answer is not None and not (_is(answer, "number") and math.isfinite(answer) and low <= answer <= high):
@@ -303,7 +306,9 @@ def _question(reader: _Reader, raw: dict, view: LessonLink, where: str) -> Quest
             reader.problem(where, "'tolerance' must not be negative")
     elif kind == "choice":
         choices = got.get("choices", [])
-        if len(choices) < 2 or not all(isinstance(c, str) and c.strip() and len(c) <= bounds.CHOICE_CHARS for c in choices):
+        if "choices" in raw and "choices" not in got:
+            pass  # said above: not a list, or too long
+        elif len(choices) < 2 or not all(isinstance(c, str) and c.strip() and len(c) <= bounds.CHOICE_CHARS for c in choices):
             reader.problem(
                 where, f"a choice question needs 2 to {bounds.MAX_CHOICES} 'choices', each text of at most {bounds.CHOICE_CHARS} characters"
             )
@@ -313,9 +318,11 @@ def _question(reader: _Reader, raw: dict, view: LessonLink, where: str) -> Quest
             reader.problem(where, "'answer' must be the text of one of the 'choices'")
     if kind is None or len(reader.problems) > before:
         return None
+    kept = frozenset(reveal) - view.hidden
     return Question(
         got["ask"],
         kind,
+        LessonLink(view.page, view.values, view.locked | kept, view.hidden),
         view.with_values(reveal),
         got.get("low"),
         got.get("high"),

@@ -16,7 +16,7 @@ A join code admits students for ``JOIN_TTL_S``; a class and everything in it is 
 ends, and ``CLASS_TTL_S`` after it started regardless.  Every failure is a :class:`ClassError`
 whose message is one plain line for the page to show, and changes nothing.
 
-Storage is a small keyed record store behind :class:`Backend`: ``teaching.store_sqlite`` (one
+Storage is a small keyed record store behind ``teaching.records.Backend``: ``teaching.store_sqlite`` (one
 file, WAL, the default) or ``teaching.store_redis`` (``SAE_REDIS_URL``, so every replica sees the
 same class).  All the rules live here, written once; a backend only stores records atomically.
 """
@@ -32,16 +32,19 @@ import os
 import re
 import secrets
 import time
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from teaching import bounds
 from teaching.controls import BY_NAME, JOIN_CODE, LESSON_NAME
 from teaching.links import LessonLink, decode_url
+from teaching.records import Backend, ClassError, Forbidden, NotFound, Records, Refused, Unavailable
+
+# The errors a page catches, importable from here with the rest of the store's API.
+__all__ = ["Answer", "ClassError", "ClassState", "ClassStore", "Desk", "Forbidden", "NewClass", "NotFound", "Refused", "Seat"]
+__all__ += ["SharedAnswer", "TeacherView", "Unavailable", "clean_nickname", "open_store"]
 
 REDIS_ENV = "SAE_REDIS_URL"
 FOLDER_ENV = "SAE_CLASS_DIR"
@@ -50,26 +53,6 @@ ANSWER_KINDS = ("number", "choice", "experiment", "code")
 MAX_NUMBER = 1e9
 MAX_MSE = 100.0
 _NICKNAME_SIGNS = " -_.'"
-
-
-class ClassError(Exception):
-    """Anything refused; ``str(error)`` is one plain line to show."""
-
-
-class NotFound(ClassError):
-    """An unknown or expired join code, class or seat."""
-
-
-class Forbidden(ClassError):
-    """A wrong teacher key."""
-
-
-class Refused(ClassError):
-    """A request the rules do not allow now: a limit, a flood, a bad answer, a step not revealed."""
-
-
-class Unavailable(ClassError):
-    """The store cannot be reached."""
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -228,73 +211,6 @@ class TeacherView:
     expires: float  # when the class and everything in it is deleted
     students: tuple  # (student id, nickname) in the order they joined
     answered: int  # answers to the current step
-
-
-# --- storage ------------------------------------------------------------------------------------
-
-
-class Records(Protocol):
-    """Keyed text records in named collections, inside one transaction of a :class:`Backend`.
-
-    Reads see this transaction's own writes.  ``ttl_s`` is how long the record may be kept at most
-    (the backend deletes it some time after); the rules above do not rely on it."""
-
-    def get(self, collection: str, item: str) -> str | None: ...
-    def items(self, collection: str) -> dict[str, str]: ...
-    def put(self, collection: str, item: str, value: str, ttl_s: float) -> None: ...
-    def delete(self, collection: str, item: str) -> None: ...
-    def drop(self, collection: str) -> None: ...
-
-
-class Backend(Protocol):
-    def transaction(self, scope: str, write: bool) -> AbstractContextManager[Records]:
-        """All or nothing: the writes of the block are applied together when it ends without an error.
-        ``scope`` names what a writer must hold alone (a class id, or ``"server"``)."""
-        ...
-
-    def snapshot(self) -> dict:
-        """Every record as ``{(collection, item): value}``: for tests and diagnostics."""
-        ...
-
-
-class BufferedRecords:
-    """:class:`Records` whose writes are kept until :meth:`writes` hands them to the backend's commit;
-    reads go to ``read_one`` / ``read_all`` and see the pending writes on top."""
-
-    def __init__(self, read_one, read_all):
-        self._read_one, self._read_all = read_one, read_all
-        self.puts: dict[tuple[str, str], tuple[str, float]] = {}
-        self.deletes: set[tuple[str, str]] = set()
-        self.drops: set[str] = set()
-
-    def get(self, collection, item):
-        key = (collection, item)
-        if key in self.puts:
-            return self.puts[key][0]
-        if key in self.deletes or collection in self.drops:
-            return None
-        return self._read_one(collection, item)
-
-    def items(self, collection):
-        found = {} if collection in self.drops else dict(self._read_all(collection))
-        for c, item in self.deletes:
-            if c == collection:
-                found.pop(item, None)
-        found.update({item: value for (c, item), (value, _) in self.puts.items() if c == collection})
-        return found
-
-    def put(self, collection, item, value, ttl_s):
-        self.deletes.discard((collection, item))
-        self.puts[(collection, item)] = (value, max(float(ttl_s), 1.0))
-
-    def delete(self, collection, item):
-        self.puts.pop((collection, item), None)
-        self.deletes.add((collection, item))
-
-    def drop(self, collection):
-        self.puts = {key: value for key, value in self.puts.items() if key[0] != collection}
-        self.deletes = {key for key in self.deletes if key[0] != collection}
-        self.drops.add(collection)
 
 
 # --- the rules ------------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ from redis import Redis, RedisError
 from redis.exceptions import LockError
 
 from teaching import bounds
-from teaching.store import BufferedRecords, Unavailable
+from teaching.records import BufferedRecords, Unavailable
 
 PREFIX = "sae:class:"
 
 
 class RedisBackend:
-    """:class:`teaching.store.Backend` on the Redis at ``url``."""
+    """:class:`teaching.records.Backend` on the Redis at ``url``."""
 
     def __init__(self, url: str, prefix: str = PREFIX):
         self.prefix = prefix

@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from teaching.store import BufferedRecords, Unavailable
+from teaching.records import BufferedRecords, Unavailable
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -30,7 +30,7 @@ BUSY_TIMEOUT_S = 10  # another process holding the write lock: wait this long, t
 
 
 class SqliteBackend:
-    """:class:`teaching.store.Backend` on the SQLite file at ``path`` (its folder is made if missing)."""
+    """:class:`teaching.records.Backend` on the SQLite file at ``path`` (its folder is made if missing)."""
 
     def __init__(self, path):
         self.path = Path(path)
