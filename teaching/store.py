@@ -418,8 +418,8 @@ class Desk:
             records = tx.items(_class(self.class_id))
             found = tx.items(_answers(self.class_id, step))
         names = {k[2:]: json.loads(v)["nickname"] for k, v in records.items() if k.startswith("s:")}
-        shared = [_shared(step, sid, names.get(sid, "?"), text) for sid, text in found.items()]
-        return tuple(sorted(shared, key=lambda s: s.at))
+        records = sorted((json.loads(text)["n"], sid, text) for sid, text in found.items())
+        return tuple(_shared(step, sid, names.get(sid, "?"), text) for _, sid, text in records)
 
     def set_step(self, step: int) -> None:
         """Move the class to ``step`` (answers then go to it)."""
@@ -539,8 +539,10 @@ class Seat:
             if count > bounds.SUBMISSIONS_PER_WINDOW:
                 raise Refused("Too many answers in a short time: wait a minute, then send again.")
             ttl = meta["expires"] - now
+            meta["sent"] = meta.get("sent", 0) + 1  # the order answers arrived in, whatever the clocks say
+            tx.put(_class(cid), "meta", json.dumps(meta), ttl)
             tx.put(_class(cid), f"r:{sid}", json.dumps({"window": window, "count": count}), ttl)
-            tx.put(_answers(cid, step), sid, json.dumps({"answer": answer.to_json(), "at": now}), ttl)
+            tx.put(_answers(cid, step), sid, json.dumps({"answer": answer.to_json(), "at": now, "n": meta["sent"]}), ttl)
 
     def my_answers(self) -> dict[int, Answer]:
         """This student's own answers, by step."""
@@ -559,7 +561,7 @@ class Seat:
             if step not in meta["revealed"]:
                 raise Refused(f"The teacher has not revealed step {step} yet.")
             found = [json.loads(text) for text in tx.items(_answers(cid, step)).values()]
-            return tuple(Answer.from_json(a["answer"]) for a in sorted(found, key=lambda a: a["at"]))
+            return tuple(Answer.from_json(a["answer"]) for a in sorted(found, key=lambda a: a["n"]))
 
         return self._read(read)
 

@@ -54,7 +54,9 @@ def test_the_shipped_lessons_load_and_follow_the_tutorial():
     assert list(library.lessons) == ["1-threshold", "2-time-steps", "3-latent-code"]
     pages = {name: {step.view.page for step in lesson.steps} for name, lesson in library.lessons.items()}
     assert "explore" in pages["1-threshold"] and pages["3-latent-code"] == {"lab"}
-    said = {name: " ".join(f"{s.do} {s.notice} {s.question.ask if s.question else ''}" for s in lesson.steps) for name, lesson in library.lessons.items()}
+    said = {
+        name: " ".join(f"{s.do} {s.notice} {s.question.ask if s.question else ''}" for s in lesson.steps) for name, lesson in library.lessons.items()
+    }
     assert "thresh" in said["1-threshold"] and "beta" in said["1-threshold"]
     assert "num_steps" in said["2-time-steps"] and "energy" in said["2-time-steps"]
     assert "Silence" in said["3-latent-code"] and "Between two digits" in said["3-latent-code"]
@@ -148,7 +150,10 @@ def test_the_example_in_the_docs_is_a_valid_lesson():
         ('title = "A"\n' + STEP * 21, ["my-lesson.toml: has 21 steps; at most 20"]),
         ('format = 2\ntitle = "A"\n' + STEP, ["my-lesson.toml: format 2 is not one this app reads (it reads format 1)"]),
         ('title = "A"\nsteps = [1]\n', ["my-lesson.toml, step 1: must be a table ([[steps]])"]),
-        (GOOD.replace('page = "explore"', 'page = "admin"'), ["my-lesson.toml, step 1: values: unknown page 'admin': one of home, explore, compare, lab, train"]),
+        (
+            GOOD.replace('page = "explore"', 'page = "admin"'),
+            ["my-lesson.toml, step 1: values: unknown page 'admin': one of home, explore, compare, lab, train"],
+        ),
         (GOOD.replace('do = "Look."', ""), ["my-lesson.toml, step 1: missing 'do'"]),
         (GOOD + 'notice = "' + "n" * 801 + '"\n', ["my-lesson.toml, step 1: 'notice' has 801 characters; at most 800"]),
         (GOOD + "size = 3\n", ["my-lesson.toml, step 1: unknown key 'size'"]),
@@ -204,13 +209,25 @@ def test_each_question_problem_is_one_line(extra, expected):
         ("[steps.collect]\nkind = 'code'\n", "step 1 collect: an edited code is collected on the lab page only"),
         ("[steps.collect]\nkind = 'vote'\n", "step 1 collect: 'kind' must be one of prediction, experiment, code, not 'vote'"),
         ("[[steps.checks]]\nmeasure = 'happiness'\nmin = 0\n", "step 1 check 1: unknown measure 'happiness': one of " + ", ".join(MEASURES)),
-        ("[[steps.checks]]\nmeasure = 'looks_like'\nmin = 0\n", "step 1 check 1: looks_like is a figure of the lab page; this step is on the explore page"),
-        ("[[steps.checks]]\nmeasure = 'mse'\n", "step 1 check 1: states nothing to check: give 'min', 'max', 'more_than', 'less_than' or 'answers_question'"),
+        (
+            "[[steps.checks]]\nmeasure = 'looks_like'\nmin = 0\n",
+            "step 1 check 1: looks_like is a figure of the lab page; this step is on the explore page",
+        ),
+        (
+            "[[steps.checks]]\nmeasure = 'mse'\n",
+            "step 1 check 1: states nothing to check: give 'min', 'max', 'more_than', 'less_than' or 'answers_question'",
+        ),
         ("[[steps.checks]]\nmeasure = 'layer_spikes'\nmax = 0\n", "step 1 check 1: layer_spikes needs 'layer'"),
         ("[[steps.checks]]\nmeasure = 'mse'\nlayer = 'dec0'\nmax = 0\n", "step 1 check 1: mse takes no 'layer'"),
-        ("[[steps.checks]]\nmeasure = 'mse'\nmax = 0\nanswers_question = true\n", "step 1 check 1: 'answers_question' needs the step's question to be a number question with an 'answer'"),
+        (
+            "[[steps.checks]]\nmeasure = 'mse'\nmax = 0\nanswers_question = true\n",
+            "step 1 check 1: 'answers_question' needs the step's question to be a number question with an 'answer'",
+        ),
         ("[[steps.checks]]\nmeasure = 'mse'\nmax = 1\ndigits = [10000]\n", "step 1 check 1: 'digits' must be MNIST test indices, 0–9,999"),
-        ("[[steps.checks]]\nmeasure = 'mse'\nmax = 1\nedit = { clear = true }\n", "step 1 check 1: 'edit' changes the Latent lab's code: only for lab measures"),
+        (
+            "[[steps.checks]]\nmeasure = 'mse'\nmax = 1\nedit = { clear = true }\n",
+            "step 1 check 1: 'edit' changes the Latent lab's code: only for lab measures",
+        ),
         ("[[steps.checks]]\nmeasure = 'mse'\nmax = 1\nfactor = 0\n", "step 1 check 1: 'factor' must be above 0"),
         ("[[steps.checks]]\nmeasure = 'mse'\nmore_than = { beta = 2 }\n", "step 1 check 1: more_than: beta: beta must be a number in 0–1, got 2"),
         ("[[steps.checks]]\nmeasure = 'mse'\nmax = 1\n" * (bounds.MAX_CHECKS + 1), "step 1: 'checks' has 11 entries; at most 10"),
@@ -231,9 +248,7 @@ def test_every_problem_of_a_file_is_listed_at_once():
 
 
 def test_a_bad_file_name_is_a_problem():
-    assert problems(GOOD, name="My Lesson") == [
-        "My Lesson.toml: the file name must be 1 to 40 lowercase letters, digits, - or _, ending in .toml"
-    ]
+    assert problems(GOOD, name="My Lesson") == ["My Lesson.toml: the file name must be 1 to 40 lowercase letters, digits, - or _, ending in .toml"]
 
 
 # --- files and the library -------------------------------------------------------------------------
@@ -285,6 +300,8 @@ def test_the_command_line_checks_files_and_facts(tmp_path, capsys):
     wrong = tmp_path / "wrong.toml"
     wrong.write_text((SHIPPED_DIR / "1-threshold.toml").read_text().replace("answer = 0\n", "answer = 12\n"))
     assert teaching_cli(["check", str(wrong), "--facts", "--checkpoint", str(SHIPPED_MODEL)]) == 1
-    assert capsys.readouterr().out.splitlines() == ["wrong.toml, step 3 check 1: latent_neurons_fired on test digit #0 at thresh 2 is 0, not in [12, 12]"]
+    assert capsys.readouterr().out.splitlines() == [
+        "wrong.toml, step 3 check 1: latent_neurons_fired on test digit #0 at thresh 2 is 0, not in [12, 12]"
+    ]
     (tmp_path / "bad.toml").write_text("title = 1\n")
     assert teaching_cli(["check", str(tmp_path / "bad.toml")]) == 1
