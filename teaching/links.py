@@ -36,6 +36,23 @@ class LinkError(ValueError):
     """A LessonLink built with a wrong page, control or value (a programming or lesson-file mistake)."""
 
 
+def _misplaced(name: str, page: str, settable: bool) -> str | None:
+    """Why control ``name`` cannot be set (``settable``) or locked and hidden on ``page``; None when it can."""
+    control = BY_NAME.get(name)
+    if control is None:
+        return "no such control"
+    if page not in control.pages:
+        return f"not on the {PAGE_TITLES[page]} page"
+    if settable and not control.has_value:
+        return "it has no value to set (only to lock or hide)"
+    return None
+
+
+def _shown(name: str) -> str:
+    """A control's name as a message says it: as it is when the table knows it, else echoed safely."""
+    return name if name in BY_NAME else echo(name)
+
+
 def link_problems(page: str, values: Mapping, locked=(), hidden=()) -> list[str]:
     """Every reason ``LessonLink(page, values, locked, hidden)`` would be refused, one line each
     (empty when it is fine).  Lesson files are checked with this, so a file gets all its problems at once."""
@@ -43,22 +60,12 @@ def link_problems(page: str, values: Mapping, locked=(), hidden=()) -> list[str]
         return [f"unknown page {echo(page)}: one of {', '.join(PAGES)}"]
     problems = []
     for name, value in values.items():
-        control = BY_NAME.get(name)
-        if control is None:
-            problems.append(f"unknown control {echo(name)}")
-        elif page not in control.pages:
-            problems.append(f"{name} is not on the {PAGE_TITLES[page]} page")
-        elif not control.has_value:
-            problems.append(f"{name} has no value to set (it can only be locked or hidden)")
-        elif value is not None and (problem := control.kind.problem(value)):
+        if why := _misplaced(name, page, settable=True):
+            problems.append(f"{_shown(name)}: {why}")
+        elif value is not None and (problem := BY_NAME[name].kind.problem(value)):
             problems.append(f"{name}: {problem}")
     for what, names in (("locked", locked), ("hidden", hidden)):
-        for name in names:
-            control = BY_NAME.get(name)
-            if control is None:
-                problems.append(f"cannot keep {echo(name)} {what}: no such control")
-            elif page not in control.pages:
-                problems.append(f"cannot keep {name} {what}: it is not on the {PAGE_TITLES[page]} page")
+        problems += [f"cannot keep {_shown(name)} {what}: {why}" for name in names if (why := _misplaced(name, page, settable=False))]
     for name in sorted(set(locked) & set(hidden)):
         problems.append(f"{name} is both locked and hidden")
     return problems
@@ -165,12 +172,8 @@ def decode(query, page: str) -> Decoded:
             lists[key] |= _names(key, raws, page, lines)
             continue
         control = BY_NAME.get(key)
-        if control is None:
-            lines.append(f"ignored {echo(key)}: not a setting of this app")
-        elif page not in control.pages:
-            lines.append(f"ignored {key}: not on the {PAGE_TITLES[page]} page")
-        elif not control.has_value:
-            lines.append(f"ignored {key}: it has no value to set")
+        if why := _misplaced(key, page, settable=True):
+            lines.append(f"ignored {_shown(key)}: {why}")
         elif control.multi:
             values[key], dropped = control.kind.parse_all(key, raws)
             lines += dropped
@@ -226,11 +229,8 @@ def _names(key: str, raws: list[str], page: str, lines: list[str]) -> set[str]:
     names = set()
     for raw in raws:
         for name in filter(None, (part.strip() for part in raw.split(","))):
-            control = BY_NAME.get(name)
-            if control is None:
-                lines.append(f"ignored {echo(name)} in {key}: no such control")
-            elif page not in control.pages:
-                lines.append(f"ignored {name} in {key}: not on the {PAGE_TITLES[page]} page")
+            if why := _misplaced(name, page, settable=False):
+                lines.append(f"ignored {_shown(name)} in {key}: {why}")
             else:
                 names.add(name)
     return names

@@ -159,9 +159,9 @@ def test_the_example_in_the_docs_is_a_valid_lesson():
         (GOOD + "size = 3\n", ["my-lesson.toml, step 1: unknown key 'size'"]),
         (GOOD + "values = { thresh = 9.0 }\n", ["my-lesson.toml, step 1: values: thresh: thresh must be a number in 0.05–5, got 9.0"]),
         (GOOD + "values = { thresh = inf }\n", ["my-lesson.toml, step 1: values: thresh: thresh must be a number in 0.05–5, got inf"]),
-        (GOOD + "values = { lab_a = 3 }\n", ["my-lesson.toml, step 1: values: lab_a is not on the Explore page"]),
-        (GOOD + "values = { warp = 9 }\n", ["my-lesson.toml, step 1: values: unknown control 'warp'"]),
-        (GOOD + "lock = ['lab_view']\n", ["my-lesson.toml, step 1: cannot keep lab_view locked: it is not on the Explore page"]),
+        (GOOD + "values = { lab_a = 3 }\n", ["my-lesson.toml, step 1: values: lab_a: not on the Explore page"]),
+        (GOOD + "values = { warp = 9 }\n", ["my-lesson.toml, step 1: values: 'warp': no such control"]),
+        (GOOD + "lock = ['lab_view']\n", ["my-lesson.toml, step 1: cannot keep lab_view locked: not on the Explore page"]),
         (GOOD + "hide = [3]\n", ["my-lesson.toml, step 1: 'hide' must be a list of control names"]),
         (GOOD + "values = 'thresh=2'\n", ["my-lesson.toml, step 1: 'values' must be a table"]),
         ("title = 'A'\n[[steps]\n", None),  # not TOML at all

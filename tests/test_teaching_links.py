@@ -123,10 +123,10 @@ def test_only_what_differs_from_the_page_is_written():
         ("index=seven", r"^ignored index='seven': not an integer$", {}),
         ("view=Secrets", r"^ignored view='Secrets': not one of its choices$", {}),
         ("device=tpu", r"^ignored device='tpu': not one of its choices$", {}),
-        ("colour=red", r"^ignored 'colour': not a setting of this app$", {}),
+        ("colour=red", r"^ignored 'colour': no such control$", {}),
         ("lab_a=3", r"^ignored lab_a: not on the Explore page$", {}),
         ("c_grid_beta=0.5", r"^ignored c_grid_beta: not on the Explore page$", {}),
-        ("random_digit=1", r"^ignored random_digit: it has no value to set$", {}),
+        ("random_digit=1", r"^ignored random_digit: it has no value to set \(only to lock or hide\)$", {}),
         ("ckpt=" + "a" * 300, r"^ignored ckpt: 300 characters, more than 64$", {}),
         ("ckpt=../../etc/passwd", r"^ignored ckpt='\.\.\?\.\.\?etc\?passwd': not a checkpoint name$", {}),
         ("projector=maybe", r"^ignored projector='maybe': not on or off \(1 or 0\)$", {}),
@@ -200,11 +200,11 @@ def test_building_a_wrong_link_says_every_problem():
         LessonLink("settings")
     problems = link_problems("explore", {"lab_a": 1, "view": "Nope", "warp": 9, "random_digit": 1}, locked=["lab_b"], hidden=["zz"])
     assert problems == [
-        "lab_a is not on the Explore page",
+        "lab_a: not on the Explore page",
         "view: 'Nope' is not one of Latent code, Inside a layer, Spikes per layer, Input vs output",
-        "unknown control 'warp'",
-        "random_digit has no value to set (it can only be locked or hidden)",
-        "cannot keep lab_b locked: it is not on the Explore page",
+        "'warp': no such control",
+        "random_digit: it has no value to set (only to lock or hide)",
+        "cannot keep lab_b locked: not on the Explore page",
         "cannot keep 'zz' hidden: no such control",
     ]
     assert link_problems("explore", {"thresh": float("nan")}) and link_problems("explore", {"index": True})
