@@ -22,6 +22,8 @@ from sae.analysis.energy import count_operations
 from sae.analysis.inference import InferenceResult, run_digit
 from teaching.links import LessonLink
 
+KEPT_RESULTS = 256  # runs and codes a Bench keeps (one lesson's checks use a few dozen)
+
 
 class FactError(ValueError):
     """A measure that cannot be taken at these settings (one line)."""
@@ -48,6 +50,8 @@ class Bench:
 
     def _kept(self, key: tuple, compute: Callable):
         if key not in self._runs:
+            if len(self._runs) >= KEPT_RESULTS:
+                self._runs.clear()  # a long-lived bench stays bounded; a lesson's checks need far fewer
             self._runs[key] = compute()
         return self._runs[key]
 

@@ -189,7 +189,7 @@ class ClassState:
     step: int  # the step the teacher has the class on, from 1
     steps: int
     revealed: frozenset  # steps whose answers the teacher revealed
-    students: int  # how many have joined
+    students: int  # how many are in the class now
 
 
 @dataclass(frozen=True)
