@@ -86,17 +86,17 @@ class Choice:
         return option if isinstance(option, str) else _number_text(option)
 
     def find(self, value):
-        """The option equal to ``value`` (1 finds 1.0; "1" does not find 1), or None."""
-        for option in self.options:
-            if isinstance(option, str) == isinstance(value, str) and not isinstance(value, bool) and option == value:
-                return option
-        return None
+        """The option whose label ``value`` has (1 and 1.0 find 1.0; 7 and "7" find either), or None."""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None
+        text = value if isinstance(value, str) else _number_text(value)
+        return next((option for option in self.options if self.label(option) == text), None)
 
     def parse(self, name: str, raw: str):
-        for option in self.options:
-            if self.label(option) == raw:
-                return option, None
-        raise Refused(f"ignored {name}={echo(raw)}: not one of its choices")
+        option = self.find(raw)
+        if option is None:
+            raise Refused(f"ignored {name}={echo(raw)}: not one of its choices")
+        return option, None
 
     def problem(self, value) -> str | None:
         return None if self.find(value) is not None else f"{value!r} is not one of {', '.join(map(self.label, self.options))}"
