@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("sae", "explorer", "pages", "benchmarks")
+PACKAGES = ("sae", "explorer", "pages", "benchmarks", "teaching")
 MAX_PAGE_LINES = 200
 
 
@@ -105,7 +105,7 @@ def test_the_library_imports_no_ui_no_pages_no_benchmarks():
     for name, targets in graph.items():
         if name.split(".")[0] != "sae":
             continue
-        upward = {t for t in targets if t.split(".")[0] in ("explorer", "pages", "benchmarks", "app")}
+        upward = {t for t in targets if t.split(".")[0] in ("explorer", "pages", "benchmarks", "app", "teaching")}
         assert not upward, f"{name} imports {sorted(upward)}"
         assert "streamlit" not in third_party_imports(modules[name]), f"{name} imports streamlit"
 
@@ -177,6 +177,31 @@ def test_glue_never_imports_a_page_and_benchmarks_use_public_names_only():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "sae":
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{name} imports private {private} from {node.module}"
+
+
+# The teacher's side (teaching/) sits beside the Streamlit glue: pages and explorer/ may import it; it
+# imports no Streamlit, nothing of theirs, and of the library only what describes and measures a view.
+TEACHING_MAY_IMPORT = {"sae.limits", "sae.model", "sae.analysis", "sae.io", "sae.data"}
+
+
+def test_the_teachers_side_imports_no_ui_and_only_part_of_the_library():
+    graph, modules = import_graph(), project_modules()
+    for name, targets in graph.items():
+        if name.split(".")[0] != "teaching":
+            continue
+        assert "streamlit" not in third_party_imports(modules[name]), f"{name} imports streamlit"
+        for target in targets:
+            top = target.split(".")[0]
+            assert top in ("teaching", "sae"), f"{name} imports {target}"
+            if top == "sae" and target != "sae":
+                assert sae_group(target) in TEACHING_MAY_IMPORT, f"{name} imports {target}"
+
+
+def test_the_class_store_needs_no_model():
+    """A replica that only serves a class (or a test of it) loads no torch: the store stays light."""
+    for name in ("teaching.store", "teaching.store_sqlite", "teaching.store_redis"):
+        assert not {t for t in import_graph()[name] if t.startswith("sae") or t == "teaching.facts"}, name
+        assert "torch" not in third_party_imports(project_modules()[name]), name
 
 
 def test_pages_top_level_holds_only_hand_overs_to_app_py_one_per_url():
