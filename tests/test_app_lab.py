@@ -219,7 +219,7 @@ def test_another_digit_or_num_steps_starts_from_its_own_code(model, test_images)
     assert "lab_code" in at.query_params
     at.number_input(key="lab_a").set_value(4).run()  # ... another digit does not
     assert "lab_code" not in at.query_params
-    assert np.array_equal(editor_code(at), latent.encode_digit(model, test_images[0][4:5], thresh=0.9).code)
+    assert np.array_equal(editor_code(at), latent.encode_digit(model, test_images[0][4:5], model.config.neuron_settings(thresh=0.9)).code)
     at.slider(key="sb_steps").set_value(7).run()
     assert editor_code(at).shape == (32, 7)
 
