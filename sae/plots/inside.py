@@ -7,15 +7,15 @@ step slider, so playback runs in the browser without asking the server again.
 Time steps are shown 1-based ("step 1" is the first presentation of the image).
 
 Each figure is built in one go from plain dicts (subplots laid out by axis
-domains) rather than with ``make_subplots`` and ``update_*`` calls: that is about
-ten times faster, and the page rebuilds these figures on every settings change.
+domains) rather than with ``make_subplots`` and ``update_*`` calls: that is many
+times faster, and the page rebuilds these figures on every settings change.
 ``template="none"`` keeps Plotly's 6 kB default theme out of every figure sent to
 the browser; Streamlit applies its own theme there.
 
 They are also built without plotly.py's validation (``sae.plots.plain``): on Explore
-it was about two thirds of the time spent making figures (17 of 27 ms per slider
-move, with 30 sessions' moves queueing on the server's one GIL), and the JSON the
-browser gets is the same (tests/test_plots_unvalidated.py holds it equal).
+it was most of the time spent making figures, at every slider move, with a class's
+moves queueing on the server's one GIL (``python -m benchmarks.load`` times the moves),
+and the JSON the browser gets is the same (tests/test_plots_unvalidated.py holds it equal).
 """
 
 from __future__ import annotations
