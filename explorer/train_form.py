@@ -105,6 +105,14 @@ def _number(rng: limits.Range, label: str, locked: bool, **extra):
     st.number_input(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=locked, **KEEP, **extra)
 
 
+def _choice(label: str, choices, name: str, locked: bool, **extra):
+    st.select_slider(label, _with_value(choices, st.session_state[key(name)]), key=key(name), disabled=locked, **KEEP, **extra)
+
+
+def _radio(label: str, choices, name: str, locked: bool, **extra):
+    st.radio(label, choices, key=key(name), horizontal=True, disabled=locked, **KEEP, **extra)
+
+
 def preset_choice(locked: bool) -> None:
     st.radio(
         "Preset",
@@ -129,47 +137,27 @@ def settings_form(locked: bool) -> None:
 
 def _network_inputs(locked: bool) -> None:
     st.markdown("**The network**")
-    st.select_slider(
-        "latent_dim (size of the code)",
-        _with_value(limits.LATENT_DIM_CHOICES, st.session_state[key("latent_dim")]),
-        key=key("latent_dim"),
-        disabled=locked,
-        **KEEP,
-        help="How many spiking neurons carry the image from encoder to decoder.",
-    )
+    help_text = "How many spiking neurons carry the image from encoder to decoder."
+    _choice("latent_dim (size of the code)", limits.LATENT_DIM_CHOICES, "latent_dim", locked, help=help_text)
     _slider(limits.BETA, "beta (membrane decay)", locked)
     _slider(limits.THRESH, "thresh (firing threshold)", locked)
     _slider(limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it.")
-    st.radio(
-        "Surrogate gradient",
-        limits.SURROGATES,
-        key=key("surrogate"),
-        horizontal=True,
-        disabled=locked,
-        **KEEP,
-        help="The smooth stand-in for the spike's derivative used in the backward pass.",
+    _radio(
+        "Surrogate gradient", limits.SURROGATES, "surrogate", locked, help="The smooth stand-in for the spike's derivative used in the backward pass."
     )
 
 
 def _training_inputs(locked: bool) -> None:
     st.markdown("**Training**")
-    st.select_slider(
-        "Learning rate",
-        _with_value(limits.LR_CHOICES, st.session_state[key("lr")]),
-        key=key("lr"),
-        disabled=locked,
-        format_func=lambda v: f"{v:g}",
-        **KEEP,
-        help="AdamW's step size. Too high and the loss explodes.",
+    _choice(
+        "Learning rate", limits.LR_CHOICES, "lr", locked, format_func=lambda v: f"{v:g}", help="AdamW's step size. Too high and the loss explodes."
     )
     _number(limits.BATCH_SIZE, "Batch size", locked)
-    st.radio(
+    _radio(
         "Loss on",
         limits.LOSSES,
-        key=key("loss"),
-        horizontal=True,
-        disabled=locked,
-        **KEEP,
+        "loss",
+        locked,
         format_func={"last": "the last step", "every": "every step (mean)"}.get,
         help="MSE of the output at the last time step (the tutorial), or averaged over all steps.",
     )
@@ -195,21 +183,12 @@ def _run_inputs(locked: bool) -> None:
 
 def _fine_print(locked: bool) -> None:
     st.markdown("**Fine print**")
-    st.select_slider(
-        "Weight decay",
-        _with_value(limits.WEIGHT_DECAY_CHOICES, st.session_state[key("weight_decay")]),
-        key=key("weight_decay"),
-        format_func=lambda v: f"{v:g}",
-        disabled=locked,
-        **KEEP,
-    )
-    st.radio(
+    _choice("Weight decay", limits.WEIGHT_DECAY_CHOICES, "weight_decay", locked, format_func=lambda v: f"{v:g}")
+    _radio(
         "Schedule",
         limits.SCHEDULES,
-        key=key("schedule"),
-        horizontal=True,
-        disabled=locked,
-        **KEEP,
+        "schedule",
+        locked,
         help="cosine: after the warm-up, the learning rate decays to zero over the run (its epochs, or its time budget if that ends first).",
     )
     _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
