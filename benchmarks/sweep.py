@@ -19,7 +19,7 @@ import time
 import torch
 
 from sae.analysis.sweep import run_sweep
-from sae.model import SpikingAutoencoder
+from sae.model import NeuronSettings, SpikingAutoencoder
 
 THRESHOLDS = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0)  # the page's default grid
 NUM_STEPS = (1, 2, 3, 5, 8, 10)
@@ -59,8 +59,9 @@ def naive(model, images) -> float:
     with torch.no_grad():
         for t in THRESHOLDS:
             for s in NUM_STEPS:
+                settings = NeuronSettings(t, model.config.beta, s)
                 for first in range(0, len(images), 128):
-                    model(images[first : first + 128], thresh=t, num_steps=s, trace=True)
+                    model(images[first : first + 128], settings=settings, trace=True)
     return time.perf_counter() - start
 
 

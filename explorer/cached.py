@@ -1,50 +1,49 @@
 """Where results are kept between reruns: per session (bounded) or per process (shared, read-only).
 
-- Explore's traces: per session, a few entries, keyed on the digit's content and the settings.
+- Explore's traces: per session, a few entries, keyed on the digit's content, the weights'
+  fingerprint and the settings.
 - Compare's sweeps and trained-model runs: one process-wide LRU keyed on the weights'
   fingerprint, the settings and the digits, so a shared link someone already ran is instant.
+  The first view's two computations (:func:`question_sweep`, :func:`trained_comparison`) are
+  called by the page and by the warm-up alike, so the warm-up fills the very entries the
+  page reads.
 - Compare's A/B pair: per session, the latest pair only.
+
+A model is always keyed by its weights' fingerprint, never by its name or ``id()``: a
+re-uploaded or re-saved checkpoint keeps its name, and Python reuses a freed object's id.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import streamlit as st
 
 from sae.analysis import sweep, trained_for_setting
 from sae.analysis.inference import InferenceResult
-from sae.analysis.sweep import Setting
+from sae.analysis.sweep import SweepResult
 from sae.analysis.two_settings import ABResult, ab_compare
-from sae.io.fingerprints import digit_fingerprint, model_fingerprint
+from sae.io.fingerprints import digit_fingerprint, served_model_fingerprint
+from sae.model import NeuronSettings
 from sae.runs.forward_process import default_worker
 from sae.runs.shared_results import ResultCache
 
-EXPLORE_RESULTS_KEPT = 6  # per session; a T=50 trace is ~8 MB
-
-
-def run_digit(model, digit, **overrides) -> InferenceResult:
-    """``sae.analysis.inference.run_digit`` in the forward process (sae/runs/forward_process.py), the same result bit for bit:
-    in the server process a forward beside other sessions' reruns waits on the GIL hundreds of times."""
-    return default_worker().run_digit(model, digit, **overrides)
+EXPLORE_RESULTS_KEPT = 6  # per session; a 50-step trace of every layer is megabytes
+SHOWN = 6  # Compare's digits whose reconstructions are drawn
 
 
 def explore_result(settings, digit) -> InferenceResult:
-    """The trace of ``digit`` under ``settings``, computed once per session and kept for a few inputs."""
-    key = (
-        digit_fingerprint(digit),
-        settings.checkpoint_name,
-        id(settings.model),
-        settings.device,
-        settings.thresh,
-        settings.beta,
-        settings.num_steps,
-    )
+    """The trace of ``digit`` under the sidebar's ``settings``, computed once per session and kept
+    for a few inputs.  The forward runs in the forward process (sae/runs/forward_process.py),
+    the same result bit for bit: in the server process a forward beside other sessions'
+    reruns waits on the GIL hundreds of times."""
+    key = (digit_fingerprint(digit), settings.model_key, settings.device, settings.neuron)
     cache = st.session_state.setdefault("_explore_results", OrderedDict())
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    result = run_digit(settings.model, digit, **settings.overrides())
+    result = default_worker().run_digit(settings.model, digit, settings.neuron)
     cache[key] = result
     while len(cache) > EXPLORE_RESULTS_KEPT:
         cache.popitem(last=False)
@@ -70,10 +69,10 @@ def computed(key: tuple, label: str, compute):
         bar.empty()
 
 
-def session_ab(model, digit, a: Setting, b: Setting) -> ABResult:
+def session_ab(model, model_key: str, digit, a: NeuronSettings, b: NeuronSettings) -> ABResult:
     """The A/B traces, kept for this session's latest pair only: choosing another layer
     or scrolling reruns the page, and two traced forwards of up to 50 steps need not."""
-    key = (model_fingerprint(model), digit_fingerprint(digit), a, b)
+    key = (model_key, digit_fingerprint(digit), a, b)
     kept = st.session_state.get("_compare_ab")
     if kept is None or kept[0] != key:
         kept = (key, ab_compare(model, digit, a, b))
@@ -81,27 +80,35 @@ def session_ab(model, digit, a: Setting, b: Setting) -> ABResult:
     return kept[1]
 
 
-def sweep_key(model_key: str, digits_key: str, thresholds, steps, betas) -> tuple:
-    """The shared cache's key of one sweep (the warm-up computes the first one ahead under it)."""
-    return ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
-
-
-def trained_key(parameter: str, digits_key: str, reference, models: dict) -> tuple:
-    """The shared cache's key of one trained-with-the-setting comparison."""
-    return ("trained", parameter, digits_key, model_fingerprint(reference), tuple((name, model_fingerprint(m)) for name, m in sorted(models.items())))
-
-
-def cached_sweep(model, model_key: str, images, digits_key: str, shown: int, thresholds, steps, betas):
+def cached_sweep(model, model_key: str, images, digits_key: str, thresholds, steps, betas) -> SweepResult:
     """``sae.analysis.sweep.run_sweep`` once per (weights, digits, values) for the whole server."""
-    key = sweep_key(model_key, digits_key, thresholds, steps, betas)
+    key = ("sweep", model_key, digits_key, tuple(sorted(thresholds)), tuple(sorted(steps)), tuple(sorted(betas)))
     label = f"Sweeping {len(thresholds) * len(steps) * len(betas)} settings over {len(images)} digits"
+    shown = min(SHOWN, len(images))
     return computed(key, label, lambda progress: sweep.run_sweep(model, images, thresholds, steps, betas, show=shown, progress=progress))
 
 
-def cached_trained_rows(parameter: str, entries, models: dict, reference, images, digits_key: str, shown: int):
-    """``sae.analysis.trained_for_setting.compare_trained`` once per (series, digits, every model's weights) for the whole server."""
+def question_sweep(model, model_key: str, neuron: NeuronSettings, parameter: str, values: Sequence, images, digits_key: str) -> SweepResult:
+    """The sweep of a question tab ("What does thresh do?"): ``values`` of ``parameter``, the
+    other two settings from ``neuron`` (the sidebar's)."""
+    thresholds = list(values) if parameter == "thresh" else [neuron.thresh]
+    steps = list(values) if parameter == "num_steps" else [neuron.num_steps]
+    return cached_sweep(model, model_key, images, digits_key, thresholds, steps, [neuron.beta])
+
+
+def trained_comparison(parameter: str, entries, models: dict, reference, images, digits_key: str):
+    """``sae.analysis.trained_for_setting.compare_trained`` once per (series, digits, every model's
+    weights) for the whole server: the rows of a question tab's "trained with it" part."""
+    key = (
+        "trained",
+        parameter,
+        digits_key,
+        served_model_fingerprint(reference),
+        tuple((name, served_model_fingerprint(m)) for name, m in sorted(models.items())),
+    )
+    shown = min(SHOWN, len(images))
     return computed(
-        trained_key(parameter, digits_key, reference, models),
+        key,
         f"Running {len(models)} trained models",
         lambda progress: trained_for_setting.compare_trained(entries, models, reference, images, show=shown, progress=progress),
     )

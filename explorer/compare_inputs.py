@@ -6,19 +6,22 @@ reproduces the comparison.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import streamlit as st
 
 from explorer import state
 from explorer.resources import shared_checkpoint, test_set
 from sae import limits
 from sae.analysis import trained_for_setting
-from sae.analysis.sweep import Setting
 from sae.data.mnist import pick_digits
 from sae.io.checkpoints import CheckpointError
 from sae.io.fingerprints import digit_fingerprint
+from sae.model import NeuronSettings
 
 URL = {"bind": "query-params", "persist_state": "session"}  # in the link, kept across pages
 DIGIT_SOURCES = ("random", "by class", "from Explore")  # shown as they are, and so read in a link
+DIGITS_COUNT, DIGITS_SEED = 256, 0  # the first view's digits (the warm-up computes them ahead)
 
 
 def choose_digits():
@@ -37,12 +40,12 @@ def choose_digits():
         "How many",
         limits.SWEEP_DIGITS.low,
         limits.SWEEP_DIGITS.high,
-        256,
+        DIGITS_COUNT,
         key="c_n",
         **URL,
         help="More digits: steadier numbers, slower sweeps (256 is plenty).",
     )
-    seed = cols[3].number_input("Seed", 0, 10_000, 0, key="c_seed", **URL, help="Which random digits: same seed, same digits.")
+    seed = cols[3].number_input("Seed", 0, 10_000, DIGITS_SEED, key="c_seed", **URL, help="Which random digits: same seed, same digits.")
     digit_class = cols[2].selectbox("Class", list(range(10)), key="c_class", disabled=source != "by class", **URL)
     if source == "from Explore":
         chosen = state.explore_digit()
@@ -50,8 +53,13 @@ def choose_digits():
             return chosen.image, f"the Explore page's digit ({chosen.label})", digit_fingerprint(chosen.image)
         st.info("No digit on the Explore page yet: pick or draw one there. Using random test digits meanwhile.")
         source = "random"
+    return test_digits(source, int(count), int(seed), int(digit_class))
+
+
+def test_digits(source: str = "random", count: int = DIGITS_COUNT, seed: int = DIGITS_SEED, digit_class: int = 0):
+    """Test digits picked at random (``source`` "random") or of one class: (images, description, content key)."""
     images, labels = test_set()
-    picked = pick_digits(labels, "class" if source == "by class" else "random", int(count), int(seed), int(digit_class))
+    picked = pick_digits(labels, "class" if source == "by class" else "random", count, seed, digit_class)
     chosen = images[list(picked)]
     what = f"{len(picked)} random test digits" if source == "random" else f"{len(picked)} test digits of class {digit_class}"
     return chosen, f"{what} (seed {seed})", digit_fingerprint(chosen)
@@ -71,44 +79,60 @@ def grid_inputs() -> tuple[list, list, list]:
     return thresholds, steps, betas
 
 
-def setting_inputs(tag: str, defaults: tuple[float, int, float]) -> Setting:
+def setting_inputs(tag: str, defaults: NeuronSettings) -> NeuronSettings:
     """thresh, num_steps and beta for one side of the A/B view, in the model's own ranges."""
     st.markdown(f"**Setting {tag.upper()}**")
     cols = st.columns(3)
-    values = []
-    for col, rng, default, short in zip(cols, (limits.THRESH, limits.NUM_STEPS, limits.BETA), defaults, ("thresh", "steps", "beta")):
-        values.append(col.number_input(rng.name, rng.low, rng.high, default, rng.step, key=f"c_{tag}_{short}", **URL))
-    return Setting(float(values[0]), int(values[1]), float(values[2]))
+    values = {}
+    for col, (name, short) in zip(cols, (("thresh", "thresh"), ("num_steps", "steps"), ("beta", "beta"))):
+        rng = limits.LIMITS[name]
+        values[name] = col.number_input(rng.name, rng.low, rng.high, getattr(defaults, name), rng.step, key=f"c_{tag}_{short}", **URL)
+    return NeuronSettings(**values)
 
 
-def trained_models(parameter: str, device: str) -> tuple[list, dict, dict]:
-    """The entries of one series, and the loadable ones' models and model cards (by filename).
+@dataclass
+class TrainedModels:
+    """One series of the shipped trained-for-the-setting models, as far as they load."""
 
-    Files that are missing, unreadable, or trained with another setting than their
-    name says are left out with a visible note."""
+    entries: list  # every entry of the series, loaded or not
+    models: dict = field(default_factory=dict)  # filename -> model, the loadable ones
+    cards: dict = field(default_factory=dict)  # filename -> the checkpoint's recorded metrics
+    missing: list = field(default_factory=list)  # entries not shipped, not loadable or misnamed
+    problems: list = field(default_factory=list)  # one line per file that is there but was left out
+
+
+def load_trained(parameter: str, device: str) -> TrainedModels:
+    """The entries of one series and the models that load and really are what their name says."""
     located = trained_for_setting.locate_trained(trained_for_setting.trained_series(parameter))
-    missing = [entry for entry, path in located if path is None]
-    models, cards = {}, {}
+    found = TrainedModels(entries=[entry for entry, _ in located], missing=[entry for entry, path in located if path is None])
     for entry, path in located:
         if path is None:
             continue
         try:
             ckpt = shared_checkpoint(path, device)
         except (CheckpointError, OSError) as error:
-            st.warning(f"Cannot load {entry.filename}: {error}")
-            missing.append(entry)
+            found.problems.append(f"Cannot load {entry.filename}: {error}")
+            found.missing.append(entry)
             continue
         if not entry.matches(ckpt.config):
-            st.warning(
+            found.problems.append(
                 f"{entry.filename} was trained with num_steps {ckpt.config.num_steps}, thresh {ckpt.config.thresh:g}, not as its name says: left out."
             )
-            missing.append(entry)
+            found.missing.append(entry)
             continue
-        models[entry.filename], cards[entry.filename] = ckpt.model, ckpt.metrics or {}
-    if missing:
+        found.models[entry.filename], found.cards[entry.filename] = ckpt.model, ckpt.metrics or {}
+    return found
+
+
+def trained_models(parameter: str, device: str) -> TrainedModels:
+    """:func:`load_trained`, with a visible note for every file left out."""
+    found = load_trained(parameter, device)
+    for problem in found.problems:
+        st.warning(problem)
+    if found.missing:
         st.info(
             "Not shipped yet, so left out: "
-            + ", ".join(f"`{e.filename}` ({e.setting_label})" for e in missing)
+            + ", ".join(f"`{e.filename}` ({e.setting_label})" for e in found.missing)
             + ". The model card in `checkpoints/` says how each is made."
         )
-    return [entry for entry, _ in located], models, cards
+    return found

@@ -9,25 +9,25 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import lab_texts
+from explorer.charts import chart
 from sae.analysis.energy import OpsReport, count_operations
 from sae.io.tables import csv_text
 from sae.plots.energy import operations_and_energy
-from sae.plots.inside import png_download_config
 
 
 def show_energy(result, settings) -> None:
     """Explore's panel: ``result`` is the page's InferenceResult (every layer's spikes)."""
-    report = count_operations(settings.model, result.spikes, result.num_steps)
+    report = count_operations(settings.model, result.spikes)
     st.subheader("What the spikes cost")
-    # The chart is opt-in: drawing it adds about 0.1 s in the browser to every slider move.
+    # The chart is opt-in: the browser would redraw it on every slider move, in the path of the other figures.
     per_layer = st.toggle("Per layer", key="explore_energy_chart", help="The operations of every layer, as a chart.")
-    show_report(report, key="explore_energy", mse=result.mse, chart=per_layer)
+    show_report(report, key="explore_energy", mse=result.mse, per_layer=per_layer)
 
 
 def show_report(
-    report: OpsReport, key: str, baseline: OpsReport | None = None, mse: float | None = None, chart: bool = True, csv: bool = False
+    report: OpsReport, key: str, baseline: OpsReport | None = None, mse: float | None = None, per_layer: bool = True, csv: bool = False
 ) -> None:
-    """Metrics, the caption and (with ``chart``) the per-layer figure; ``baseline`` adds the change
+    """Metrics, the caption and (with ``per_layer``) the per-layer figure; ``baseline`` adds the change
     against it, ``csv`` a download of the per-layer counts."""
     cols = st.columns(4)
     delta = None if baseline is None else f"{report.synops - baseline.synops:+,} vs the own code"
@@ -50,8 +50,8 @@ def show_report(
         help=f"{report.dense_macs_all_steps:,} multiply-accumulates at 4.6 pJ.",
     )
     st.caption(lab_texts.energy(report, mse))
-    if chart:
-        st.plotly_chart(operations_and_energy(report), key=key, config=png_download_config("operations_and_energy"))
+    if per_layer:
+        chart(operations_and_energy(report), "operations_and_energy", key)
     if csv:
         st.download_button(
             "Operation counts (.csv)",

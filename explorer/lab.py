@@ -30,7 +30,7 @@ import torch
 from explorer import lab_texts, state
 from explorer.resources import test_set
 from sae.analysis import latent
-from sae.io.fingerprints import digit_fingerprint, model_fingerprint
+from sae.io.fingerprints import digit_fingerprint
 from sae.limits import TEST_INDEX
 
 URL_CODE = "lab_code"
@@ -150,7 +150,7 @@ def _correct_index_in_link(key: str) -> str | None:
 
 
 def _settings_key(settings) -> tuple:
-    return (settings.checkpoint_name, id(settings.model), settings.device, settings.thresh, settings.beta, settings.num_steps)
+    return (settings.model_key, settings.device, settings.neuron)
 
 
 def _kept(name: str, key: tuple, compute):
@@ -167,17 +167,17 @@ def _kept(name: str, key: tuple, compute):
 
 def own_code(settings, digit: LabDigit) -> latent.EncodedDigit:
     key = (digit_fingerprint(digit.image), *_settings_key(settings))
-    return _kept("_lab_own", key, lambda: latent.encode_digit(settings.model, digit.image, **settings.overrides()))
+    return _kept("_lab_own", key, lambda: latent.encode_digit(settings.model, digit.image, settings.neuron))
 
 
 def decoded(settings, code: np.ndarray) -> latent.Decoded:
     key = (code.tobytes(), code.shape, *_settings_key(settings))
-    return _kept("_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, thresh=settings.thresh, beta=settings.beta))
+    return _kept("_lab_decoded", key, lambda: latent.decode_codes(settings.model, code, settings.neuron))
 
 
 def atlas(settings, digit: LabDigit, own: latent.EncodedDigit) -> latent.NeuronAtlas:
     key = (digit_fingerprint(digit.image), *_settings_key(settings))
-    return _kept("_lab_atlas", key, lambda: latent.neuron_atlas(settings.model, own, thresh=settings.thresh, beta=settings.beta))
+    return _kept("_lab_atlas", key, lambda: latent.neuron_atlas(settings.model, own, settings.neuron))
 
 
 def blend(settings, a: LabDigit, b: LabDigit):
@@ -186,33 +186,26 @@ def blend(settings, a: LabDigit, b: LabDigit):
 
     def compute():
         codes = latent.blend(own_code(settings, a).code, own_code(settings, b).code)
-        return codes, latent.decode_codes(settings.model, codes, thresh=settings.thresh, beta=settings.beta).images
+        return codes, latent.decode_codes(settings.model, codes, settings.neuron).images
 
     return _kept("_lab_blend", key, compute)
 
 
 @st.cache_resource(max_entries=4, show_spinner="Encoding the 10,000 test images once for this checkpoint…")
-def _shared_map(fingerprint: str, device: str, _model) -> latent.CodeMap:
+def _shared_map(model_key: str, device: str, _model) -> latent.CodeMap:
     """Read-only, shared by every session; at the checkpoint's own settings."""
     images, labels = test_set()
     return latent.cached_code_map(_model, images, labels, MAP_FOLDER)
 
 
 def code_map(settings) -> latent.CodeMap:
-    return _shared_map(model_fingerprint(settings.model), settings.device, settings.model)
+    return _shared_map(settings.model_key, settings.device, settings.model)
 
 
 @st.cache_resource
 def class_means() -> np.ndarray:
-    """The average test image of each class [10, H, W]: a yardstick for 'what does this look like'."""
-    images, labels = test_set()
-    return np.stack([images[labels == d, 0].mean(0).numpy() for d in range(10)])
-
-
-def nearest_class(images: np.ndarray) -> np.ndarray:
-    """For each image [N, H, W], the class whose average test image is nearest (squared distance)."""
-    means = class_means()
-    return ((np.asarray(images)[:, None] - means[None]) ** 2).sum(axis=(2, 3)).argmin(axis=1)
+    """The test set's class means (``sae.analysis.latent.class_means``), computed once per process."""
+    return latent.class_means(*test_set())
 
 
 # --- the edited code --------------------------------------------------------------------

@@ -14,10 +14,12 @@ INTRO = (
 VIEWS = ("Edit the code", "What each neuron draws", "Between two digits", "The map of codes")
 
 
-def editor(own_mse: float, edited_mse: float, cells: int, looks_like: int, own_looks_like: int) -> str:
+def editor(edit) -> str:
+    """``edit``: a ``sae.analysis.latent.EditJudged``."""
+    cells, looks_like, own_looks_like = edit.cells, edit.looks_like, edit.own_looks_like
     if cells == 0:
         return (
-            f"This is the digit's own code: decoded, it gives the reconstruction (MSE {own_mse:.4f}). Click a "
+            f"This is the digit's own code: decoded, it gives the reconstruction (MSE {edit.own_mse:.4f}). Click a "
             "cell to flip one spike. Most single flips change little, because the decoder adds up every step; "
             "silencing a busy neuron or firing a quiet one at every step can change the digit's shape."
         )
@@ -28,7 +30,7 @@ def editor(own_mse: float, edited_mse: float, cells: int, looks_like: int, own_l
     )
     return (
         f"{cells} cell{'s' if cells != 1 else ''} edited: the decoded image's MSE against the input is "
-        f"{edited_mse:.4f} (the own code's: {own_mse:.4f}), and {shape}. Restore brings the encoder's code back."
+        f"{edit.mse:.4f} (the own code's: {edit.own_mse:.4f}), and {shape}. Restore brings the encoder's code back."
     )
 
 
@@ -61,19 +63,21 @@ def blend(differing: int, a_label: str, b_label: str, switch_at: int | None) -> 
     return text
 
 
-def code_map(cmap, thresh: float, beta: float, steps: int, same_settings: bool) -> str:
+def code_map(cmap, settings) -> str:
+    """``settings``: the sidebar's NeuronSettings (the map's own are ``cmap.settings``)."""
+    drawn = cmap.settings
     text = (
         f"Each dot is one of the {len(cmap.labels):,} test images: its latent spike counts (spikes per neuron "
-        f"over {cmap.num_steps} steps) projected on their two main directions (PCA; "
+        f"over {drawn.num_steps} steps) projected on their two main directions (PCA; "
         f"{100 * cmap.explained.sum():.0f}% of the variance). Digits of one class land together; where two "
         "clouds overlap the code confuses them. Hover for the digit, click a dot to open it in the editor. "
         "★ is digit A, ✕ your edited code."
     )
-    if not same_settings:
+    if settings != drawn:
         text += (
-            f" The map is drawn once per checkpoint at its own settings (thresh {cmap.thresh:g}, beta "
-            f"{cmap.beta:g}, {cmap.num_steps} steps); ★ and ✕ are at yours (thresh {thresh:g}, beta {beta:g}, "
-            f"{steps} steps), rescaled to {cmap.num_steps} steps."
+            f" The map is drawn once per checkpoint at its own settings (thresh {drawn.thresh:g}, beta "
+            f"{drawn.beta:g}, {drawn.num_steps} steps); ★ and ✕ are at yours (thresh {settings.thresh:g}, beta {settings.beta:g}, "
+            f"{settings.num_steps} steps), rescaled to {drawn.num_steps} steps."
         )
     return text
 

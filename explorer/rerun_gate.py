@@ -1,15 +1,15 @@
 """At most two Explore reruns run their Python at once, over all sessions; the others wait their turn.
 
 Why: every session's script runs in a thread of one server process, and those
-threads share one GIL.  A class of 30 moving sliders makes about ten Explore reruns
-a second, each about 50 ms of Python (the sidebar, the figures, Streamlit's own
+threads share one GIL.  A class moving sliders makes many Explore reruns a second,
+each tens of milliseconds of Python (the sidebar, the figures, Streamlit's own
 work).  Unlimited, a dozen or more ran at once and took 5 ms turns at the GIL in
 rotation: every one of them finished late, and the event loop thread that sends
 their results got its turn as rarely (py-spy under load: most script threads
 waiting for the GIL).  Two at a time: one builds its page while the other waits on
 the forward process (sae/runs/forward_process.py, no GIL), and a rerun that arrives
-queues on a lock (no GIL) and then runs at full speed.  Measured with
-benchmarks/load.py, 30 sessions, every move a new value: see the README table.
+queues on a lock (no GIL) and then runs at full speed.  ``python -m benchmarks.load
+--sessions 30`` measures it (the figures are in docs/performance.md).
 
 Only Explore is gated: Compare's first sweep of a setting takes seconds and must
 not hold up the class, and Home is too light to matter.  Fragment reruns (a tab

@@ -1,8 +1,10 @@
-"""The sidebar every page shares: device, checkpoint and the inference settings.
+"""The sidebar every page shares: device, checkpoint and the neuron settings.
 
 ``render_sidebar()`` runs in app.py before the page, so its widgets keep their
-values across pages.  Pages read the result with ``current()``.  The settings
-live in the URL (query parameters) so a shared link opens the same view.
+values across pages.  Pages read the result with ``current()``: a :class:`Settings`
+holding the model to run and, as one :class:`~sae.model.NeuronSettings`, how to run
+it.  The settings live in the URL (query parameters) so a shared link opens the
+same view.
 """
 
 from __future__ import annotations
@@ -16,31 +18,30 @@ from explorer.resources import ready_for_inference, shared_checkpoint
 from sae import limits
 from sae.devices import device_status
 from sae.io.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
-from sae.model import check_neuron_settings
+from sae.io.fingerprints import served_model_fingerprint
+from sae.model import NeuronSettings
 
 UPLOAD_LABEL = "uploaded: "
+# NeuronSettings field -> its slider's session-state key.
+NEURON_KEYS = {"thresh": "sb_thresh", "beta": "sb_beta", "num_steps": "sb_steps"}
 NEURON_RANGES = {"sb_thresh": limits.THRESH, "sb_beta": limits.BETA, "sb_steps": limits.NUM_STEPS}
-# Session-state key -> URL query parameter.
+# Session-state key -> URL query parameter (links in the wild carry ?thresh=&beta=&steps=).
 URL_KEYS = {"sb_checkpoint": "ckpt", "sb_device": "device", "sb_thresh": "thresh", "sb_beta": "beta", "sb_steps": "steps"}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the sidebar chose: the model to run and how to run it."""
+    """What the sidebar chose: the model to run, where, and its neuron settings."""
 
     checkpoint: Checkpoint
     checkpoint_name: str
+    model_key: str  # the weights' fingerprint: what caches key a model by (a name or an id() can be reused)
     device: str
-    thresh: float
-    beta: float
-    num_steps: int
+    neuron: NeuronSettings
 
     @property
     def model(self):
         return self.checkpoint.model
-
-    def overrides(self) -> dict:
-        return {"thresh": self.thresh, "beta": self.beta, "num_steps": self.num_steps}
 
 
 def current() -> Settings:
@@ -48,13 +49,23 @@ def current() -> Settings:
     return st.session_state["settings"]
 
 
-def _trained_values(ckpt: Checkpoint) -> dict:
-    c = ckpt.config
-    return {"sb_thresh": float(c.thresh), "sb_beta": float(c.beta), "sb_steps": int(c.num_steps)}
+def render_sidebar() -> Settings:
+    _read_url_once()
+    sidebar = st.sidebar
+    for message in st.session_state.get("_sb_url_messages", []):
+        sidebar.warning(message)
+    device = _device_picker(sidebar)
+    name, ckpt = _checkpoint_picker(sidebar, device)
+    trained = ckpt.config.neuron_settings()
+    _start_from(name, trained)
+    neuron = _neuron_sliders(sidebar, trained)
+    _write_url()
+    settings = Settings(ckpt, name, served_model_fingerprint(ckpt.model), device, neuron)
+    st.session_state["settings"] = settings
+    return settings
 
 
-def _reset_to_checkpoint():
-    st.session_state.update(st.session_state["_sb_trained_values"])
+# --------------------------------------------------------------------------- the link
 
 
 def _read_url_once():
@@ -88,6 +99,30 @@ def _read_url_once():
     st.session_state["_sb_url_messages"] = messages
 
 
+def _write_url() -> None:
+    """Mirror the sidebar's values into the address bar, so the link reproduces the view."""
+    for key, param in URL_KEYS.items():
+        value = st.session_state.get(key)
+        text = f"{value:g}" if isinstance(value, float) else str(value)  # 0.35, not 0.35000000000000003
+        if value is not None and st.query_params.get(param) != text:
+            st.query_params[param] = text
+
+
+# --------------------------------------------------------------------------- device and checkpoint
+
+
+def _device_picker(sidebar) -> str:
+    status = device_status()
+    devices = [name for name, why in status.items() if why is None]
+    if st.session_state.get("sb_device") not in devices:
+        st.session_state["sb_device"] = devices[0]
+    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
+    missing = [f"{name}: {why}" for name, why in status.items() if why]
+    if missing:
+        sidebar.caption("Not available here — " + "; ".join(missing))
+    return device
+
+
 def _checkpoint_choices() -> dict[str, object]:
     """Label -> path (or an uploaded Checkpoint).  Shipped ones come first and keep
     their plain names; a user file with a shipped file's name gets a suffix."""
@@ -115,21 +150,8 @@ def _on_upload():
     st.session_state["sb_checkpoint"] = UPLOAD_LABEL + file.name
 
 
-def render_sidebar() -> Settings:
-    _read_url_once()
-    sidebar = st.sidebar
-    for message in st.session_state.get("_sb_url_messages", []):
-        sidebar.warning(message)
-
-    status = device_status()
-    devices = [name for name, why in status.items() if why is None]
-    if st.session_state.get("sb_device") not in devices:
-        st.session_state["sb_device"] = devices[0]
-    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
-    missing = [f"{name}: {why}" for name, why in status.items() if why]
-    if missing:
-        sidebar.caption("Not available here — " + "; ".join(missing))
-
+def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
+    """The checkpoint chooser and the upload; the chosen checkpoint loaded on ``device``."""
     choices = _checkpoint_choices()
     requested = state.take_checkpoint_request()
     if requested in choices:
@@ -151,7 +173,6 @@ def render_sidebar() -> Settings:
     )
     if st.session_state.get("_sb_upload_error"):
         sidebar.error(st.session_state["_sb_upload_error"])
-
     source = choices[name]
     try:
         # An upload is this session's own copy; files are loaded once per process.
@@ -159,21 +180,36 @@ def render_sidebar() -> Settings:
     except (CheckpointError, OSError) as error:
         sidebar.error(f"Cannot load {name}: {error}")
         st.stop()
+    return name, ckpt
 
-    trained = _trained_values(ckpt)
+
+# --------------------------------------------------------------------------- neuron settings
+
+
+def _slider_values(settings: NeuronSettings) -> dict:
+    return {key: getattr(settings, field) for field, key in NEURON_KEYS.items()}
+
+
+def _start_from(name: str, trained: NeuronSettings) -> None:
+    """A newly chosen checkpoint starts from its own values, unless a shared link set them."""
+    values = _slider_values(trained)
     if st.session_state.get("_sb_trained_for") != name:
-        # A new checkpoint starts from its own values, unless a shared link set them.
-        if (
-            st.session_state.get("_sb_trained_for") is not None
-            or not st.session_state.get("_sb_url_messages")
-            and not any(URL_KEYS[k] in st.query_params for k in trained)
-        ):
-            st.session_state.update(trained)
+        first_run_with_link = st.session_state.get("_sb_trained_for") is None and (
+            st.session_state.get("_sb_url_messages") or any(URL_KEYS[k] in st.query_params for k in values)
+        )
+        if not first_run_with_link:
+            st.session_state.update(values)
         st.session_state["_sb_trained_for"] = name
-        st.session_state["_sb_trained_values"] = trained
-    for key, value in trained.items():
+        st.session_state["_sb_trained_values"] = values
+    for key, value in values.items():
         st.session_state.setdefault(key, value)
 
+
+def _reset_to_checkpoint():
+    st.session_state.update(st.session_state["_sb_trained_values"])
+
+
+def _neuron_sliders(sidebar, trained: NeuronSettings) -> NeuronSettings:
     sidebar.subheader("Neuron settings")
     thresh = sidebar.slider(
         "thresh (firing threshold)",
@@ -191,7 +227,7 @@ def render_sidebar() -> Settings:
         step=limits.BETA.step,
         help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.",
     )
-    steps = sidebar.slider(
+    num_steps = sidebar.slider(
         "num_steps (time steps)",
         limits.NUM_STEPS.low,
         limits.NUM_STEPS.high,
@@ -199,14 +235,5 @@ def render_sidebar() -> Settings:
         help="How many times the image is presented; the output is read at the last step.",
     )
     sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
-    sidebar.caption(f"Trained with thresh {trained['sb_thresh']:g}, beta {trained['sb_beta']:g}, num_steps {trained['sb_steps']}.")
-    check_neuron_settings(thresh, beta, steps)
-
-    for key, param in URL_KEYS.items():
-        value = st.session_state.get(key)
-        text = f"{value:g}" if isinstance(value, float) else str(value)  # 0.35, not 0.35000000000000003
-        if value is not None and st.query_params.get(param) != text:
-            st.query_params[param] = text
-    settings = Settings(ckpt, name, device, float(thresh), float(beta), int(steps))
-    st.session_state["settings"] = settings
-    return settings
+    sidebar.caption(f"Trained with thresh {trained.thresh:g}, beta {trained.beta:g}, num_steps {trained.num_steps}.")
+    return NeuronSettings(thresh, beta, num_steps)

@@ -5,7 +5,7 @@ reword an explanation without touching code.
 """
 
 from sae import limits
-from sae.model import layers_that_cannot_fire, spike_train_ceiling
+from sae.model import NeuronSettings, layers_that_cannot_fire
 
 # --------------------------------------------------------------------------- Compare
 
@@ -120,8 +120,8 @@ DEC0_SILENT = (
 )
 
 
-def dec0_note(thresh: float, beta: float, num_steps: int) -> str | None:
+def dec0_note(settings: NeuronSettings) -> str | None:
     """Why the decoder is dark at these settings, or None when it can fire."""
-    if not layers_that_cannot_fire(thresh, beta, num_steps):
+    if not layers_that_cannot_fire(settings):
         return None
-    return DEC0_SILENT.format(thresh=thresh, beta=beta, num_steps=num_steps, ceiling=spike_train_ceiling(beta, num_steps))
+    return DEC0_SILENT.format(thresh=settings.thresh, beta=settings.beta, num_steps=settings.num_steps, ceiling=settings.spike_train_ceiling)

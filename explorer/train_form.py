@@ -105,6 +105,14 @@ def _number(rng: limits.Range, label: str, locked: bool, **extra):
     st.number_input(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=locked, **KEEP, **extra)
 
 
+def _choice(label: str, choices, name: str, locked: bool, **extra):
+    st.select_slider(label, _with_value(choices, st.session_state[key(name)]), key=key(name), disabled=locked, **KEEP, **extra)
+
+
+def _radio(label: str, choices, name: str, locked: bool, **extra):
+    st.radio(label, choices, key=key(name), horizontal=True, disabled=locked, **KEEP, **extra)
+
+
 def preset_choice(locked: bool) -> None:
     st.radio(
         "Preset",
@@ -121,87 +129,68 @@ def preset_choice(locked: bool) -> None:
 
 def settings_form(locked: bool) -> None:
     """Four columns: the network, the training, how long and where, the fine print."""
-    s = st.session_state
-    net_col, train_col, run_col, more_col = st.columns(4)
-    with net_col:
-        st.markdown("**The network**")
-        st.select_slider(
-            "latent_dim (size of the code)",
-            _with_value(limits.LATENT_DIM_CHOICES, s[key("latent_dim")]),
-            key=key("latent_dim"),
-            disabled=locked,
-            **KEEP,
-            help="How many spiking neurons carry the image from encoder to decoder.",
-        )
-        _slider(limits.BETA, "beta (membrane decay)", locked)
-        _slider(limits.THRESH, "thresh (firing threshold)", locked)
-        _slider(limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it.")
-        st.radio(
-            "Surrogate gradient",
-            limits.SURROGATES,
-            key=key("surrogate"),
-            horizontal=True,
-            disabled=locked,
-            **KEEP,
-            help="The smooth stand-in for the spike's derivative used in the backward pass.",
-        )
-    with train_col:
-        st.markdown("**Training**")
-        st.select_slider(
-            "Learning rate",
-            _with_value(limits.LR_CHOICES, s[key("lr")]),
-            key=key("lr"),
-            disabled=locked,
-            format_func=lambda v: f"{v:g}",
-            **KEEP,
-            help="AdamW's step size. Too high and the loss explodes.",
-        )
-        _number(limits.BATCH_SIZE, "Batch size", locked)
-        st.radio(
-            "Loss on",
-            limits.LOSSES,
-            key=key("loss"),
-            horizontal=True,
-            disabled=locked,
-            **KEEP,
-            format_func={"last": "the last step", "every": "every step (mean)"}.get,
-            help="MSE of the output at the last time step (the tutorial), or averaged over all steps.",
-        )
-        _number(limits.TRAIN_SUBSET, "Training images", locked, help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.")
-        _number(limits.SEED, "Seed", locked, help="Same seed, same settings: same run.")
-    with run_col:
-        st.markdown("**How long, and where**")
-        _number(limits.EPOCHS, "Epochs", locked)
-        st.number_input(
-            "Time limit (seconds, 0: none)",
-            0,
-            int(limits.TIME_BUDGET.high),
-            step=10,
-            key=key("time_budget"),
-            disabled=locked,
-            **KEEP,
-            help="The run stops at the time limit or after the epochs, whichever comes first.",
-        )
-        st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP, help="Only devices present here are listed.")
-    with more_col:
-        st.markdown("**Fine print**")
-        st.select_slider(
-            "Weight decay",
-            _with_value(limits.WEIGHT_DECAY_CHOICES, s[key("weight_decay")]),
-            key=key("weight_decay"),
-            format_func=lambda v: f"{v:g}",
-            disabled=locked,
-            **KEEP,
-        )
-        st.radio(
-            "Schedule",
-            limits.SCHEDULES,
-            key=key("schedule"),
-            horizontal=True,
-            disabled=locked,
-            **KEEP,
-            help="cosine: after the warm-up, the learning rate decays to zero over the run (its epochs, or its time budget if that ends first).",
-        )
-        _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
-        _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")
-        st.toggle("Calibrated start", key=key("calibrate"), disabled=locked, **KEEP, help=texts.CALIBRATE_HELP)
+    columns = st.columns(4)
+    for column, inputs in zip(columns, (_network_inputs, _training_inputs, _run_inputs, _fine_print)):
+        with column:
+            inputs(locked)
+
+
+def _network_inputs(locked: bool) -> None:
+    st.markdown("**The network**")
+    help_text = "How many spiking neurons carry the image from encoder to decoder."
+    _choice("latent_dim (size of the code)", limits.LATENT_DIM_CHOICES, "latent_dim", locked, help=help_text)
+    _slider(limits.BETA, "beta (membrane decay)", locked)
+    _slider(limits.THRESH, "thresh (firing threshold)", locked)
+    _slider(limits.NUM_STEPS, "num_steps (time steps)", locked, help="Each step costs a full pass: training time grows with it.")
+    _radio(
+        "Surrogate gradient", limits.SURROGATES, "surrogate", locked, help="The smooth stand-in for the spike's derivative used in the backward pass."
+    )
+
+
+def _training_inputs(locked: bool) -> None:
+    st.markdown("**Training**")
+    _choice(
+        "Learning rate", limits.LR_CHOICES, "lr", locked, format_func=lambda v: f"{v:g}", help="AdamW's step size. Too high and the loss explodes."
+    )
+    _number(limits.BATCH_SIZE, "Batch size", locked)
+    _radio(
+        "Loss on",
+        limits.LOSSES,
+        "loss",
+        locked,
+        format_func={"last": "the last step", "every": "every step (mean)"}.get,
+        help="MSE of the output at the last time step (the tutorial), or averaged over all steps.",
+    )
+    _number(limits.TRAIN_SUBSET, "Training images", locked, help=f"Use only the first N of MNIST's {limits.TRAIN_IMAGES:,} training images.")
+    _number(limits.SEED, "Seed", locked, help="Same seed, same settings: same run.")
+
+
+def _run_inputs(locked: bool) -> None:
+    st.markdown("**How long, and where**")
+    _number(limits.EPOCHS, "Epochs", locked)
+    st.number_input(
+        "Time limit (seconds, 0: none)",
+        0,
+        int(limits.TIME_BUDGET.high),
+        step=10,
+        key=key("time_budget"),
+        disabled=locked,
+        **KEEP,
+        help="The run stops at the time limit or after the epochs, whichever comes first.",
+    )
+    st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP, help="Only devices present here are listed.")
+
+
+def _fine_print(locked: bool) -> None:
+    st.markdown("**Fine print**")
+    _choice("Weight decay", limits.WEIGHT_DECAY_CHOICES, "weight_decay", locked, format_func=lambda v: f"{v:g}")
+    _radio(
+        "Schedule",
+        limits.SCHEDULES,
+        "schedule",
+        locked,
+        help="cosine: after the warm-up, the learning rate decays to zero over the run (its epochs, or its time budget if that ends first).",
+    )
+    _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
+    _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")
+    st.toggle("Calibrated start", key=key("calibrate"), disabled=locked, **KEEP, help=texts.CALIBRATE_HELP)

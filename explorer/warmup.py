@@ -1,21 +1,20 @@
 """Warm start: what the first visitor of a fresh server would wait for, done before anyone arrives.
 
-A fresh server took 4.7-11 s for its first Explore and 9-21 s for its first Compare
-(later ones 0.06-0.12 and 0.17-0.3 s; three fresh starts on the busy 2-core machine):
-the first visitor paid for loading the model and MNIST, starting the forward process
-(sae/runs/forward_process.py), importing and first running plotly's figure code and
-pyarrow, and Compare's default sweep (6 thresholds x 256 digits) and trained-model
-runs.  :func:`start` does all of that once per process, in a thread, into the same
-process-wide caches the pages read (``explorer.resources``, ``explorer.cached``).
+A fresh server's first Explore and first Compare took many times longer than later
+ones: the first visitor paid for loading the model and MNIST, starting the forward
+process (sae/runs/forward_process.py), importing and first running plotly's figure
+code and pyarrow, and Compare's default sweep and trained-model runs.  :func:`start`
+does all of that once per process, in a thread, into the same process-wide caches
+the pages read (``explorer.resources``, ``explorer.cached``), through the same
+functions the pages call.
 
 ``python -m explorer.warmup`` (what ``make run`` runs) warms up first and then starts
 the server in the same process, so no visitor can arrive before it is done: the
-health check answers after the warm-up (15-35 s on the busy 2-core machine; at most
-``SERVE_AFTER_S``).  A warm-up that ran while the first visitor was already there
-(started from app.py, tried and measured) made that visitor's first Explore and
-Compare slower, not faster: its sweeps took the two cores from the visitor, and a
-visitor wanting the same sweep waited for the warm-up's copy.  So a plain
-``streamlit run app.py`` does no warm-up and behaves as before.
+health check answers after the warm-up (at most ``SERVE_AFTER_S``).  A warm-up that
+ran while the first visitor was already there (started from app.py, tried) made that
+visitor's first Explore and Compare slower, not faster: its sweeps took the cores
+from the visitor, and a visitor wanting the same sweep waited for the warm-up's copy.
+So a plain ``streamlit run app.py`` does no warm-up and behaves as before.
 """
 
 from __future__ import annotations
@@ -127,9 +126,8 @@ def _explore(model) -> None:
     from sae.runs.forward_process import default_worker
 
     digit = test_set()[0][EXAMPLE_INDEX : EXAMPLE_INDEX + 1]
-    config = model.config
     default_worker().start()  # the forward process, ready; this forward then loads the model into it
-    result = default_worker().run_digit(model, digit, thresh=config.thresh, beta=config.beta, num_steps=config.num_steps)
+    result = default_worker().run_digit(model, digit, model.config.neuron_settings())
     figures = [
         inside.digit_image(result.input),
         inside.reconstruction_playback(result),
@@ -152,65 +150,44 @@ def _as_streamlit_sends(*figures) -> None:
 
 
 def _compare(model) -> None:
-    """The Compare page's first view with its default inputs, computed into the shared result cache.
-
-    The keys and calls are the page's own (pages/views/compare.py: ``choose_digits`` defaults,
-    ``run_sweep``, ``trained_view`` for "What does thresh do?"); tests/test_warmup.py checks that a
-    first Compare after the warm-up computes nothing."""
+    """The Compare page's first view ("What does thresh do?" with its default inputs) into the
+    shared result cache, through the page's own calls: its digits, ``question_sweep`` and
+    ``trained_comparison``.  tests/test_warmup.py checks that a first Compare after the
+    warm-up computes nothing."""
     from streamlit import dataframe_util
 
     from explorer import texts
-    from explorer.cached import shared_results, sweep_key, trained_key
-    from explorer.resources import shared_checkpoint, test_set
-    from sae.analysis import sweep, trained_for_setting
-    from sae.data.mnist import pick_digits
-    from sae.io.checkpoints import CheckpointError
-    from sae.io.fingerprints import digit_fingerprint, model_fingerprint
+    from explorer.cached import SHOWN, question_sweep, trained_comparison
+    from explorer.compare_inputs import load_trained, test_digits
+    from sae.analysis import trained_for_setting
+    from sae.io.fingerprints import served_model_fingerprint
     from sae.plots import compare as plots
 
-    shown = 6  # the page's SHOWN
-    images, labels = test_set()
-    images = images[list(pick_digits(labels, "random", 256, 0, 0))]
-    digits_key, model_key = digit_fingerprint(images), model_fingerprint(model)
-    config = model.config
-    thresholds, steps, betas = list(texts.QUESTIONS["thresh"]["default"]), [config.num_steps], [config.beta]
-    key = sweep_key(model_key, digits_key, thresholds, steps, betas)
-    result = shared_results().get_or_compute(key, lambda: sweep.run_sweep(model, images, thresholds, steps, betas, show=min(shown, len(images))))
+    images, _, digits_key = test_digits()
+    values = texts.QUESTIONS["thresh"]["default"]
+    result = question_sweep(model, served_model_fingerprint(model), model.config.neuron_settings(), "thresh", values, images, digits_key)
     _as_streamlit_sends(
-        plots.series_grid(result, "thresh", shown), plots.mse_vs(result, "thresh"), plots.rates_vs(result, "thresh"),
+        plots.series_grid(result, "thresh", SHOWN), plots.mse_vs(result, "thresh"), plots.rates_vs(result, "thresh"),
         plots.series_rasters(result, "thresh"),
     )  # fmt: skip
 
-    entries = [entry for entry, _ in trained_for_setting.locate_trained(trained_for_setting.trained_series("thresh"))]
-    models = {}
-    for entry, path in trained_for_setting.locate_trained(trained_for_setting.trained_series("thresh")):
-        if path is None:
-            continue
-        try:
-            ckpt = shared_checkpoint(path, DEVICE)
-        except (CheckpointError, OSError):
-            continue
-        if entry.matches(ckpt.config):
-            models[entry.filename] = ckpt.model
-    if not models:
+    found = load_trained("thresh", DEVICE)
+    if not found.models:
         return
-    reference = models.get(trained_for_setting.REFERENCE_FILENAME, model)
-    key = trained_key("thresh", digits_key, reference, models)
-    rows = shared_results().get_or_compute(
-        key, lambda: trained_for_setting.compare_trained(entries, models, reference, images, show=min(shown, len(images)))
-    )
-    _as_streamlit_sends(plots.trained_vs_after(rows, "thresh"), plots.trained_reconstructions(rows, images[:shown, 0].cpu().numpy(), "thresh"))
+    reference = found.models.get(trained_for_setting.REFERENCE_FILENAME, model)
+    rows = trained_comparison("thresh", found.entries, found.models, reference, images, digits_key)
+    _as_streamlit_sends(plots.trained_vs_after(rows, "thresh"), plots.trained_reconstructions(rows, images[:SHOWN, 0].cpu().numpy(), "thresh"))
     dataframe_util.convert_anything_to_arrow_bytes([row.table_row({}) for row in rows])  # st.dataframe: pyarrow
 
 
 def freeze_long_lived_objects() -> None:
     """Keep the garbage collector's full passes off what lives as long as the server.
 
-    Under 30 sessions the full (generation 2) collections walked ~400,000 objects (modules,
-    torch, plotly, the caches) and held the GIL 260-420 ms each, six to nine a minute: a slider
-    move that met one waited for it.  ``gc.freeze()`` after the warm-up moves everything alive
-    then out of the collector's reach; in the same load no full pass ran (measured with
-    gc.callbacks), and what sessions create is still collected as before."""
+    Under a class the full (generation 2) collections walk every long-lived object (modules,
+    torch, plotly, the caches) and hold the GIL for a long time, several times a minute: a
+    slider move that meets one waits for it (``python -m benchmarks.load`` shows the
+    slow moves).  ``gc.freeze()`` after the warm-up moves everything alive then out of the
+    collector's reach, and what sessions create is still collected as before."""
     gc.collect()
     gc.freeze()
     log.info("garbage collector: %d long-lived objects frozen", gc.get_freeze_count())

@@ -164,8 +164,9 @@ def cmd_eval(args) -> int:
     model = ckpt.model.to(device)
     test_x, _ = mnist_tensors(train=False)
     overrides = {k: getattr(args, k) for k in ("thresh", "beta", "num_steps") if getattr(args, k) is not None}
+    settings = ckpt.config.neuron_settings(**overrides) if overrides else None
     t0 = time.perf_counter()
-    test_mse, rates = evaluate(model, test_x.to(device), **overrides)
+    test_mse, rates = evaluate(model, test_x.to(device), settings=settings)
     seconds = time.perf_counter() - t0
     print(f"checkpoint {args.checkpoint or default_checkpoint_path()}  config {ckpt.config}")
     if overrides:

@@ -51,12 +51,12 @@ torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
 _compiled_lif_step = torch.compile(lif_step, dynamic=True)
 
 
-def _fused_lif_step(input_, mem, beta, thr, spike_fn, scale):
+def _fused_lif_step(input_, mem, beta, thresh, spike_fn, scale):
     """The compiled LIF update.  beta and the threshold go in as 0-d tensors, so a new
     value (a slider, a sweep) is an input of the same kernel, not a constant to compile for."""
     beta = torch.as_tensor(beta, dtype=input_.dtype, device=input_.device)
-    thr = torch.as_tensor(thr, dtype=input_.dtype, device=input_.device)
-    return _compiled_lif_step(input_, mem, beta, thr, spike_fn, scale)
+    thresh = torch.as_tensor(thresh, dtype=input_.dtype, device=input_.device)
+    return _compiled_lif_step(input_, mem, beta, thresh, spike_fn, scale)
 
 
 def training_loss(model, images, loss: str = "last", engine: str = "fast"):

@@ -4,15 +4,16 @@ Every spiking layer is a leaky integrate-and-fire (LIF) neuron, updated once per
 time step exactly as snnTorch's ``Leaky`` (reset by subtraction, one-step reset
 delay)::
 
-    reset_t = H(mem_{t-1} - thr)                      # no gradient
-    mem_t   = clamp(beta, 0, 1) * mem_{t-1} + input_t - reset_t * thr
-    spk_t   = H(mem_t - thr)                          # surrogate gradient
+    reset_t = H(mem_{t-1} - thresh)                      # no gradient
+    mem_t   = clamp(beta, 0, 1) * mem_{t-1} + input_t - reset_t * thresh
+    spk_t   = H(mem_t - thresh)                          # surrogate gradient
 
 Unlike ``snn.Leaky(init_hidden=True)`` the membrane is *not* kept on the module:
 it lives in local variables of one forward call.  So a model owns no run-time
-state, one instance can serve many threads at once, ``thresh``/``beta``/
-``num_steps`` can be overridden per call, and nothing is registered in
-snnTorch's global ``SpikingNeuron.instances`` list (which never shrinks).
+state, one instance can serve many threads at once, the neuron settings
+(:class:`NeuronSettings`: ``thresh``, ``beta``, ``num_steps``) can be chosen per
+call, and nothing is registered in snnTorch's global ``SpikingNeuron.instances``
+list (which never shrinks).
 
 Module names and buffers match the tutorial's ``SAE`` class, so a ``state_dict``
 saved from the tutorial's code loads here with ``strict=True``.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -40,8 +42,54 @@ SPIKING_LAYERS = LAYER_NAMES[:-1]
 
 
 @dataclass(frozen=True)
+class NeuronSettings:
+    """How the spiking layers run: firing threshold, membrane decay, and how many time steps
+    the image is shown.
+
+    The one value that travels from the sidebar (or a sweep, the A/B view, the lab) to the
+    model: ``model(x, settings=...)``; ``None`` there means the checkpoint's own
+    (``model.config.neuron_settings()``).  Built valid or not at all: the ranges are
+    sae.limits', and a value out of range raises a one-line ValueError.
+    """
+
+    thresh: float
+    beta: float
+    num_steps: int
+
+    def __post_init__(self):
+        for name, kind in (("thresh", float), ("beta", float), ("num_steps", int)):
+            value = _number(getattr(self, name), kind)
+            if problem := LIMITS[name].problem(value):
+                raise ValueError(problem)
+            object.__setattr__(self, name, value)  # plain float / int: equal settings hash and compare equal
+
+    @property
+    def label(self) -> str:
+        return f"thresh {self.thresh:g}, steps {self.num_steps}, beta {self.beta:g}"
+
+    @property
+    def short(self) -> str:
+        return f"θ{self.thresh:g} T{self.num_steps}"
+
+    @property
+    def spike_train_ceiling(self) -> float:
+        """The highest membrane a LIF reaches from a spike (1) at every step: ``1 + beta + ... + beta**(T-1)``."""
+        return sum(self.beta**k for k in range(self.num_steps))
+
+
+def _number(value, kind):
+    """A number as a plain Python float or int (numpy scalars included, so settings read from
+    arrays hash like typed-in ones); anything else is left as it is for the range check to refuse."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if kind is int:
+        return int(value) if isinstance(value, numbers.Integral) else value
+    return float(value)
+
+
+@dataclass(frozen=True)
 class SAEConfig:
-    """Architecture and neuron settings (the tutorial's defaults)."""
+    """Architecture and the neuron settings it was trained with (the tutorial's defaults)."""
 
     latent_dim: int = 32
     beta: float = 0.5
@@ -53,7 +101,7 @@ class SAEConfig:
     output_thresh: float = 20000.0  # the last layer never fires: its membrane is the image
 
     def __post_init__(self):
-        check_neuron_settings(self.thresh, self.beta, self.num_steps)
+        self.neuron_settings()  # raises for a value out of range
         if not 1 <= int(self.latent_dim) <= 4096:
             raise ValueError(f"latent_dim must be between 1 and 4096, got {self.latent_dim}")
         if self.surrogate not in SURROGATES:
@@ -62,6 +110,11 @@ class SAEConfig:
             raise ValueError(f"input_size must be a multiple of 8 in [8, 256], got {self.input_size}")
         if self.surrogate_scale is not None and not self.surrogate_scale > 0:
             raise ValueError(f"surrogate_scale must be positive, got {self.surrogate_scale}")
+
+    def neuron_settings(self, **changes) -> NeuronSettings:
+        """The thresh, beta and num_steps the model was trained with (what it runs at unless told
+        otherwise), with ``changes``: ``config.neuron_settings(thresh=2.0)``."""
+        return NeuronSettings(**{"thresh": self.thresh, "beta": self.beta, "num_steps": self.num_steps, **changes})
 
     @property
     def scale(self) -> float:
@@ -79,15 +132,7 @@ class SAEConfig:
         return cls(**values)
 
 
-def check_neuron_settings(thresh: float, beta: float, num_steps: int) -> None:
-    """Raise ValueError with a clear message for out-of-range neuron settings (ranges: sae.limits)."""
-    for name, value in (("thresh", thresh), ("beta", beta), ("num_steps", num_steps)):
-        problem = LIMITS[name].problem(value)
-        if problem:
-            raise ValueError(problem)
-
-
-def layers_that_cannot_fire(thresh: float, beta: float, num_steps: int) -> tuple[str, ...]:
+def layers_that_cannot_fire(settings: NeuronSettings) -> tuple[str, ...]:
     """Spiking layers that no weights can make fire at these settings.
 
     ``dec0`` is the one LIF with no weights before it: its input is the ``linear``
@@ -98,13 +143,7 @@ def layers_that_cannot_fire(thresh: float, beta: float, num_steps: int) -> tuple
     thresh 1 (one spike charges it to exactly 1).  Then nothing reaches the rest
     of the decoder, and the output is the same image whatever the input.
     """
-    return ("dec0",) if spike_train_ceiling(beta, num_steps) <= thresh else ()
-
-
-def spike_train_ceiling(beta: float, num_steps: int) -> float:
-    """The highest membrane a LIF reaches from a spike (1) at every step: ``1 + beta + ... + beta**(T-1)``."""
-    beta = min(max(float(beta), 0.0), 1.0)
-    return sum(beta**k for k in range(int(num_steps)))
+    return ("dec0",) if settings.spike_train_ceiling <= settings.thresh else ()
 
 
 class _ATan(torch.autograd.Function):
@@ -140,41 +179,42 @@ class _FastSigmoid(torch.autograd.Function):
 _SPIKE_FUNCTIONS = {"atan": _ATan, "fast_sigmoid": _FastSigmoid}
 
 
-def lif_step(input_, mem, beta, thr, spike_fn, scale):
+def lif_step(input_, mem, beta, thresh, spike_fn, scale):
     """One LIF update (the module docstring's three lines); returns ``(spk, mem)``.
 
     Pure element-wise arithmetic, so ``sae.engine`` can fuse it into one kernel.
     """
-    reset = (mem - thr > 0).to(mem.dtype)  # detached: a comparison has no gradient
-    mem = _clamp01(beta) * mem + input_ - reset * thr
-    return spike_fn.apply(mem - thr, scale), mem
+    reset = (mem - thresh > 0).to(mem.dtype)  # detached: a comparison has no gradient
+    mem = _clamp01(beta) * mem + input_ - reset * thresh
+    return spike_fn.apply(mem - thresh, scale), mem
 
 
 class LIF(nn.Module):
     """A stateless leaky integrate-and-fire neuron layer.
 
-    ``forward(input_, mem)`` takes the previous membrane and returns ``(spk, mem)``.
-    The buffers carry snn.Leaky's names so state_dicts are interchangeable.
+    ``forward(input_, mem)`` takes the previous membrane and returns ``(spk, mem)``;
+    ``beta`` and ``thresh`` given there replace the layer's own for that call.
+    The buffers carry snn.Leaky's names (``threshold``, ``beta``) so state_dicts are interchangeable.
     ``step`` is the update itself; ``sae.engine.fuse`` swaps in a compiled copy.
     """
 
     step = staticmethod(lif_step)
 
-    def __init__(self, beta: float, threshold: float, surrogate: str = "atan", scale: float = 2.0):
+    def __init__(self, beta: float, thresh: float, surrogate: str = "atan", scale: float = 2.0):
         super().__init__()
-        self.register_buffer("threshold", torch.as_tensor(float(threshold)))
+        self.register_buffer("threshold", torch.as_tensor(float(thresh)))
         self.register_buffer("graded_spikes_factor", torch.as_tensor(1.0))
         self.register_buffer("reset_mechanism_val", torch.as_tensor(0))  # 0: reset by subtraction
         self.register_buffer("beta", torch.as_tensor(float(beta)))
         self.spike_fn = _SPIKE_FUNCTIONS[surrogate]
         self.scale = scale
 
-    def forward(self, input_, mem, beta=None, threshold=None):
+    def forward(self, input_, mem, beta=None, thresh=None):
         beta = self.beta if beta is None else beta
-        thr = self.threshold if threshold is None else threshold
+        thresh = self.threshold if thresh is None else thresh
         if mem is None:
             mem = torch.zeros_like(input_)
-        return self.step(input_, mem, beta, thr, self.spike_fn, self.scale)
+        return self.step(input_, mem, beta, thresh, self.spike_fn, self.scale)
 
 
 def _clamp01(beta):
@@ -214,8 +254,8 @@ class SpikingAutoencoder(nn.Module):
         side = config.input_size // 8
         flat = 128 * side * side
 
-        def lif(threshold=config.thresh):
-            return LIF(config.beta, threshold, config.surrogate, config.scale)
+        def lif(thresh=config.thresh):
+            return LIF(config.beta, thresh, config.surrogate, config.scale)
 
         # (name, module) in signal order; the names are how the rest of the code finds a layer.
         encoder = [
@@ -260,56 +300,49 @@ class SpikingAutoencoder(nn.Module):
         path = next(path for path, m in self.named_modules() if m is module)
         return f"{path}.{tensor}"
 
-    def forward(self, x, *, num_steps=None, beta=None, thresh=None, trace=False, every_step=False, fast=False):
+    def forward(self, x, *, settings: NeuronSettings | None = None, trace=False, every_step=False, fast=False):
         """Reconstruct ``x`` ([B, 1, H, W] in [0, 1]).
 
         Returns the last step's output membrane ``[B, 1, H, W]``; with ``every_step``
         the output membrane of every step ``[T, B, 1, H, W]``; with ``trace`` also a
-        :class:`Trace`.  ``num_steps``, ``beta`` and ``thresh`` override the trained
-        values for this call only (the output layer keeps its huge threshold).
-        It is exactly ``decode(encode(x))``: the tutorial's two loops.  ``fast`` is the
-        fast engine's training pass (sae.engine): the same math with two shortcuts, see
-        ``_encode_steps`` and ``_output_once``.
+        :class:`Trace`.  ``settings`` replace the trained thresh, beta and num_steps for
+        this call only (the output layer keeps its huge threshold); ``None`` runs the
+        layers' own values.  It is exactly ``decode(encode(x))``: the tutorial's two loops.
+        ``fast`` is the fast engine's training pass (sae.engine): the same math with two
+        shortcuts, see ``_encode_steps`` and ``_output_once``.
         """
-        steps = self._checked_steps(num_steps, beta, thresh)
+        steps = self.config.num_steps if settings is None else settings.num_steps
         record = _new_record() if trace else None
-        latent = self._encode_steps(x, steps, beta, thresh, record, fast)
+        latent = self._encode_steps(x, steps, settings, record, fast)
         if fast and not (trace or every_step) and self._output_cannot_fire(steps):
-            return self._output_once(latent, beta, thresh)
-        outputs = self._decode_steps(latent, beta, thresh, record)
+            return self._output_once(latent, settings)
+        outputs = self._decode_steps(latent, settings, record)
         result = outputs if every_step else outputs[-1]
         return (result, _to_trace(record)) if trace else result
 
-    def encode(self, x, *, num_steps=None, beta=None, thresh=None, trace=False):
+    def encode(self, x, *, settings: NeuronSettings | None = None, trace=False):
         """The latent code of ``x``: spikes ``[T, B, latent_dim]`` of 0/1 (with ``trace``,
-        also a :class:`Trace` of the encoder layers enc1 .. latent).  Same overrides as forward."""
-        steps = self._checked_steps(num_steps, beta, thresh)
+        also a :class:`Trace` of the encoder layers enc1 .. latent).  ``settings`` as in forward."""
+        steps = self.config.num_steps if settings is None else settings.num_steps
         record = _new_record() if trace else None
-        latent = self._encode_steps(x, steps, beta, thresh, record)
+        latent = self._encode_steps(x, steps, settings, record)
         return (latent, _to_trace(record)) if trace else latent
 
-    def decode(self, latent_spikes, *, beta=None, thresh=None, trace=False):
+    def decode(self, latent_spikes, *, settings: NeuronSettings | None = None, trace=False):
         """The decoder as a function: latent spikes ``[T, B, latent_dim]`` (any code, edited
         or made up) -> output membrane per step ``[T, B, 1, H, W]``; with ``trace``, also a
-        :class:`Trace` of linear .. output.  Runs only linearNet and the decoder, T steps."""
+        :class:`Trace` of linear .. output.  Runs only linearNet and the decoder, T steps:
+        the code's own length, so ``settings`` give thresh and beta only."""
         latent_dim = self.config.latent_dim
         if latent_spikes.ndim != 3 or latent_spikes.shape[2] != latent_dim:
             raise ValueError(f"latent spikes must have shape [T, B, {latent_dim}], got {tuple(latent_spikes.shape)}")
-        self._checked_steps(latent_spikes.shape[0], beta, thresh)
+        if problem := LIMITS["num_steps"].problem(latent_spikes.shape[0]):
+            raise ValueError(f"a code of {latent_spikes.shape[0]} steps: {problem}")
         record = _new_record() if trace else None
-        outputs = self._decode_steps(latent_spikes, beta, thresh, record)
+        outputs = self._decode_steps(latent_spikes, settings, record)
         return (outputs, _to_trace(record)) if trace else outputs
 
-    def _checked_steps(self, num_steps, beta, thresh) -> int:
-        """The number of steps to run; overrides checked against sae.limits."""
-        steps = self.config.num_steps if num_steps is None else num_steps
-        if num_steps is not None or beta is not None or thresh is not None:
-            check_neuron_settings(
-                float(self.layers["enc1"].threshold if thresh is None else thresh), float(self.layers["enc1"].beta if beta is None else beta), steps
-            )
-        return steps
-
-    def _encode_steps(self, x, steps, beta, thresh, record, fast=False):
+    def _encode_steps(self, x, steps, settings, record, fast=False):
         """The tutorial's first loop: present the same image ``steps`` times; latent spikes [T, B, D].
 
         The first conv + BN see the same image at every step, so they can run once.  At
@@ -323,15 +356,15 @@ class SpikingAutoencoder(nn.Module):
             once = batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=steps)
         modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
-        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
+        return torch.stack([self._through(modules, x if once is None else once, mem, settings, record) for _ in range(steps)])
 
-    def _decode_steps(self, latent, beta, thresh, record):
+    def _decode_steps(self, latent, settings, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
         modules = list(self.linearNet) + list(self.decoder)
         mem = {}
         outputs = []
         for spikes in latent:
-            self._through(modules, spikes, mem, beta, thresh, record)
+            self._through(modules, spikes, mem, settings, record)
             outputs.append(mem["output"])
         return torch.stack(outputs)
 
@@ -344,7 +377,7 @@ class SpikingAutoencoder(nn.Module):
             bound = steps * (conv.weight.abs().sum() + conv.bias.abs().sum())
         return bool(bound < out.threshold)
 
-    def _output_once(self, latent, beta, thresh):
+    def _output_once(self, latent, settings):
         """The last step's output membrane, with the output layer's conv run once instead of T times.
 
         The output layer never fires (``_output_cannot_fire``), so it only integrates:
@@ -353,23 +386,24 @@ class SpikingAutoencoder(nn.Module):
         S_t = b·S_{t-1} + s_t: the same sum in another fp32 order.  At 32 channels in and
         one out, that conv is the slowest per multiply of the whole model on a CPU."""
         *body, conv, out = list(self.linearNet) + list(self.decoder)
-        b = torch.as_tensor(_clamp01(out.beta if beta is None else beta), dtype=latent.dtype, device=latent.device)
+        b = torch.as_tensor(_clamp01(out.beta if settings is None else settings.beta), dtype=latent.dtype, device=latent.device)
         mem, leaky_sum, weight_sum = {}, None, 0.0
         for spikes in latent:
-            s = self._through(body, spikes, mem, beta, thresh, None)
+            s = self._through(body, spikes, mem, settings, None)
             leaky_sum = s if leaky_sum is None else torch.addcmul(s, leaky_sum, b)  # b·S + s in one pass
             weight_sum = b * weight_sum + 1.0
         w = F.conv_transpose2d(leaky_sum, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
         return w + conv.bias.view(1, -1, 1, 1) * weight_sum
 
     @staticmethod
-    def _through(modules, h, mem, beta, thresh, record):
+    def _through(modules, h, mem, settings, record):
         """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step."""
+        beta = None if settings is None else settings.beta
         for module in modules:
             if isinstance(module, LIF):
                 name = module.layer_name
-                thr = None if (thresh is None or name == "output") else thresh
-                h, mem[name] = module(h, mem.get(name), beta=beta, threshold=thr)
+                thresh = None if (settings is None or name == "output") else settings.thresh
+                h, mem[name] = module(h, mem.get(name), beta=beta, thresh=thresh)
                 if record is not None:
                     record["spikes"].setdefault(name, []).append(h)
                     record["mem"].setdefault(name, []).append(mem[name])

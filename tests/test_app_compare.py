@@ -18,11 +18,10 @@ from streamlit.testing.v1 import AppTest
 
 from explorer.state import ChosenDigit
 from sae.analysis import sweep, trained_for_setting
-from sae.analysis.sweep import Setting
 from sae.analysis.two_settings import ab_compare
 from sae.data.mnist import mnist_tensors, pick_digits
 from sae.io import checkpoints
-from sae.model import SAEConfig, SpikingAutoencoder
+from sae.model import NeuronSettings, SAEConfig, SpikingAutoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -173,11 +172,11 @@ def test_num_steps_question_trained_vs_set_after(app_env):
     assert trained["x"] == after_line["x"] == [1, 3, 5, 10]
     digits = default_digits()
     t1 = app_env["models"]["compare_T1_thr1.pt"]
-    own = sweep.measure(t1, digits, [Setting(1.0, 1, 0.5)])[0]
+    own = sweep.measure(t1, digits, [NeuronSettings(thresh=1.0, beta=0.5, num_steps=1)])[0]
     assert trained["y"][0] == pytest.approx(own.mse, rel=1e-9)
     assert trained["y"][1] is None and trained["y"][3] is None  # T3, T10 not shipped
     reference = app_env["models"]["compare_T5_thr1.pt"]
-    after = sweep.measure(reference, digits, [Setting(1.0, s, 0.5) for s in (1, 3, 5, 10)])
+    after = sweep.measure(reference, digits, [NeuronSettings(thresh=1.0, beta=0.5, num_steps=s) for s in (1, 3, 5, 10)])
     assert after_line["y"] == pytest.approx([r.mse for r in after], rel=1e-9)
     notes = " ".join(i.value for i in at.info)
     assert "compare_T3_thr1.pt" in notes and "compare_T10_thr1.pt" in notes and "compare_T1_thr1.pt" not in notes
@@ -209,7 +208,7 @@ def test_ab_view_shows_the_difference(app_env):
     found = charts(at)
     assert len(at.get("plotly_chart")) == 5 + 2 * 6  # five difference charts, six Explore figures for each side
     digit = default_digits()[:1]
-    fresh = ab_compare(page_model(at), digit, Setting(0.5, 5, 0.5), Setting(2.0, 3, 0.5))
+    fresh = ab_compare(page_model(at), digit, NeuronSettings(thresh=0.5, beta=0.5, num_steps=5), NeuronSettings(thresh=2.0, beta=0.5, num_steps=3))
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Latent flips"] == str(fresh.latent_flips()) and fresh.latent_flips() > 0
     images = next(v for t, v in found.items() if t.startswith("Reconstructions on one scale"))

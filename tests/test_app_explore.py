@@ -104,7 +104,7 @@ def assert_page_still_works(at: AppTest) -> None:
 
 def expected_mse(at: AppTest) -> float:
     settings = at.session_state["settings"]
-    return run_digit(settings.model, at.session_state["explore_digit"].image, **settings.overrides()).mse
+    return run_digit(settings.model, at.session_state["explore_digit"].image, settings.neuron).mse
 
 
 # --- home ---------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def test_changing_thresh_reruns_the_network_with_it_and_reset_restores_the_check
     trained = at.session_state["settings"].checkpoint.config.thresh
     before = network_metrics(at)
     at.slider(key="sb_thresh").set_value(0.3).run()
-    assert at.session_state["settings"].thresh == pytest.approx(0.3)
+    assert at.session_state["settings"].neuron.thresh == pytest.approx(0.3)
     assert "θ = 0.3:" in texts(at)
     assert float(metrics(at)["Reconstruction MSE"]) == pytest.approx(expected_mse(at), abs=1e-4)
     assert network_metrics(at)["Spikes, all layers"] != before["Spikes, all layers"], "a lower threshold fires more"
@@ -287,11 +287,12 @@ def test_changing_thresh_reruns_the_network_with_it_and_reset_restores_the_check
 
 
 def test_results_are_cached_per_session_and_bounded(monkeypatch):
-    import explorer.cached
+    from sae.runs.forward_process import default_worker
 
     calls = []
-    real_run_digit = explorer.cached.run_digit
-    monkeypatch.setattr(explorer.cached, "run_digit", lambda *a, **k: calls.append(k) or real_run_digit(*a, **k))
+    worker = default_worker()
+    real_run_digit = worker.run_digit
+    monkeypatch.setattr(worker, "run_digit", lambda model, digit, settings: calls.append(settings) or real_run_digit(model, digit, settings))
     at = explore()
     for thresh in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
         at.slider(key="sb_thresh").set_value(thresh).run()
@@ -300,7 +301,32 @@ def test_results_are_cached_per_session_and_bounded(monkeypatch):
     at.slider(key="sb_thresh").set_value(0.8).run()  # seen two changes ago: served from the cache
     assert len(calls) == computed
     at.slider(key="sb_thresh").set_value(0.2).run()  # the oldest, dropped: computed again
-    assert len(calls) == computed + 1 and calls[-1]["thresh"] == 0.2
+    assert len(calls) == computed + 1 and calls[-1].thresh == 0.2
+
+
+def test_another_model_uploaded_under_the_same_name_gets_its_own_results(monkeypatch):
+    """Explore's results are keyed by the weights' fingerprint: keyed by the name, or by the id() of a
+    freed model (which Python may hand to the next one), a re-upload would show the old model's numbers."""
+    import explorer.cached
+
+    # As if Python placed every model at the same address: a cache keyed by id() would now serve stale results.
+    monkeypatch.setattr(explorer.cached, "id", lambda obj: 0, raising=False)
+    at = explore({"source": "MNIST", "index": "3"})
+    shown = []
+    for seed in range(5):
+        torch.manual_seed(seed)
+        model = SpikingAutoencoder(SAEConfig())
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(3)  # weights that make spikes flow, so each model reconstructs differently
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+        del model
+        at.file_uploader(key="sb_upload").set_value(("same_name.pt", buffer.getvalue(), "application/octet-stream")).run()
+        assert not at.exception and at.session_state["settings"].checkpoint_name == "uploaded: same_name.pt"
+        shown.append(metrics(at)["Reconstruction MSE"])
+        assert shown[-1] == f"{expected_mse(at):.4f}", f"upload {seed}: the page shows another model's result"
+    assert len(set(shown)) == len(shown)
 
 
 def test_a_checkpoint_with_the_wrong_shapes_is_refused_in_one_line_and_the_old_one_stays():
@@ -340,8 +366,8 @@ def test_a_shared_url_opens_the_same_digit_settings_and_view():
     images, labels = mnist_tensors(train=False)
     at = explore({"source": "MNIST", "index": "123", "thresh": "0.6", "steps": "7", "view": "Inside a layer", "layer": "dec1"})
     assert torch.equal(at.session_state["explore_digit"].image, images[123:124])
-    settings = at.session_state["settings"]
-    assert (settings.thresh, settings.num_steps) == (pytest.approx(0.6), 7)
+    neuron = at.session_state["settings"].neuron
+    assert (neuron.thresh, neuron.num_steps) == (pytest.approx(0.6), 7)
     assert at.selectbox(key="layer").value == "dec1"
     layer_figure = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"].startswith("decoder deconv 1"))
     assert len(layer_figure["frames"]) == 7
@@ -353,7 +379,7 @@ def test_bad_url_values_are_corrected_with_a_note():
     warnings = [w.value for w in at.sidebar.warning]
     assert "thresh 99 from the link is outside 0.05–5; using 5" in warnings
     assert "ignored beta='x' from the link: not a number" in warnings
-    assert at.session_state["settings"].thresh == 5.0
+    assert at.session_state["settings"].neuron.thresh == 5.0
     assert at.segmented_control(key="source").value == "Draw"
     assert "Reconstruction MSE" in metrics(at)
 
@@ -397,7 +423,7 @@ def test_the_layer_view_follows_the_chosen_layer():
     at = explore({"view": "Inside a layer"})
     at.selectbox(key="layer").set_value("enc3").run()
     figure = next(s for s in plotly_specs(at) if s["layout"]["title"]["text"].startswith("encoder conv 3"))
-    assert len(figure["frames"]) == at.session_state["settings"].num_steps
+    assert len(figure["frames"]) == at.session_state["settings"].neuron.num_steps
     assert "spikes from 2,048 neurons" in texts(at)
 
 

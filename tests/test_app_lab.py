@@ -159,7 +159,7 @@ def test_a_click_flips_one_spike_once_and_the_decoder_answers(model, test_images
     # The count follows the edited code: one spike fewer into from_latent (2,048 accumulates), and
     # whatever the decoder's layers do with that (they can fire more as well as less).
     edited = latent.edited_spikes(own, expected, latent.decode_codes(model, expected))
-    assert synops(at) == count_operations(model, edited, expected.shape[1]).synops != before
+    assert synops(at) == count_operations(model, edited).synops != before
     assert "1 cell edited" in texts(at)
     at.toggle(key="lab_energy_chart").set_value(True).run()  # the per-layer counts follow the edited code
     bars = json.loads(chart(at, "lab_energy").proto.spec)["data"][0]
@@ -219,7 +219,7 @@ def test_another_digit_or_num_steps_starts_from_its_own_code(model, test_images)
     assert "lab_code" in at.query_params
     at.number_input(key="lab_a").set_value(4).run()  # ... another digit does not
     assert "lab_code" not in at.query_params
-    assert np.array_equal(editor_code(at), latent.encode_digit(model, test_images[0][4:5], thresh=0.9).code)
+    assert np.array_equal(editor_code(at), latent.encode_digit(model, test_images[0][4:5], model.config.neuron_settings(thresh=0.9)).code)
     at.slider(key="sb_steps").set_value(7).run()
     assert editor_code(at).shape == (32, 7)
 

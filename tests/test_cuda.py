@@ -25,8 +25,9 @@ def test_the_fast_engine_agrees_with_the_tutorial_on_cuda():
 def test_one_digit_on_cuda_matches_the_cpu():
     model = seeded_model(SAEConfig(), 0).eval()
     digit = torch.rand(1, 1, 32, 32)
-    on_cpu = run_digit(model, digit, thresh=0.3)
-    on_gpu = run_digit(model.cuda(), digit.cuda(), thresh=0.3)
+    settings = model.config.neuron_settings(thresh=0.3)
+    on_cpu = run_digit(model, digit, settings)
+    on_gpu = run_digit(model.cuda(), digit.cuda(), settings)
     assert on_gpu.device.startswith("cuda")
     flipped = sum(int((on_cpu.spikes[n] != on_gpu.spikes[n]).sum()) for n in on_cpu.spikes)
     assert flipped <= 1e-3 * sum(s.size for s in on_cpu.spikes.values())

@@ -102,7 +102,7 @@ def test_the_shipped_network_counted_layer_by_layer(model, digit):
     """Each connection's accumulates equal the sum of a same-geometry layer with all-ones
     weights applied to the real spikes (each spike adds 1 per connection it reaches)."""
     result = run_digit(model, digit)
-    report = energy.count_operations(model, result.spikes, result.num_steps)
+    report = energy.count_operations(model, result.spikes)
     by_layer = {r.layer: r for r in report.layers}
     assert [r.layer for r in report.layers] == [c[0] for c in energy.CONNECTIONS]
     for row in report.layers[1:]:
@@ -151,11 +151,13 @@ def test_the_shipped_network_counted_layer_by_layer(model, digit):
 def test_fewer_spikes_fewer_operations(model, digit):
     counts = []
     for thresh in (0.5, 1.0, 2.0, 4.0):
-        result = run_digit(model, digit, thresh=thresh)
-        counts.append(energy.count_operations(model, result.spikes, result.num_steps).synops)
+        result = run_digit(model, digit, model.config.neuron_settings(thresh=thresh))
+        counts.append(energy.count_operations(model, result.spikes).synops)
     assert counts == sorted(counts, reverse=True) and counts[0] > 2 * counts[-1]
-    steps = [energy.count_operations(model, r.spikes, r.num_steps).spiking_joules for r in (run_digit(model, digit, num_steps=n) for n in (2, 5, 10))]
-    assert steps == sorted(steps)
+    runs = [run_digit(model, digit, model.config.neuron_settings(num_steps=n)) for n in (2, 5, 10)]
+    reports = [energy.count_operations(model, r.spikes) for r in runs]
+    assert [r.num_steps for r in reports] == [2, 5, 10]
+    assert [r.spiking_joules for r in reports] == sorted(r.spiking_joules for r in reports)
 
 
 def test_silence_costs_only_the_first_convolution(model):
@@ -170,9 +172,9 @@ def test_silence_costs_only_the_first_convolution(model):
         "dec2": (32, 16, 16),
     }
     silent = {name: np.zeros((3, *shape), np.uint8) for name, shape in shapes.items()}
-    report = energy.count_operations(model, silent, 3)
-    assert report.synops == 0 and report.spiking_macs == 3 * 32 * 47 * 47
+    report = energy.count_operations(model, silent)
+    assert report.num_steps == 3 and report.synops == 0 and report.spiking_macs == 3 * 32 * 47 * 47
     with pytest.raises(ValueError, match="spikes of 'dec2'"):
-        energy.count_operations(model, {k: v for k, v in silent.items() if k != "dec2"}, 3)
-    with pytest.raises(ValueError, match="3 steps, expected 4"):
-        energy.count_operations(model, silent, 4)
+        energy.count_operations(model, {k: v for k, v in silent.items() if k != "dec2"})
+    with pytest.raises(ValueError, match="different numbers of steps.*'dec1': 4"):
+        energy.count_operations(model, {**silent, "dec1": np.zeros((4, 64, 8, 8), np.uint8)})

@@ -36,11 +36,11 @@ def test_fused_path_matches_the_tutorial_in_fp32():
     tutorial.eval(), ours.eval()
     with torch.no_grad():
         assert torch.allclose(ours(images[:3]), tutorial(images[:3]), atol=1e-6, rtol=0)  # another batch size
-        out, trace = ours(images, trace=True, thresh=0.7, num_steps=3)
+        out, trace = ours(images, trace=True, settings=ours.config.neuron_settings(thresh=0.7, num_steps=3))
     unfuse(ours)
     assert not any("step" in m.__dict__ for m in ours.modules() if isinstance(m, LIF))
     with torch.no_grad():
-        eager_out, eager_trace = ours(images, trace=True, thresh=0.7, num_steps=3)
+        eager_out, eager_trace = ours(images, trace=True, settings=ours.config.neuron_settings(thresh=0.7, num_steps=3))
     assert torch.equal(out, eager_out)
     assert all(torch.equal(trace.spikes[n], eager_trace.spikes[n]) for n in trace.spikes)
 
@@ -184,9 +184,9 @@ def test_the_fused_update_never_falls_back_to_eager():
     with torch.no_grad():
         for batch in (8, 1, 3):
             model(torch.rand(batch, 1, 32, 32))
-            model(torch.rand(batch, 1, 32, 32), thresh=0.7, beta=0.9)
+            model(torch.rand(batch, 1, 32, 32), settings=model.config.neuron_settings(thresh=0.7, beta=0.9))
         graphs = counters["stats"]["unique_graphs"]
-        model(torch.rand(3, 1, 32, 32), thresh=1.3)
+        model(torch.rand(3, 1, 32, 32), settings=model.config.neuron_settings(thresh=1.3))
         assert counters["stats"]["unique_graphs"] == graphs  # a new slider value is an input, not a recompile
     frames = {k: counters["frames"][k] - before.get(k, 0) for k in ("total", "ok")}
     assert frames["total"] == frames["ok"] > 0, frames
@@ -210,7 +210,8 @@ def test_the_output_layer_runs_once_where_it_cannot_fire_and_step_by_step_where_
         once = ours(images, fast=True)
         assert calls == []  # the conv ran once, as a function, on the leaky sum
         assert torch.allclose(once, per_step, atol=1e-5, rtol=0)
-        assert torch.allclose(ours(images, fast=True, beta=0.8, num_steps=3), ours(images, beta=0.8, num_steps=3), atol=1e-5, rtol=0)
+        other = ours.config.neuron_settings(beta=0.8, num_steps=3)
+        assert torch.allclose(ours(images, fast=True, settings=other), ours(images, settings=other), atol=1e-5, rtol=0)
         ours.layers["deconv3"].weight.mul_(1e4)  # now 5 steps of input could reach 20000
         calls.clear()
         fallback = ours(images, fast=True)

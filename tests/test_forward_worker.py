@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sae.analysis.inference import run_digit
-from sae.model import SAEConfig, SpikingAutoencoder
+from sae.model import NeuronSettings, SAEConfig, SpikingAutoencoder
 from sae.runs import forward_process
 from sae.runs.forward_process import ForwardWorker
 
@@ -23,7 +23,7 @@ def same(a, b) -> bool:
     return (
         all(np.array_equal(a.mem[k], b.mem[k]) and np.array_equal(a.spikes[k], b.spikes[k]) for k in a.mem)
         and np.array_equal(a.recon_steps, b.recon_steps)
-        and (a.thresh, a.beta, a.num_steps, a.mse) == (b.thresh, b.beta, b.num_steps, b.mse)
+        and (a.settings, a.num_steps, a.mse) == (b.settings, b.num_steps, b.mse)
     )
 
 
@@ -39,17 +39,21 @@ def test_child_results_equal_in_process_bit_for_bit(worker):
     models = [make_model(0), make_model(1, latent_dim=16)]
     digit = torch.rand(1, 1, 32, 32)
     for model in models:
-        for overrides in ({}, {"thresh": 0.4, "beta": 0.9, "num_steps": 7}):
-            here, there = run_digit(model, digit, **overrides), worker.run_digit(model, digit, **overrides)
-            assert same(here, there)
+        for settings in (None, NeuronSettings(thresh=0.4, beta=0.9, num_steps=7)):
+            here, there = run_digit(model, digit, settings), worker.run_digit(model, digit, settings)
+            assert same(here, there) and there.settings == (settings or model.config.neuron_settings())
             assert there.spikes["latent"].sum() > 0
     assert worker._process is not None and worker._process.poll() is None  # it really ran in the child
     assert len(worker._loaded) == 2
 
 
-def test_bad_settings_raise_as_in_process(worker):
-    with pytest.raises(ValueError):
-        worker.run_digit(make_model(0), torch.rand(1, 1, 32, 32), thresh=-1.0)
+def test_a_bad_request_raises_as_in_process_and_the_child_lives_on(worker):
+    model = make_model(0)
+    with pytest.raises(ValueError, match=r"\[1, 1, H, W\]"):
+        worker.run_digit(model, torch.rand(2, 1, 32, 32))
+    process = worker._process
+    digit = torch.rand(1, 1, 32, 32)
+    assert same(worker.run_digit(model, digit), run_digit(model, digit)) and worker._process is process
 
 
 def test_a_killed_child_is_replaced_and_the_forward_still_answers(worker):

@@ -10,7 +10,7 @@ import torch
 from sae.analysis.inference import SPIKING_LAYERS, latent_raster_csv, run_digit, single_thread, trace_npz_bytes
 from sae.io.fingerprints import digit_fingerprint
 from sae.limits import THRESH
-from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+from sae.model import LAYER_NAMES, NeuronSettings, SAEConfig, SpikingAutoencoder
 
 LAYER_SHAPES = {
     "enc1": (32, 16, 16),
@@ -40,7 +40,7 @@ def digit():
 
 
 def test_result_holds_numpy_arrays_of_every_layer_without_the_batch_axis(model, digit):
-    result = run_digit(model, digit, num_steps=3, thresh=0.2)
+    result = run_digit(model, digit, model.config.neuron_settings(num_steps=3, thresh=0.2))
     assert result.input.shape == (32, 32) and result.recon_steps.shape == (3, 32, 32)
     for name in LAYER_NAMES:
         assert result.spikes[name].shape == (3, *LAYER_SHAPES[name])
@@ -50,10 +50,11 @@ def test_result_holds_numpy_arrays_of_every_layer_without_the_batch_axis(model, 
     assert result.device == "cpu" and result.forward_ms > 0
 
 
-def test_reconstruction_is_the_models_output_with_the_same_overrides(model, digit):
-    result = run_digit(model, digit, num_steps=6, beta=0.8, thresh=0.3)
+def test_reconstruction_is_the_models_output_at_the_same_settings(model, digit):
+    settings = NeuronSettings(thresh=0.3, beta=0.8, num_steps=6)
+    result = run_digit(model, digit, settings)
     with torch.no_grad():
-        expected = model(digit, num_steps=6, beta=0.8, thresh=0.3, every_step=True)
+        expected = model(digit, settings=settings, every_step=True)
     assert np.allclose(result.recon_steps, expected[:, 0, 0].numpy(), atol=1e-6)
     assert np.allclose(result.recon, expected[-1, 0, 0].numpy(), atol=1e-6)
     assert result.mse == pytest.approx(float(((expected[-1, 0, 0] - digit[0, 0]) ** 2).mean()), rel=1e-5)
@@ -61,14 +62,14 @@ def test_reconstruction_is_the_models_output_with_the_same_overrides(model, digi
 
 def test_missing_settings_fall_back_to_the_checkpoints_config(model, digit):
     result = run_digit(model, digit)
-    assert (result.thresh, result.beta, result.num_steps) == (1.0, 0.5, 4)
+    assert result.settings == NeuronSettings(thresh=1.0, beta=0.5, num_steps=4) and result.num_steps == 4
     assert result.recon_steps.shape[0] == 4
 
 
 def test_spike_counts_and_rates_match_the_models_trace(model, digit):
-    result = run_digit(model, digit, thresh=0.1, num_steps=5)
+    result = run_digit(model, digit, model.config.neuron_settings(thresh=0.1, num_steps=5))
     with torch.no_grad():
-        _, trace = model(digit, num_steps=5, thresh=0.1, trace=True)
+        _, trace = model(digit, settings=model.config.neuron_settings(thresh=0.1, num_steps=5), trace=True)
     rates = trace.spike_rates()
     assert set(result.firing_rates()) == set(SPIKING_LAYERS) == set(rates)
     for name in SPIKING_LAYERS:
@@ -78,7 +79,7 @@ def test_spike_counts_and_rates_match_the_models_trace(model, digit):
 
 
 def test_the_highest_threshold_fires_less_in_every_layer(model, digit):
-    trained, high = run_digit(model, digit).spike_counts(), run_digit(model, digit, thresh=THRESH.high).spike_counts()
+    trained, high = run_digit(model, digit).spike_counts(), run_digit(model, digit, model.config.neuron_settings(thresh=THRESH.high)).spike_counts()
     assert all(high[layer] <= trained[layer] for layer in trained)
     assert sum(high.values()) < sum(trained.values())
 
@@ -106,7 +107,7 @@ def test_single_thread_restores_the_callers_setting():
 
 
 def test_npz_export_round_trips_the_whole_trace(model, digit):
-    result = run_digit(model, digit, thresh=0.2, num_steps=3)
+    result = run_digit(model, digit, model.config.neuron_settings(thresh=0.2, num_steps=3))
     archive = np.load(io.BytesIO(trace_npz_bytes(result)))
     assert np.array_equal(archive["input"], result.input)
     assert np.array_equal(archive["recon_steps"], result.recon_steps)
@@ -117,7 +118,7 @@ def test_npz_export_round_trips_the_whole_trace(model, digit):
 
 
 def test_raster_csv_has_one_row_per_latent_neuron_and_one_column_per_step(model, digit):
-    result = run_digit(model, digit, thresh=0.1, num_steps=4)
+    result = run_digit(model, digit, model.config.neuron_settings(thresh=0.1, num_steps=4))
     rows = list(csv.reader(io.StringIO(latent_raster_csv(result))))
     assert rows[0] == ["neuron", "step_1", "step_2", "step_3", "step_4"]
     assert len(rows) == 1 + 16

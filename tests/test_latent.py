@@ -27,18 +27,18 @@ def digits():
     return images[:16], labels[:16]
 
 
-OVERRIDES = [{}, {"thresh": 0.7}, {"beta": 0.8, "num_steps": 7}, {"thresh": 1.3, "beta": 0.3, "num_steps": 3}]
+CHANGES = [None, {"thresh": 0.7}, {"beta": 0.8, "num_steps": 7}, {"thresh": 1.3, "beta": 0.3, "num_steps": 3}]
 
 
-@pytest.mark.parametrize("overrides", OVERRIDES)
-def test_decode_of_encode_is_forward_bit_for_bit(model, digits, overrides):
+@pytest.mark.parametrize("changes", CHANGES)
+def test_decode_of_encode_is_forward_bit_for_bit(model, digits, changes):
     images, _ = digits
-    decode_kwargs = {k: v for k, v in overrides.items() if k != "num_steps"}
+    settings = None if changes is None else model.config.neuron_settings(**changes)
     with torch.no_grad():
-        expected, trace = model(images, every_step=True, trace=True, **overrides)
-        latent_spikes, enc = model.encode(images, trace=True, **overrides)
-        out, dec = model.decode(latent_spikes, trace=True, **decode_kwargs)
-    steps = overrides.get("num_steps", 5)
+        expected, trace = model(images, every_step=True, trace=True, settings=settings)
+        latent_spikes, enc = model.encode(images, trace=True, settings=settings)
+        out, dec = model.decode(latent_spikes, trace=True, settings=settings)
+    steps = (changes or {}).get("num_steps", 5)
     assert latent_spikes.shape == (steps, 16, 32) and out.shape == (steps, 16, 1, 32, 32)
     assert set(latent_spikes.unique().tolist()) <= {0.0, 1.0} and latent_spikes.sum() > 0
     assert torch.equal(out, expected)
@@ -85,23 +85,19 @@ def test_decode_refuses_bad_input_with_a_clear_message(model):
         model.decode(torch.zeros(5, 1, 16))
     with pytest.raises(ValueError, match="num_steps"):
         model.decode(torch.zeros(51, 1, 32))
-    with pytest.raises(ValueError, match="thresh"):
-        model.decode(torch.zeros(5, 1, 32), thresh=100.0)
-    with pytest.raises(ValueError, match="thresh"):
-        model.encode(torch.zeros(1, 1, 32, 32), thresh=0.0)
 
 
 def test_decode_is_thread_safe_on_one_instance(model):
     torch.manual_seed(3)
     codes = [(torch.rand(5, 4, 32) < 0.3).float() for _ in range(8)]
     with torch.no_grad():
-        serial = [model.decode(c, thresh=0.5 + 0.1 * i) for i, c in enumerate(codes)]
+        serial = [model.decode(c, settings=model.config.neuron_settings(thresh=0.5 + 0.1 * i)) for i, c in enumerate(codes)]
     results = [None] * len(codes)
 
     def work(i):
         with torch.no_grad():
             for _ in range(3):
-                results[i] = model.decode(codes[i], thresh=0.5 + 0.1 * i)
+                results[i] = model.decode(codes[i], settings=model.config.neuron_settings(thresh=0.5 + 0.1 * i))
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(len(codes))]
     for t in threads:
@@ -116,16 +112,17 @@ def test_decode_is_thread_safe_on_one_instance(model):
 
 def test_encode_digit_and_decode_codes_agree_with_the_model(model, digits):
     images, _ = digits
-    own = latent.encode_digit(model, images[:1], thresh=0.9)
+    settings = model.config.neuron_settings(thresh=0.9)
+    own = latent.encode_digit(model, images[:1], settings)
     with torch.no_grad():
-        expected = model(images[:1], thresh=0.9)[0, 0].numpy()
+        expected = model(images[:1], settings=settings)[0, 0].numpy()
     assert own.code.shape == (32, 5) and own.code.dtype == np.uint8
     assert np.array_equal(own.recon, expected)
-    assert np.array_equal(latent.decode_codes(model, own.code, thresh=0.9).images[0], expected)
+    assert np.array_equal(latent.decode_codes(model, own.code, settings).images[0], expected)
     assert set(own.spikes) == set(LAYER_NAMES[:-1])
     # Several codes in one pass give each code's own answer (to rounding: a batch sums in another order).
-    other = latent.encode_digit(model, images[1:2], thresh=0.9)
-    both = latent.decode_codes(model, np.stack([own.code, other.code]), thresh=0.9).images
+    other = latent.encode_digit(model, images[1:2], settings)
+    both = latent.decode_codes(model, np.stack([own.code, other.code]), settings).images
     assert np.allclose(both[1], other.recon, atol=1e-5) and np.allclose(both[0], expected, atol=1e-5)
     assert not np.allclose(both[0], both[1], atol=1e-2)
 
@@ -218,14 +215,14 @@ def test_code_map_is_a_pca_of_the_spike_counts_and_is_cached_on_disk(model, tmp_
     nearest, label, share = cmap.neighbours(counts[7])
     assert 7 in nearest and 0 < share <= 1 and label in range(10)
     again = latent.cached_code_map(model, images, labels, tmp_path)  # read back from the file
-    assert np.array_equal(again.xy, cmap.xy) and again.num_steps == 5 and again.thresh == 1.0
+    assert np.array_equal(again.xy, cmap.xy) and again.settings == model.config.neuron_settings() == cmap.settings
 
 
 def test_the_map_folder_keeps_only_the_most_recently_used_maps(model, tmp_path, monkeypatch):
     monkeypatch.setattr(latent, "MAP_FILES_KEPT", 2)
     images, labels = mnist_tensors(train=False)
     for thresh in (0.8, 0.9, 1.0):
-        latent.cached_code_map(model, images[:20], labels[:20], tmp_path, thresh=thresh)
+        latent.cached_code_map(model, images[:20], labels[:20], tmp_path, model.config.neuron_settings(thresh=thresh))
     names = sorted(p.name for p in tmp_path.glob("*.npz"))
     assert len(names) == 2 and not any("-0.8-" in n for n in names)
 
@@ -245,3 +242,56 @@ def test_a_model_of_another_size_has_codes_of_its_size():
     own = latent.encode_digit(model, torch.rand(1, 1, 32, 32))
     assert own.code.shape == (8, 3)
     assert latent.decode_codes(model, np.ones((2, 8, 3), np.uint8)).images.shape == (2, 32, 32)
+
+
+def test_decode_runs_the_codes_own_steps_at_the_settings_thresh_and_beta(model):
+    code = (torch.rand(4, 2, 32, generator=torch.Generator().manual_seed(5)) < 0.4).float()
+    with torch.no_grad():
+        same = model.decode(code, settings=model.config.neuron_settings(thresh=0.8, num_steps=9))
+        assert same.shape[0] == 4 and torch.equal(same, model.decode(code, settings=model.config.neuron_settings(thresh=0.8)))
+        assert not torch.equal(same, model.decode(code))
+
+
+# --- what a picture looks like ------------------------------------------------------------
+
+
+def test_the_nearest_class_mean_is_the_class_whose_average_is_closest():
+    images = torch.zeros(6, 1, 2, 2)
+    images[3:, 0, 0, 0] = 1.0  # class 1: a bright top-left pixel
+    images[5, 0, 1, 1] = 0.5
+    labels = torch.tensor([0, 0, 0, 1, 1, 1])
+    means = latent.class_means(images, labels, classes=2)
+    assert means.shape == (2, 2, 2) and means[1, 0, 0] == 1.0 and means[1, 1, 1] == pytest.approx(0.5 / 3)
+    pictures = np.array([[[0.1, 0.0], [0.0, 0.0]], [[0.9, 0.0], [0.0, 0.2]]])
+    assert latent.nearest_class(pictures, means).tolist() == [0, 1]
+    assert latent.mse(pictures[1], np.zeros((2, 2))) == pytest.approx((0.81 + 0.04) / 4)
+
+
+def test_the_editors_numbers_follow_the_edit(model, digits):
+    images, labels = digits
+    means = latent.class_means(images, labels)
+    own = latent.encode_digit(model, images[:1])
+    unchanged = latent.judge_edit(own, own.code, own.recon, means)
+    assert unchanged.cells == 0 and unchanged.mse == unchanged.own_mse == pytest.approx(float(np.mean((own.recon - own.input) ** 2)))
+    assert unchanged.looks_like == unchanged.own_looks_like == latent.nearest_class(own.recon[None], means)[0]
+    silent = np.zeros_like(own.code)
+    blank = latent.decode_codes(model, silent).images[0]
+    edit = latent.judge_edit(own, silent, blank, means)
+    assert edit.cells == int(own.code.sum()) and edit.mse == pytest.approx(float(np.mean((blank - own.input) ** 2)))
+    assert edit.own_mse == unchanged.own_mse and edit.mse > edit.own_mse
+
+
+def test_class_turns_lists_the_neurons_whose_toggle_changes_the_class_largest_effect_first():
+    means = np.stack([np.zeros((2, 2)), np.ones((2, 2))])  # class 0: dark, class 1: bright
+    own_recon = np.full((2, 2), 0.2)
+    change = np.stack([np.full((2, 2), 0.1), np.full((2, 2), 0.5), np.full((2, 2), 0.7), np.full((2, 2), -0.2)])
+    atlas = latent.NeuronAtlas(alone=change, change=change, added=np.zeros(4, bool), effect=(change**2).mean(axis=(1, 2)))
+    own_class, turns = latent.class_turns(atlas, own_recon, means)
+    assert own_class == 0 and list(turns.items()) == [(2, 1), (1, 1)]  # 0.9 before 0.7; neurons 0 and 3 stay dark
+
+
+def test_the_blend_switches_at_the_first_stage_nearer_to_b():
+    a, b = np.zeros((2, 2)), np.ones((2, 2))
+    stages = np.stack([a, a + 0.2, a + 0.4, a + 0.6, b])
+    assert latent.switch_stage(stages) == 3
+    assert latent.switch_stage(np.stack([a, a, b * 0])) is None  # B looks like A: no stage is nearer to B

@@ -4,13 +4,14 @@ import gc
 import threading
 import weakref
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from snntorch._neurons.neurons import SpikingNeuron
 
 from benchmarks.tutorial_sae import build_tutorial_sae
-from sae.model import LAYER_NAMES, SAEConfig, SpikingAutoencoder
+from sae.model import LAYER_NAMES, NeuronSettings, SAEConfig, SpikingAutoencoder, layers_that_cannot_fire
 
 
 def spiking_pair(seed=0, **tutorial_kwargs):
@@ -90,7 +91,7 @@ def test_layers_are_found_by_name_not_by_index():
 
 def test_trace_has_every_layer_and_every_step(images):
     _, ours = spiking_pair()
-    recon, trace = ours.eval()(images[:2], trace=True, num_steps=4)
+    recon, trace = ours.eval()(images[:2], trace=True, settings=ours.config.neuron_settings(num_steps=4))
     assert set(trace.spikes) == set(trace.mem) == set(LAYER_NAMES)
     assert trace.spikes["latent"].shape == (4, 2, 32)
     assert trace.mem["enc1"].shape == (4, 2, 32, 16, 16)
@@ -98,26 +99,54 @@ def test_trace_has_every_layer_and_every_step(images):
     assert set(trace.spikes["latent"].unique().tolist()) <= {0.0, 1.0}
 
 
-def test_inference_overrides_change_the_result_without_changing_the_model(images):
+def test_other_settings_change_the_result_without_changing_the_model(images):
     _, ours = spiking_pair()
     ours.eval()
     before = {k: v.clone() for k, v in ours.state_dict().items()}
     with torch.no_grad():
         base = ours(images)
-        _, high = ours(images, thresh=3.0, trace=True)
-        _, low = ours(images, thresh=0.3, trace=True)
-        assert ours(images, num_steps=2).shape == base.shape
-        assert not torch.equal(ours(images, beta=0.9), base)
+        _, high = ours(images, settings=ours.config.neuron_settings(thresh=3.0), trace=True)
+        _, low = ours(images, settings=ours.config.neuron_settings(thresh=0.3), trace=True)
+        assert ours(images, settings=ours.config.neuron_settings(num_steps=2)).shape == base.shape
+        assert not torch.equal(ours(images, settings=ours.config.neuron_settings(beta=0.9)), base)
         assert torch.equal(ours(images), base)
     assert sum(high.spike_rates().values()) < sum(low.spike_rates().values())
     for k, v in ours.state_dict().items():
         assert torch.equal(v, before[k]), k
 
 
-@pytest.mark.parametrize("bad", [{"thresh": 0.0}, {"thresh": float("nan")}, {"beta": 1.5}, {"num_steps": 0}, {"num_steps": 2.5}])
-def test_out_of_range_overrides_are_refused(images, bad):
-    with pytest.raises(ValueError):
-        SpikingAutoencoder()(images, **bad)
+def test_no_settings_means_the_checkpoints_own(images):
+    """``settings=None`` runs the layers' buffers; the config's values as a NeuronSettings give the same
+    numbers bit for bit (values chosen not to be exact binary fractions)."""
+    _, ours = spiking_pair(thresh=0.7, beta=0.9, num_steps=6)
+    ours.eval()
+    with torch.no_grad():
+        assert torch.equal(ours(images, every_step=True), ours(images, every_step=True, settings=ours.config.neuron_settings()))
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [({"thresh": 0.0}, "thresh"), ({"thresh": float("nan")}, "thresh"), ({"beta": 1.5}, "beta"), ({"num_steps": 0}, "num_steps"),
+     ({"num_steps": 2.5}, "num_steps"), ({"thresh": "1"}, "thresh"), ({"num_steps": True}, "num_steps")],
+)  # fmt: skip
+def test_out_of_range_settings_are_refused_in_one_line(bad, field):
+    with pytest.raises(ValueError) as refused:
+        NeuronSettings(**{"thresh": 1.0, "beta": 0.5, "num_steps": 5, **bad})
+    message = str(refused.value)
+    assert message.startswith(field + " must be") and "\n" not in message
+    with pytest.raises(ValueError, match=field):
+        SAEConfig(**bad)
+
+
+def test_neuron_settings_are_one_plain_value():
+    settings = NeuronSettings(thresh=1, beta=np.float32(0.5), num_steps=np.int64(5))
+    assert (type(settings.thresh), type(settings.beta), type(settings.num_steps)) == (float, float, int)
+    assert settings == NeuronSettings(1.0, 0.5, 5) == SAEConfig().neuron_settings()
+    assert len({settings, NeuronSettings(1.0, 0.5, 5)}) == 1  # usable as a cache key
+    assert settings.label == "thresh 1, steps 5, beta 0.5" and settings.short == "θ1 T5"
+    assert NeuronSettings(1.0, 0.5, 3).spike_train_ceiling == pytest.approx(1.75)
+    with pytest.raises(AttributeError):
+        settings.thresh = 2.0  # frozen: a value passed along cannot change under its holder
 
 
 def test_eight_threads_on_one_instance_match_serial_calls_bit_for_bit():
@@ -125,9 +154,9 @@ def test_eight_threads_on_one_instance_match_serial_calls_bit_for_bit():
     ours.eval()
     torch.manual_seed(2)
     inputs = [torch.rand(4, 1, 32, 32) for _ in range(8)]
-    settings = [dict(thresh=0.5 + 0.25 * i, num_steps=1 + i % 5) for i in range(8)]
+    settings = [ours.config.neuron_settings(thresh=0.5 + 0.25 * i, num_steps=1 + i % 5) for i in range(8)]
     with torch.no_grad():
-        serial = [ours(x, **s) for x, s in zip(inputs, settings)]
+        serial = [ours(x, settings=s) for x, s in zip(inputs, settings)]
     results = [None] * 8
     start = threading.Barrier(8)
 
@@ -135,7 +164,7 @@ def test_eight_threads_on_one_instance_match_serial_calls_bit_for_bit():
         start.wait()
         with torch.no_grad():
             for _ in range(5):
-                results[i] = ours(inputs[i], **settings[i])
+                results[i] = ours(inputs[i], settings=settings[i])
                 assert torch.equal(results[i], serial[i])
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
@@ -205,9 +234,7 @@ def test_fast_sigmoid_surrogate_matches_tutorial(images):
     ],
 )
 def test_dec0_cannot_fire_when_a_spike_every_step_stays_at_or_below_threshold(thresh, beta, num_steps, silent):
-    from sae.model import layers_that_cannot_fire
-
-    assert layers_that_cannot_fire(thresh, beta, num_steps) == (("dec0",) if silent else ())
+    assert layers_that_cannot_fire(NeuronSettings(thresh, beta, num_steps)) == (("dec0",) if silent else ())
     # Hold the rule against the network itself: make the linear layer fire at every step, whatever the input.
     model = SpikingAutoencoder(SAEConfig(thresh=thresh, beta=beta, num_steps=num_steps)).eval()
     with torch.no_grad():

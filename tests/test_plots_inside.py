@@ -20,7 +20,7 @@ def result():
     model = SpikingAutoencoder(SAEConfig(latent_dim=16)).eval()
     image = torch.zeros(1, 1, 32, 32)
     image[0, 0, 5:27, 13:19] = 1.0
-    return run_digit(model, image, thresh=0.15, num_steps=STEPS)
+    return run_digit(model, image, model.config.neuron_settings(thresh=0.15, num_steps=STEPS))
 
 
 def all_figures(result):
@@ -64,11 +64,11 @@ def test_latent_membrane_puts_white_exactly_at_the_threshold(result):
     heat = fig.data[0]
     assert np.allclose(np.asarray(heat.z), result.mem["latent"].T)
     stops = {color: position for position, color in heat.colorscale}
-    assert stops[inside.AT] == pytest.approx((result.thresh - heat.zmin) / (heat.zmax - heat.zmin))
+    assert stops[inside.AT] == pytest.approx((result.settings.thresh - heat.zmin) / (heat.zmax - heat.zmin))
     labels = list(heat.colorbar.ticktext)
-    assert any("θ" in label and f"{result.thresh:g}" in label for label in labels)
+    assert any("θ" in label and f"{result.settings.thresh:g}" in label for label in labels)
     # every cell above the threshold is a spike (reset by subtraction happens a step later)
-    assert np.array_equal(result.mem["latent"] > result.thresh, result.spikes["latent"].astype(bool))
+    assert np.array_equal(result.mem["latent"] > result.settings.thresh, result.spikes["latent"].astype(bool))
 
 
 def test_layer_activity_bars_are_firing_rates_in_percent(result):

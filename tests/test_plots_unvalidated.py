@@ -21,7 +21,7 @@ def result():
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(3.0)
-    return run_digit(model, torch.rand(1, 1, 32, 32), num_steps=4)
+    return run_digit(model, torch.rand(1, 1, 32, 32), model.config.neuron_settings(num_steps=4))
 
 
 BUILDERS = {

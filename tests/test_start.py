@@ -24,7 +24,7 @@ def test_every_reachable_layer_fires_near_the_target(batch, thresh, num_steps):
     factors = calibrate(model, batch)
     after = layer_rates(model, batch)
     assert set(factors) == set(SCALED_BY)
-    cannot = layers_that_cannot_fire(thresh, 0.5, num_steps)
+    cannot = layers_that_cannot_fire(model.config.neuron_settings())
     for layer in SCALED_BY:
         if layer.startswith("dec") and cannot:
             assert after[layer] == 0.0  # nothing reaches the decoder past a dec0 that cannot fire

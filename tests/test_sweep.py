@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from sae.analysis import sweep, trained_for_setting
-from sae.analysis.sweep import Setting
 from sae.analysis.two_settings import ab_compare
 from sae.data.mnist import pick_digits
 from sae.io.fingerprints import model_fingerprint
-from sae.model import LAYER_NAMES, SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
+from sae.model import LAYER_NAMES, SPIKING_LAYERS, NeuronSettings, SAEConfig, SpikingAutoencoder
 from sae.plots import compare as plots
 from sae.runs.shared_results import ResultCache
 from sae.training.loop import evaluate
@@ -27,6 +26,11 @@ def firing_model(seed=0, **config):
         for p in model.parameters():
             p.mul_(3)
     return model.eval()
+
+
+def at(thresh, num_steps, beta=0.5) -> NeuronSettings:
+    """A sweep cell's settings (the test models' beta is 0.5 unless given)."""
+    return NeuronSettings(thresh, beta, num_steps)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +50,7 @@ def test_every_setting_matches_a_separate_forward(model, images):
     assert result.digit_count == 20 and len(result.results) == 9
     with torch.no_grad():
         for r in result.results:
-            recon, trace = model(images, trace=True, **r.setting.overrides())
+            recon, trace = model(images, trace=True, settings=r.setting)
             assert r.mse == pytest.approx(F.mse_loss(recon, images).item(), rel=1e-5)
             expected_rates = trace.spike_rates()
             for layer in SPIKING_LAYERS:
@@ -69,14 +73,14 @@ def test_parallel_workers_give_bit_identical_numbers(model, images):
 
 def test_the_test_weights_fire_and_settings_matter(model, images):
     result = sweep.run_sweep(model, images, [0.5, 2.0], [1, 5])
-    assert all(0.01 < result.at(0.5, 5).spike_rates[n] for n in SPIKING_LAYERS), result.at(0.5, 5).spike_rates
+    assert all(0.01 < result.at(at(0.5, 5)).spike_rates[n] for n in SPIKING_LAYERS), result.at(at(0.5, 5)).spike_rates
     assert len({round(r.mse, 6) for r in result.results}) == 4, "every setting should reconstruct differently"
 
 
 def test_matches_train_evaluate(model, images):
     result = sweep.run_sweep(model, images, [0.75], [4], betas=[0.9])
-    mse, rates = evaluate(model, images, thresh=0.75, num_steps=4, beta=0.9)
-    r = result.at(0.75, 4, 0.9)
+    mse, rates = evaluate(model, images, settings=at(0.75, 4, 0.9))
+    r = result.at(at(0.75, 4, 0.9))
     assert r.mse == pytest.approx(mse, rel=1e-5)
     assert r.spike_rates == pytest.approx(rates, abs=1e-7)
 
@@ -84,7 +88,7 @@ def test_matches_train_evaluate(model, images):
 def test_higher_threshold_means_fewer_spikes_in_the_first_layer(model, images):
     """The page's lesson, on a model that fires: the first layer sees the same input at every threshold."""
     result = sweep.run_sweep(model, images, [0.25, 0.5, 1.0, 2.0, 4.0], [5])
-    rates = [result.at(t, 5).spike_rates["enc1"] for t in result.thresholds]
+    rates = [r.spike_rates["enc1"] for r in result.series("thresh", 5)]
     assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]
 
 
@@ -93,11 +97,16 @@ def test_grid_order_and_accessors(model, images):
     assert result.thresholds == (0.5, 1.0, 2.0) and result.num_steps == (1, 5) and result.betas == (0.25, 0.5)
     grid = result.mse_grid(0.5)
     assert grid.shape == (3, 2)
-    assert grid[2, 0] == result.at(2.0, 1, 0.5).mse
+    assert grid[2, 0] == result.at(at(2.0, 1, 0.5)).mse
+    assert [[r.setting for r in row] for row in result.table()] == [[at(t, s, 0.25) for s in (1, 5)] for t in (0.5, 1.0, 2.0)]
+    assert [r.setting for r in result.series("num_steps", 1.0, 0.5)] == [at(1.0, 1), at(1.0, 5)]
+    assert [r.setting for r in result.results] == sweep.grid([2.0, 0.5, 1.0], [5, 1], [0.5, 0.25])
+    order = [(s.thresh, s.num_steps, s.beta) for s in sweep.grid([2.0, 0.5], [5, 1], [0.5, 0.25])]
+    assert order[:3] == [(0.5, 1, 0.25), (0.5, 1, 0.5), (0.5, 5, 0.25)]  # thresh, then num_steps, then beta
     rows = result.rows()
     assert len(rows) == 12 and {"thresh", "num_steps", "beta", "mse", "rate_latent"} <= set(rows[0])
-    with pytest.raises(KeyError):
-        result.at(3.0, 1)
+    with pytest.raises(KeyError, match="thresh 3, steps 1"):
+        result.at(at(3.0, 1))
 
 
 def test_default_beta_is_the_models_own(images):
@@ -120,13 +129,13 @@ def test_model_is_left_untouched(model, images):
 def test_other_threads_using_the_model_are_not_disturbed(model, images):
     x = images[:3]
     with torch.no_grad():
-        expected = model(x, num_steps=4, trace=True)[1].spike_rates()
+        expected = model(x, settings=at(1.0, 4), trace=True)[1].spike_rates()
     seen, stop = [], threading.Event()
 
     def forward_loop():
         with torch.no_grad():
             while not stop.is_set():
-                seen.append(model(x, num_steps=4, trace=True)[1].spike_rates())
+                seen.append(model(x, settings=at(1.0, 4), trace=True)[1].spike_rates())
 
     worker = threading.Thread(target=forward_loop)
     worker.start()
@@ -173,22 +182,21 @@ def test_result_survives_pickling_unchanged(model, images):
 
 
 def test_ab_same_setting_has_no_differences(model, images):
-    ab = ab_compare(model, images[:1], Setting(1.0, 4, 0.5), Setting(1.0, 4, 0.5))
+    ab = ab_compare(model, images[:1], at(1.0, 4), at(1.0, 4))
     assert ab.latent_flips() == 0 and ab.mse_change == 0
     assert not np.any(ab.reconstruction_change())
 
 
 def test_ab_different_thresholds_differ_where_the_trace_says(model, images):
-    a, b = Setting(0.5, 3, 0.5), Setting(2.0, 5, 0.5)
+    a, b = at(0.5, 3), at(2.0, 5)
     ab = ab_compare(model, images[:1], a, b)
     with torch.no_grad():
-        _, ta = model(images[:1], trace=True, **a.overrides())
-        _, tb = model(images[:1], trace=True, **b.overrides())
+        _, ta = model(images[:1], trace=True, settings=a)
+        _, tb = model(images[:1], trace=True, settings=b)
     flips = int((ta.spikes["latent"][:3, 0] != tb.spikes["latent"][:3, 0]).sum())
     assert ab.latent_flips() == flips > 0
     assert ab.rate_changes()["enc1"] == pytest.approx(tb.spike_rates()["enc1"] - ta.spike_rates()["enc1"], abs=1e-6)
-    assert (ab.a.thresh, ab.a.num_steps, ab.a.beta) == (a.thresh, a.num_steps, a.beta)
-    assert (ab.b.thresh, ab.b.num_steps, ab.b.beta) == (b.thresh, b.num_steps, b.beta)
+    assert (ab.a.settings, ab.a.num_steps, ab.b.settings, ab.b.num_steps) == (a, 3, b, 5)
 
 
 # --------------------------------------------------------------------------- trained for the setting
@@ -224,11 +232,11 @@ def test_compare_trained_measures_each_model_at_its_own_setting(images):
         entries, {"compare_T1_thr1.pt": trained_t1}, reference, images, show=3, progress=lambda f, m: calls.append(f)
     )
     t1, t3 = rows
-    assert t1.trained.setting == Setting(1.0, 1, 0.5) and t3.trained is None
+    assert t1.trained.setting == at(1.0, 1) and t3.trained is None
     with torch.no_grad():
         assert t1.trained.mse == pytest.approx(F.mse_loss(trained_t1(images), images).item(), rel=1e-5)
-        assert t3.after_training.mse == pytest.approx(F.mse_loss(reference(images, num_steps=3), images).item(), rel=1e-5)
-    assert t1.after_training.setting == Setting(1.0, 1, 0.5)
+        assert t3.after_training.mse == pytest.approx(F.mse_loss(reference(images, settings=at(1.0, 3)), images).item(), rel=1e-5)
+    assert t1.after_training.setting == at(1.0, 1)
     assert calls[-1] == pytest.approx(1.0)
     no_reference = trained_for_setting.compare_trained(entries, {"compare_T1_thr1.pt": trained_t1}, None, images)
     assert no_reference[0].after_training is None
@@ -299,21 +307,21 @@ def test_figures_hold_the_sweeps_numbers(model, images):
     grid = plots.series_grid(result, "thresh", digits=3)
     z = np.array(grid.data[0].z, dtype=float)
     assert z.shape == (3 * 32 + 2 * plots.GAP, 4 * 32 + 3 * plots.GAP)  # 3 digits x (input + 3 thresholds)
-    np.testing.assert_allclose(z[:32, 34:66], result.at(0.5, 1).reconstructions[0])
+    np.testing.assert_allclose(z[:32, 34:66], result.at(at(0.5, 1)).reconstructions[0])
     assert list(grid.layout.xaxis.ticktext) == ["input", "thresh 0.5", "thresh 1", "thresh 2"]
     rasters = plots.sweep_rasters(result)
     assert np.array(rasters.data[0].z, dtype=float).shape == (3 * 16 + 4, 1 + 2 + 4 + 4)
     rates = plots.sweep_rate_heatmap(result)
     assert list(rates.data[0].y) == list(SPIKING_LAYERS) and len(rates.data[0].x) == 9
     lines = plots.mse_vs(result, "num_steps")
-    assert len(lines.data) == 3 and list(lines.data[0].y) == [result.at(0.5, s).mse for s in (1, 2, 4)]
+    assert len(lines.data) == 3 and list(lines.data[0].y) == [result.at(at(0.5, s)).mse for s in (1, 2, 4)]
     assert len(plots.rates_vs(result, "thresh").data) == len(LAYER_NAMES) - 1
     mean_rates = plots.mean_rate_vs(result, "thresh")
-    assert list(mean_rates.data[1].y) == [result.at(t, 2).mean_rate for t in (0.5, 1.0, 2.0)]
+    assert list(mean_rates.data[1].y) == [result.at(at(t, 2)).mean_rate for t in (0.5, 1.0, 2.0)]
 
 
 def test_ab_figures_highlight_the_difference(model, images):
-    ab = ab_compare(model, images[:1], Setting(0.5, 3, 0.5), Setting(2.0, 5, 0.5))
+    ab = ab_compare(model, images[:1], at(0.5, 3), at(2.0, 5))
     fig = plots.ab_images(ab)
     np.testing.assert_allclose(np.array(fig.data[3].z), ab.b.recon - ab.a.recon)
     raster = plots.ab_raster(ab)

@@ -12,27 +12,22 @@ from __future__ import annotations
 import streamlit as st
 
 from explorer import texts
-from explorer.cached import cached_sweep, cached_trained_rows, session_ab
+from explorer.cached import SHOWN, cached_sweep, question_sweep, session_ab, trained_comparison
+from explorer.charts import chart
 from explorer.compare_inputs import URL, choose_digits, grid_inputs, setting_inputs, trained_models
 from explorer.sidebar import current
 from sae.analysis import trained_for_setting
-from sae.io.fingerprints import model_fingerprint
 from sae.io.tables import csv_text
-from sae.model import SPIKING_LAYERS
+from sae.model import SPIKING_LAYERS, NeuronSettings
 from sae.plots import compare as plots
 from sae.plots import inside
 
 VIEWS = ["What does thresh do?", "What does num_steps do?", "Sweep grid", "A/B"]
-SHOWN = 6  # digits whose reconstructions are drawn
 
 
 def explain(text: str) -> None:
     """The teaching note beside a chart: what to look for in it."""
     st.caption("**What to look for:** " + text)
-
-
-def chart(fig, key: str) -> None:
-    st.plotly_chart(fig, key=key, config=inside.png_download_config(key))
 
 
 def beside(fig, key: str, text: str, ratio=(3, 1)) -> None:
@@ -44,10 +39,10 @@ def beside(fig, key: str, text: str, ratio=(3, 1)) -> None:
         explain(text)
 
 
-def question_view(parameter: str, model_key: str, settings, images, about: str, digits_key: str) -> None:
-    q = texts.QUESTIONS[parameter]
+def question_view(parameter: str, settings, images, about: str, digits_key: str) -> None:
+    q, neuron, trained = texts.QUESTIONS[parameter], settings.neuron, settings.model.config
     st.markdown(q["intro"])
-    other = ("num_steps", settings.num_steps) if parameter == "thresh" else ("thresh", settings.thresh)
+    other = ("num_steps", neuron.num_steps) if parameter == "thresh" else ("thresh", neuron.thresh)
     values = st.multiselect(
         f"{parameter} values to compare", q["options"], default=list(q["default"]), key=f"c_{parameter}_values", **URL, format_func=lambda v: f"{v:g}"
     )
@@ -55,12 +50,10 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
         st.info(f"Pick at least one value of {parameter}.")
         return
     st.caption(
-        f"On **{about}**, with {other[0]} {other[1]:g} and beta {settings.beta:g} from the sidebar; "
-        f"the model was trained at thresh {settings.model.config.thresh:g}, num_steps {settings.model.config.num_steps}."
+        f"On **{about}**, with {other[0]} {other[1]:g} and beta {neuron.beta:g} from the sidebar; "
+        f"the model was trained at thresh {trained.thresh:g}, num_steps {trained.num_steps}."
     )
-    thresholds = values if parameter == "thresh" else [settings.thresh]
-    steps = values if parameter == "num_steps" else [settings.num_steps]
-    result = cached_sweep(settings.model, model_key, images, digits_key, min(SHOWN, len(images)), thresholds, steps, [settings.beta])
+    result = question_sweep(settings.model, settings.model_key, neuron, parameter, values, images, digits_key)
 
     beside(plots.series_grid(result, parameter, SHOWN), f"{parameter}_grid", q["grid"])
     left, right = st.columns(2)
@@ -77,32 +70,32 @@ def question_view(parameter: str, model_key: str, settings, images, about: str, 
 
 
 def trained_view(parameter: str, settings, images, digits_key: str) -> None:
-    entries, models, cards = trained_models(parameter, settings.device)
-    if not models:
+    found = trained_models(parameter, settings.device)
+    if not found.models:
         return
-    reference = models.get(trained_for_setting.REFERENCE_FILENAME)
+    reference = found.models.get(trained_for_setting.REFERENCE_FILENAME)
     if reference is None:
         st.caption(f'`{trained_for_setting.REFERENCE_FILENAME}` is missing, so the sidebar\'s model stands in for "changed after training".')
         reference = settings.model
-    rows = cached_trained_rows(parameter, entries, models, reference, images, digits_key, min(SHOWN, len(images)))
+    rows = trained_comparison(parameter, found.entries, found.models, reference, images, digits_key)
     beside(plots.trained_vs_after(rows, parameter), f"{parameter}_trained", texts.TRAINED_VS_AFTER)
     chart(plots.trained_reconstructions(rows, images[:SHOWN, 0].cpu().numpy(), parameter), f"{parameter}_trained_recon")
-    st.dataframe([row.table_row(cards.get(row.entry.filename, {})) for row in rows], hide_index=True)
+    st.dataframe([row.table_row(found.cards.get(row.entry.filename, {})) for row in rows], hide_index=True)
     st.caption(texts.TRAINED_TABLE)
-    for entry in (e for e in entries if e.filename in models):
-        if note := texts.dec0_note(entry.thresh, models[entry.filename].config.beta, entry.num_steps):
+    for entry in (e for e in found.entries if e.filename in found.models):
+        if note := texts.dec0_note(entry.settings(found.models[entry.filename].config.beta)):
             st.info(f"**{entry.setting_label}**: {note}", icon=":material/block:")
 
 
-def grid_view(model_key: str, settings, images, about: str, digits_key: str) -> None:
+def grid_view(settings, images, about: str, digits_key: str) -> None:
     st.markdown(texts.GRID_INTRO)
     thresholds, steps, betas = grid_inputs()
     if not thresholds or not steps:
         st.info("Pick at least one thresh and one num_steps.")
         return
-    betas = betas or [settings.beta]
+    betas = betas or [settings.neuron.beta]
     st.caption(f"On **{about}**.")
-    result = cached_sweep(settings.model, model_key, images, digits_key, min(SHOWN, len(images)), thresholds, steps, betas)
+    result = cached_sweep(settings.model, settings.model_key, images, digits_key, thresholds, steps, betas)
     beta = result.betas[0]
     if len(result.betas) > 1:
         beta = st.segmented_control(
@@ -134,11 +127,11 @@ def ab_view(settings, images, about: str) -> None:
     st.markdown(texts.AB_INTRO)
     left, right = st.columns(2)
     with left:
-        a = setting_inputs("a", (1.0, 5, 0.5))
+        a = setting_inputs("a", NeuronSettings(thresh=1.0, beta=0.5, num_steps=5))
     with right:
-        b = setting_inputs("b", (2.0, 5, 0.5))
+        b = setting_inputs("b", NeuronSettings(thresh=2.0, beta=0.5, num_steps=5))
     st.caption(f"The first of {about}.")
-    ab = session_ab(settings.model, images[:1], a, b)
+    ab = session_ab(settings.model, settings.model_key, images[:1], a, b)
 
     cols = st.columns(4)
     cols[0].metric("MSE, A", f"{ab.a.mse:.4f}")
@@ -178,12 +171,11 @@ settings = current()
 st.title("⚖️ Compare settings")
 st.markdown(texts.COMPARE_INTRO)
 images, about, digits_key = choose_digits()
-model_key = model_fingerprint(settings.model)
 tabs = st.tabs(VIEWS, key="c_view", on_change="rerun", bind="query-params")
 views = (
-    lambda: question_view("thresh", model_key, settings, images, about, digits_key),
-    lambda: question_view("num_steps", model_key, settings, images, about, digits_key),
-    lambda: grid_view(model_key, settings, images, about, digits_key),
+    lambda: question_view("thresh", settings, images, about, digits_key),
+    lambda: question_view("num_steps", settings, images, about, digits_key),
+    lambda: grid_view(settings, images, about, digits_key),
     lambda: ab_view(settings, images, about),
 )
 for tab, view in zip(tabs, views):

@@ -1,9 +1,9 @@
 """Explore: give the network a digit and look inside it, step by step.
 
-Widgets -> ``sae.analysis.inference.run_digit`` -> ``sae.plots.inside`` figures.  Results are
-cached in this session only (``explorer.cached``: a few entries, keyed by the
-digit's content and the settings), so going back to a digit or a setting is
-instant and no session can grow memory without bound.  The detailed views sit in lazy tabs inside a
+Widgets -> ``sae.analysis.inference.run_digit`` (in the forward process) -> ``sae.plots.inside``
+figures.  Results are cached in this session only (``explorer.cached``: a few entries, keyed
+by the digit's content, the weights and the settings), so going back to a digit or a setting
+is instant and no session can grow memory without bound.  The detailed views sit in lazy tabs inside a
 fragment: only the open tab is built and sent, and switching tabs or layers
 reruns only that fragment.
 """
@@ -14,6 +14,7 @@ import streamlit as st
 
 from explorer import state, texts
 from explorer.cached import explore_result
+from explorer.charts import chart
 from explorer.digit_input import choose_source, read_digit
 from explorer.energy_view import show_energy
 from explorer.sidebar import current
@@ -24,11 +25,6 @@ from sae.plots import inside
 LAYER_CHOICES = list(SPIKING_LAYERS) + ["output"]
 # Tab labels are also URL values (?view=...): short, plain, stable.
 VIEWS = ("Latent code", "Inside a layer", "Spikes per layer", "Input vs output")
-
-
-def chart(fig, name: str, key: str) -> None:
-    """A Plotly chart whose camera button saves ``name``.png."""
-    st.plotly_chart(fig, key=key, config=inside.png_download_config(name))
 
 
 def latent_fired(result: InferenceResult) -> int:
@@ -68,7 +64,7 @@ def show_latent(result: InferenceResult) -> None:
     with right:
         chart(inside.latent_membrane(result), "latent_membrane", "explore_latent_mem")
         st.caption(
-            f"White is exactly the threshold θ = {result.thresh:g}: red cells crossed it and fired (the "
+            f"White is exactly the threshold θ = {result.settings.thresh:g}: red cells crossed it and fired (the "
             "membrane then drops by θ at the next step); blue ones stayed silent. Raise thresh and watch red turn blue."
         )
 
@@ -87,7 +83,7 @@ def show_layer(result: InferenceResult) -> None:
     else:
         st.caption(
             f"Left: every neuron's membrane at the step on the slider (press ▶ to play); red is above "
-            f"θ = {result.thresh:g} and fires. Right: how many of the {result.num_steps} steps each neuron "
+            f"θ = {result.settings.thresh:g} and fires. Right: how many of the {result.num_steps} steps each neuron "
             f"fired. {result.spike_count(layer):,} spikes from {result.neurons(layer):,} neurons."
         )
 
@@ -170,7 +166,7 @@ else:
     with playback_col:
         show_playback(result)
     show_overview(result)
-    if note := texts.dec0_note(settings.thresh, settings.beta, settings.num_steps):
+    if note := texts.dec0_note(settings.neuron):
         st.warning(note, icon=":material/block:")
     show_details(result)
     show_energy(result, settings)

@@ -5,6 +5,7 @@ import streamlit as st
 from explorer.sidebar import current
 
 settings = current()
+neuron = settings.neuron
 metrics = settings.checkpoint.metrics or {}
 
 st.title(":material/bolt: Spiking Autoencoder Explorer")
@@ -25,9 +26,9 @@ Spiking Neural Networks*.
 st.subheader("The neuron: leaky integrate-and-fire")
 st.latex(r"U_t = \beta\,U_{t-1} + I_t - S_{t-1}\,\theta, \qquad S_t = \begin{cases}1 & U_t > \theta\\ 0 & \text{otherwise}\end{cases}")
 st.markdown(
-    f"With the current settings: **β = {settings.beta:g}** (each step keeps {settings.beta:.0%} of the membrane), "
-    f"**θ = thresh = {settings.thresh:g}**, **num_steps = {settings.num_steps}**. "
-    f"So $U_t = {settings.beta:g}\\,U_{{t-1}} + I_t - {settings.thresh:g}\\,S_{{t-1}}$."
+    f"With the current settings: **β = {neuron.beta:g}** (each step keeps {neuron.beta:.0%} of the membrane), "
+    f"**θ = thresh = {neuron.thresh:g}**, **num_steps = {neuron.num_steps}**. "
+    f"So $U_t = {neuron.beta:g}\\,U_{{t-1}} + I_t - {neuron.thresh:g}\\,S_{{t-1}}$."
 )
 cfg = settings.checkpoint.config
 if "test_mse" in metrics:

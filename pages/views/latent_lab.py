@@ -12,24 +12,19 @@ import streamlit as st
 
 from explorer import lab
 from explorer import lab_texts as texts
+from explorer.charts import chart
 from explorer.energy_view import show_report
 from explorer.sidebar import current
 from sae.analysis import latent
 from sae.analysis.energy import count_operations
 from sae.io.tables import raster_csv
 from sae.plots import latent as figs
-from sae.plots.inside import png_download_config
-
-
-def chart(fig, name: str, key: str, **select) -> None:
-    """A Plotly chart whose camera button saves ``name``.png."""
-    return st.plotly_chart(fig, key=key, config=png_download_config(name), **select)
 
 
 @st.fragment
 def show_editor(settings, digit, own) -> None:
     code, _ = lab.current_code(digit, own)
-    neurons, steps = code.shape
+    neurons = code.shape[0]
     pick, *buttons = st.columns([1.3, 1, 1, 1, 1], vertical_alignment="bottom")
     pick.selectbox("Neuron", range(neurons), key="lab_neuron", help="The neuron the buttons act on.")
     for column, (label, action) in zip(
@@ -47,16 +42,8 @@ def show_editor(settings, digit, own) -> None:
         chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click, selection_mode="points")
     with right:
         chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
-        looks, own_looks = lab.nearest_class(np.stack([image, own.recon]))
-        st.caption(
-            texts.editor(
-                float(np.mean((own.recon - own.input) ** 2)),
-                float(np.mean((image - own.input) ** 2)),
-                int((code != own.code).sum()),
-                int(looks),
-                int(own_looks),
-            )
-        )
+        edit = latent.judge_edit(own, code, image, lab.class_means())
+        st.caption(texts.editor(edit))
         st.download_button(
             "Edited raster (.csv)",
             icon=":material/download:",
@@ -66,20 +53,17 @@ def show_editor(settings, digit, own) -> None:
             on_click="ignore",
             help="One row per latent neuron, one 0/1 column per time step.",
         )
-    report = count_operations(settings.model, spikes, steps)
-    baseline = count_operations(settings.model, own.spikes, steps) if edited else None
+    report = count_operations(settings.model, spikes)
+    baseline = count_operations(settings.model, own.spikes) if edited else None
     st.markdown("**What these spikes cost**")
     per_layer = st.toggle("Per layer", key="lab_energy_chart", help="The operations of every layer, as a chart.")
-    mse = float(np.mean((image - own.input) ** 2))
-    show_report(report, key="lab_energy", baseline=baseline, mse=mse, chart=per_layer, csv=True)
+    show_report(report, key="lab_energy", baseline=baseline, mse=edit.mse, per_layer=per_layer, csv=True)
 
 
 def show_atlas(settings, digit, own) -> None:
     atlas = lab.atlas(settings, digit, own)
     chart(figs.neuron_atlas(atlas), "what_each_neuron_draws", "lab_atlas")
-    own_class = int(lab.nearest_class(own.recon[None])[0])
-    classes = lab.nearest_class(own.recon[None] + atlas.change)
-    turns = {int(n): int(classes[n]) for n in np.argsort(-atlas.effect, kind="stable") if classes[n] != own_class}
+    own_class, turns = latent.class_turns(atlas, own.recon, lab.class_means())
     st.caption(texts.atlas(atlas.effect, atlas.added, turns, own_class))
 
 
@@ -87,10 +71,8 @@ def show_blend(settings, a, b) -> None:
     codes, images = lab.blend(settings, a, b)
     titles = [f"A: #{a.index}" if a.index is not None else "A"] + [f"stage {s}" for s in range(1, len(codes) - 1)]
     chart(figs.blend_row(images, codes, [*titles, f"B: #{b.index}"]), "between_two_digits", "lab_blend")
-    to_a = ((images - images[0]) ** 2).mean(axis=(1, 2))
-    to_b = ((images - images[-1]) ** 2).mean(axis=(1, 2))
-    switch = next((s for s in range(len(images)) if to_b[s] < to_a[s]), None)
-    st.caption(texts.blend(int((codes[0] != codes[-1]).any(axis=1).sum()), a.label, b.label, switch))
+    differing = int((codes[0] != codes[-1]).any(axis=1).sum())
+    st.caption(texts.blend(differing, a.label, b.label, latent.switch_stage(images)))
 
 
 def show_map(settings, digit, own) -> None:
@@ -100,8 +82,7 @@ def show_map(settings, digit, own) -> None:
     here = cmap.project(own.code.sum(axis=1)[None], steps)[0]
     mine = cmap.project(code.sum(axis=1)[None], steps)[0] if not np.array_equal(code, own.code) else None
     chart(figs.code_map(cmap, here, mine), "map_of_codes", lab.MAP_KEY, on_select=lab.on_map_select, selection_mode="points")
-    same = (cmap.thresh, cmap.beta, cmap.num_steps) == (settings.thresh, settings.beta, settings.num_steps)
-    st.caption(texts.code_map(cmap, settings.thresh, settings.beta, settings.num_steps, same))
+    st.caption(texts.code_map(cmap, settings.neuron))
     _, label, share = cmap.neighbours(code.sum(axis=1), steps)
     st.caption(f"The {latent.NEIGHBOURS} test images whose codes are nearest to yours: {100 * share:.0f}% are {label}s.")
 
@@ -118,7 +99,7 @@ if link_note:
     st.warning(link_note)
 st.caption(
     f"Digit A: {digit_a.label}, {own.code.shape[0]} latent neurons x {own.code.shape[1]} steps, "
-    f"{int(own.code.sum())} spikes at thresh {settings.thresh:g}, beta {settings.beta:g}."
+    f"{int(own.code.sum())} spikes at thresh {settings.neuron.thresh:g}, beta {settings.neuron.beta:g}."
 )
 tabs = st.tabs(texts.VIEWS, key="lab_view", bind="query-params")
 for tab, show in zip(

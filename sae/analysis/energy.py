@@ -141,12 +141,21 @@ def dense_macs(module: nn.Module, in_shape: tuple[int, ...]) -> int:
     return int(fan_out(module, in_shape).sum(dtype=np.int64))
 
 
-def count_operations(model: nn.Module, spikes: dict, num_steps: int) -> OpsReport:
+def count_operations(model: nn.Module, spikes: dict) -> OpsReport:
     """The operation counts of one forward of ``model`` (a SpikingAutoencoder).
 
     ``spikes[layer]`` is that spiking layer's spikes ``[T, *layer shape]`` (one image,
-    no batch axis), as in ``InferenceResult.spikes``; enc1 .. dec2 are needed.
+    no batch axis), as in ``InferenceResult.spikes``; enc1 .. dec2 are needed, all over
+    the same T steps: the forward's num_steps, which the first conv's MACs follow.
     """
+    needed = [source for _, source in CONNECTIONS if source is not None]
+    if missing := [name for name in needed if name not in spikes]:
+        raise ValueError(f"count_operations needs the spikes of {missing[0]!r}; got {sorted(spikes)}")
+    arrays = {name: _as_numpy(spikes[name]) for name in needed}
+    steps = {name: a.shape[0] for name, a in arrays.items()}
+    if len(set(steps.values())) != 1:
+        raise ValueError(f"the layers' spikes cover different numbers of steps: {steps}")
+    num_steps = steps[needed[0]]
     size = model.config.input_size
     rows = []
     for layer, source in CONNECTIONS:
@@ -156,13 +165,8 @@ def count_operations(model: nn.Module, spikes: dict, num_steps: int) -> OpsRepor
             macs = dense_macs(module, shape)
             rows.append(LayerOps(layer, "image", "MAC", int(np.prod(shape)) * num_steps, macs * num_steps, macs))
             continue
-        if source not in spikes:
-            raise ValueError(f"count_operations needs the spikes of {source!r}; got {sorted(spikes)}")
-        s = _as_numpy(spikes[source])
-        if s.shape[0] != num_steps:
-            raise ValueError(f"spikes of {source!r} have {s.shape[0]} steps, expected {num_steps}")
-        in_shape = s.shape[1:]
-        dense = 0 if isinstance(module, nn.Unflatten) else dense_macs(module, in_shape)  # a reshape costs nothing dense
+        s = arrays[source]
+        dense = 0 if isinstance(module, nn.Unflatten) else dense_macs(module, s.shape[1:])  # a reshape costs nothing dense
         rows.append(LayerOps(layer, source, "AC", int(s.sum(dtype=np.int64)), synaptic_ops(module, s), dense))
     return OpsReport(tuple(rows), int(num_steps))
 

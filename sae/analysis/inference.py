@@ -1,7 +1,7 @@
 """One digit through the network, with everything the Explore page shows about it.
 
-``run_digit`` runs a ``[1, 1, H, W]`` image through a model with optional
-``thresh``/``beta``/``num_steps`` overrides, times the forward and returns an
+``run_digit`` runs a ``[1, 1, H, W]`` image through a model at some
+:class:`~sae.model.NeuronSettings` (its own by default), times the forward and returns an
 :class:`InferenceResult` holding plain numpy arrays (so a UI can cache it, plot it
 and export it without touching torch).  The export helpers turn a result into an
 NPZ file (the whole trace) and a CSV (the latent spike raster).
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from sae.io.tables import raster_csv
-from sae.model import LAYER_NAMES, SPIKING_LAYERS
+from sae.model import LAYER_NAMES, SPIKING_LAYERS, NeuronSettings
 
 
 @dataclass(frozen=True)
@@ -27,16 +27,14 @@ class InferenceResult:
 
     ``spikes[layer]`` and ``mem[layer]`` are ``[T, *layer shape]`` (spikes as uint8),
     ``recon_steps`` is the output membrane after every step ``[T, H, W]`` and
-    ``recon`` the last of them, the network's answer.
+    ``recon`` the last of them, the network's answer; ``settings`` what the layers ran at.
     """
 
     input: np.ndarray
     recon_steps: np.ndarray
     spikes: dict[str, np.ndarray]
     mem: dict[str, np.ndarray]
-    thresh: float
-    beta: float
-    num_steps: int
+    settings: NeuronSettings
     forward_ms: float
     device: str
     mse: float = field(init=False)
@@ -47,6 +45,10 @@ class InferenceResult:
     @property
     def recon(self) -> np.ndarray:
         return self.recon_steps[-1]
+
+    @property
+    def num_steps(self) -> int:
+        return self.recon_steps.shape[0]
 
     def step_mse(self) -> list[float]:
         """The reconstruction's MSE after each step (the last one is ``mse``)."""
@@ -78,10 +80,11 @@ class InferenceResult:
 def single_thread():
     """Run the block with one intra-op thread, then restore this thread's setting.
 
-    One 32x32 image is far too little work to split: with two OpenMP threads on a
-    busy 2-core machine a forward took ~490 ms, with one ~6 ms.  With PyTorch's
-    OpenMP backend a thread that has already run parallel work (e.g. a training
-    thread) keeps its own count; only threads starting during the block see 1.
+    One 32x32 image is far too little work to split: two OpenMP threads spend most of
+    a forward waiting on each other, and on a busy machine one of them waits for a core
+    that another process holds.  With PyTorch's OpenMP backend a thread that has already
+    run parallel work (e.g. a training thread) keeps its own count; only threads starting
+    during the block see 1.
     """
     before = torch.get_num_threads()
     if before == 1:
@@ -94,26 +97,21 @@ def single_thread():
         torch.set_num_threads(before)
 
 
-def run_digit(
-    model: torch.nn.Module, digit: torch.Tensor, *, thresh: float | None = None, beta: float | None = None, num_steps: int | None = None
-) -> InferenceResult:
+def run_digit(model: torch.nn.Module, digit: torch.Tensor, settings: NeuronSettings | None = None) -> InferenceResult:
     """Run ``digit`` ([1, 1, H, W] in [0, 1]) through ``model`` on the model's device.
 
-    ``None`` settings mean the checkpoint's own values.  The forward time covers the
+    ``settings`` default to the checkpoint's own.  The forward time covers the
     network only (device synchronised), not the copy of the trace to numpy.
     """
     if digit.ndim != 4 or digit.shape[:2] != (1, 1):
         raise ValueError(f"expected one image of shape [1, 1, H, W], got {tuple(digit.shape)}")
-    config = model.config
-    thresh = float(config.thresh if thresh is None else thresh)
-    beta = float(config.beta if beta is None else beta)
-    num_steps = int(config.num_steps if num_steps is None else num_steps)
+    settings = model.config.neuron_settings() if settings is None else settings
     device = next(model.parameters()).device
     x = digit.detach().to(device=device, dtype=torch.float32)
     with single_thread(), torch.inference_mode():
         _synchronize(device)
         start = time.perf_counter()
-        _, trace = model(x, num_steps=num_steps, beta=beta, thresh=thresh, trace=True, every_step=True)
+        _, trace = model(x, settings=settings, trace=True, every_step=True)
         _synchronize(device)
         forward_ms = (time.perf_counter() - start) * 1000
     spikes = {name: trace.spikes[name][:, 0].to("cpu", torch.uint8).numpy() for name in LAYER_NAMES}
@@ -123,9 +121,7 @@ def run_digit(
         recon_steps=mem["output"][:, 0],
         spikes=spikes,
         mem=mem,
-        thresh=thresh,
-        beta=beta,
-        num_steps=num_steps,
+        settings=settings,
         forward_ms=forward_ms,
         device=str(device),
     )
@@ -145,9 +141,9 @@ def trace_npz_bytes(result: InferenceResult) -> bytes:
         "input": result.input,
         "recon": result.recon,
         "recon_steps": result.recon_steps,
-        "thresh": np.float32(result.thresh),
-        "beta": np.float32(result.beta),
-        "num_steps": np.int64(result.num_steps),
+        "thresh": np.float32(result.settings.thresh),
+        "beta": np.float32(result.settings.beta),
+        "num_steps": np.int64(result.settings.num_steps),
         "mse": np.float32(result.mse),
     }
     for name in LAYER_NAMES:

@@ -1,5 +1,6 @@
 """The latent code as something to edit: decode any spike grid, ask what each neuron draws,
-blend two digits' codes, and map every test image's code in 2-D.
+blend two digits' codes, map every test image's code in 2-D, and say what a decoded
+picture looks like (the nearest class mean).
 
 A *code* here is what the decoder receives for one image, as a numpy ``uint8``
 grid ``[latent_dim, T]`` (a row per neuron, a column per step; 1 = spike), the way
@@ -21,6 +22,7 @@ import torch
 from sae.analysis.inference import single_thread
 from sae.io.atomic import atomic_path
 from sae.io.fingerprints import digit_fingerprint, model_fingerprint
+from sae.model import NeuronSettings
 
 BLEND_STAGES = 8
 MAP_BATCH = 500
@@ -55,23 +57,25 @@ def to_spikes(codes: np.ndarray, device="cpu") -> torch.Tensor:
     return torch.as_tensor(codes, dtype=torch.float32, device=device).permute(2, 0, 1).contiguous()
 
 
-def encode_digit(model, digit: torch.Tensor, *, thresh=None, beta=None, num_steps=None) -> EncodedDigit:
-    """Encode ``digit`` ([1, 1, H, W]) and decode its own code: the baseline every edit is compared with."""
+def encode_digit(model, digit: torch.Tensor, settings: NeuronSettings | None = None) -> EncodedDigit:
+    """Encode ``digit`` ([1, 1, H, W]) and decode its own code: the baseline every edit is compared with.
+    ``settings``, here and below, default to the checkpoint's own."""
     device = next(model.parameters()).device
     x = digit.detach().to(device=device, dtype=torch.float32)
     with single_thread(), torch.inference_mode():
-        latent, enc = model.encode(x, thresh=thresh, beta=beta, num_steps=num_steps, trace=True)
-        out, dec = model.decode(latent, thresh=thresh, beta=beta, trace=True)
+        latent, enc = model.encode(x, settings=settings, trace=True)
+        out, dec = model.decode(latent, settings=settings, trace=True)
     spikes = {name: s[:, 0].to("cpu", torch.uint8).numpy() for name, s in {**enc.spikes, **dec.spikes}.items() if name != "output"}
     return EncodedDigit(input=x[0, 0].cpu().numpy(), code=spikes["latent"].T.copy(), recon=out[-1, 0, 0].cpu().numpy(), spikes=spikes)
 
 
-def decode_codes(model, codes: np.ndarray, *, thresh=None, beta=None) -> Decoded:
-    """Decode codes ``[N, latent_dim, T]`` (or one ``[latent_dim, T]``) in one batched decoder pass."""
+def decode_codes(model, codes: np.ndarray, settings: NeuronSettings | None = None) -> Decoded:
+    """Decode codes ``[N, latent_dim, T]`` (or one ``[latent_dim, T]``) in one batched decoder pass
+    (T is the codes' own: ``settings`` give thresh and beta)."""
     device = next(model.parameters()).device
     spikes = to_spikes(codes, device)
     with single_thread(), torch.inference_mode():
-        out, trace = model.decode(spikes, thresh=thresh, beta=beta, trace=True)
+        out, trace = model.decode(spikes, settings=settings, trace=True)
     layers = {name: s.to("cpu", torch.uint8).numpy() for name, s in trace.spikes.items() if name != "output"}
     return Decoded(images=out[-1, :, 0].cpu().numpy(), spikes=layers)
 
@@ -146,7 +150,7 @@ class NeuronAtlas:
     effect: np.ndarray  # [D]: mean squared change, how much the neuron matters to this digit
 
 
-def neuron_atlas(model, digit: EncodedDigit, *, thresh=None, beta=None) -> NeuronAtlas:
+def neuron_atlas(model, digit: EncodedDigit, settings: NeuronSettings | None = None) -> NeuronAtlas:
     """Two questions per neuron in one batched decoder pass (2 x latent_dim codes).
 
     *Alone*: only neuron n fires, at every step.  *Toggled*: the digit's own code
@@ -159,7 +163,7 @@ def neuron_atlas(model, digit: EncodedDigit, *, thresh=None, beta=None) -> Neuro
     alone[np.arange(neurons), np.arange(neurons)] = 1
     toggled = np.repeat(own[None], neurons, axis=0)
     toggled[np.arange(neurons), np.arange(neurons)] = added[:, None].astype(np.uint8)
-    images = decode_codes(model, np.concatenate([alone, toggled]), thresh=thresh, beta=beta).images
+    images = decode_codes(model, np.concatenate([alone, toggled]), settings).images
     change = images[neurons:] - digit.recon[None]
     return NeuronAtlas(alone=images[:neurons], change=change, added=added, effect=(change**2).mean(axis=(1, 2)))
 
@@ -205,41 +209,39 @@ class CodeMap:
     mean: np.ndarray  # [D]
     components: np.ndarray  # [2, D]
     explained: np.ndarray  # [2] fraction of the variance each axis carries
-    num_steps: int
-    thresh: float
-    beta: float
+    settings: NeuronSettings  # what the images were encoded at
 
     def project(self, counts: np.ndarray, num_steps: int | None = None) -> np.ndarray:
-        """Place codes' counts ``[N, D]`` on the map; counts from another T are rescaled to this T."""
-        counts = np.asarray(counts, np.float32) * (self.num_steps / (num_steps or self.num_steps))
-        return (counts - self.mean) @ self.components.T
+        """Place codes' counts ``[N, D]`` on the map; counts over another number of steps are rescaled to the map's."""
+        return (self._rescaled(counts, num_steps) - self.mean) @ self.components.T
 
     def neighbours(self, counts: np.ndarray, num_steps: int | None = None, k: int = NEIGHBOURS):
         """The ``k`` nearest images to one code (in spike-count space): their indices and the commonest label."""
-        counts = np.asarray(counts, np.float32) * (self.num_steps / (num_steps or self.num_steps))
+        counts = self._rescaled(counts, num_steps)
         distance = ((self.counts - counts) ** 2).sum(axis=1)
         nearest = np.argsort(distance, kind="stable")[:k]
         votes = np.bincount(self.labels[nearest], minlength=10)
         return nearest, int(votes.argmax()), float(votes.max() / k)
 
+    def _rescaled(self, counts: np.ndarray, num_steps: int | None) -> np.ndarray:
+        steps = self.settings.num_steps
+        return np.asarray(counts, np.float32) * (steps / (num_steps or steps))
 
-def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, beta=None, num_steps=None, batch: int = MAP_BATCH) -> CodeMap:
+
+def code_map(model, images: torch.Tensor, labels: torch.Tensor, settings: NeuronSettings | None = None, *, batch: int = MAP_BATCH) -> CodeMap:
     """Encode every image (encoder only, in batches), count each neuron's spikes, PCA to 2-D.
 
     PCA by the SVD of the centred counts ``X - mean = U S V^T``: the map is
     ``(X - mean) V[:, :2]``; each axis's sign is fixed so its largest loading is
     positive, so the same checkpoint always draws the same map.
     """
-    config = model.config
-    thresh = float(config.thresh if thresh is None else thresh)
-    beta = float(config.beta if beta is None else beta)
-    num_steps = int(config.num_steps if num_steps is None else num_steps)
+    settings = model.config.neuron_settings() if settings is None else settings
     device = next(model.parameters()).device
     counts = []
     with torch.inference_mode():
         for start in range(0, len(images), batch):
             x = images[start : start + batch].to(device=device, dtype=torch.float32)
-            latent = model.encode(x, thresh=thresh, beta=beta, num_steps=num_steps)
+            latent = model.encode(x, settings=settings)
             counts.append(latent.sum(0).to("cpu", torch.int16))
     counts = torch.cat(counts).numpy()
     x = torch.as_tensor(counts, dtype=torch.float64)
@@ -258,32 +260,30 @@ def code_map(model, images: torch.Tensor, labels: torch.Tensor, *, thresh=None, 
         mean=mean.numpy().astype(np.float32),
         components=components.numpy().astype(np.float32),
         explained=explained,
-        num_steps=num_steps,
-        thresh=thresh,
-        beta=beta,
+        settings=settings,
     )
 
 
-def cached_code_map(model, images: torch.Tensor, labels: torch.Tensor, folder: Path, **settings) -> CodeMap:
+def cached_code_map(model, images: torch.Tensor, labels: torch.Tensor, folder: Path, settings: NeuronSettings | None = None) -> CodeMap:
     """:func:`code_map`, kept on disk under the weights', the images' and the settings' fingerprint, so
-    each checkpoint's 10,000 encodings (ten seconds or more on two cores) are paid once, not once per
+    each checkpoint's 10,000 encodings (many seconds on a small CPU) are paid once, not once per
     process.  The folder keeps the :data:`MAP_FILES_KEPT` most recently used maps."""
-    config = model.config
-    values = {k: getattr(config, k) if settings.get(k) is None else settings[k] for k in ("thresh", "beta", "num_steps")}
-    name = f"{model_fingerprint(model)}-{digit_fingerprint(images)}-{values['thresh']:g}-{values['beta']:g}-{values['num_steps']}"
+    settings = model.config.neuron_settings() if settings is None else settings
+    name = f"{model_fingerprint(model)}-{digit_fingerprint(images)}-{settings.thresh:g}-{settings.beta:g}-{settings.num_steps}"
     path = Path(folder) / f"{name}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                found = CodeMap(**{k: f[k] for k in _ARRAYS}, num_steps=int(f["num_steps"]), thresh=float(f["thresh"]), beta=float(f["beta"]))
+                kept = NeuronSettings(float(f["thresh"]), float(f["beta"]), int(f["num_steps"]))
+                found = CodeMap(**{k: f[k] for k in _ARRAYS}, settings=kept)
             os.utime(path)  # recently used: kept longest
             return found
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache file: compute again and overwrite it
-    built = code_map(model, images, labels, **values)
+    built = code_map(model, images, labels, settings)
     try:
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, **{k: getattr(built, k) for k in _ARRAYS}, num_steps=built.num_steps, thresh=built.thresh, beta=built.beta)
+            np.savez(f, **{k: getattr(built, k) for k in _ARRAYS}, thresh=settings.thresh, beta=settings.beta, num_steps=settings.num_steps)
         for old in sorted(Path(folder).glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)[MAP_FILES_KEPT:]:
             old.unlink(missing_ok=True)
     except OSError:
@@ -292,3 +292,61 @@ def cached_code_map(model, images: torch.Tensor, labels: torch.Tensor, folder: P
 
 
 _ARRAYS = ("counts", "labels", "xy", "mean", "components", "explained")
+
+
+# --- what a picture looks like --------------------------------------------------------
+
+
+def mse(image: np.ndarray, target: np.ndarray) -> float:
+    """Mean squared error per pixel."""
+    return float(np.mean((np.asarray(image) - np.asarray(target)) ** 2))
+
+
+def class_means(images: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> np.ndarray:
+    """The average image of each class ``[classes, H, W]`` (images ``[N, 1, H, W]``): a plain
+    yardstick for "what does this picture look like", with nothing learned that could mislead."""
+    return np.stack([images[labels == d, 0].float().mean(0).numpy() for d in range(classes)])
+
+
+def nearest_class(images: np.ndarray, means: np.ndarray) -> np.ndarray:
+    """For each image ``[N, H, W]``, the class whose mean image is nearest (squared distance)."""
+    return ((np.asarray(images)[:, None] - means[None]) ** 2).sum(axis=(2, 3)).argmin(axis=1)
+
+
+@dataclass(frozen=True)
+class EditJudged:
+    """The editor's numbers: how far an edited code's picture is from the input, and what it looks like."""
+
+    cells: int  # cells that differ from the digit's own code
+    own_mse: float  # the own code's reconstruction against the input
+    mse: float  # the edited code's picture against the input
+    looks_like: int  # the nearest class mean to the edited picture
+    own_looks_like: int  # ... and to the own reconstruction
+
+
+def judge_edit(digit: EncodedDigit, code: np.ndarray, image: np.ndarray, means: np.ndarray) -> EditJudged:
+    """``image`` is what the decoder made of ``code``, an edit of ``digit``'s own code."""
+    looks, own_looks = nearest_class(np.stack([image, digit.recon]), means)
+    return EditJudged(
+        cells=int((np.asarray(code) != digit.code).sum()),
+        own_mse=mse(digit.recon, digit.input),
+        mse=mse(image, digit.input),
+        looks_like=int(looks),
+        own_looks_like=int(own_looks),
+    )
+
+
+def class_turns(atlas: NeuronAtlas, own_recon: np.ndarray, means: np.ndarray) -> tuple[int, dict[int, int]]:
+    """The class the digit's own reconstruction looks like, and the neurons whose toggle makes it look
+    like another one (neuron -> that class), the neuron with the largest effect first."""
+    own_class = int(nearest_class(own_recon[None], means)[0])
+    classes = nearest_class(own_recon[None] + atlas.change, means)
+    return own_class, {int(n): int(classes[n]) for n in np.argsort(-atlas.effect, kind="stable") if classes[n] != own_class}
+
+
+def switch_stage(images: np.ndarray) -> int | None:
+    """The first stage of a blend ``[S, H, W]`` whose picture is nearer (by MSE) to B's, the last,
+    than to A's, the first; None when none is."""
+    to_a = ((images - images[0]) ** 2).mean(axis=(1, 2))
+    to_b = ((images - images[-1]) ** 2).mean(axis=(1, 2))
+    return next((s for s in range(len(images)) if to_b[s] < to_a[s]), None)

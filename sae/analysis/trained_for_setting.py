@@ -11,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from sae.analysis.sweep import Progress, Setting, SettingResult, measure, model_beta
+from sae.analysis.sweep import Progress, SettingResult, measure
+from sae.model import NeuronSettings
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class TrainedFor:
     @property
     def setting_label(self) -> str:
         return f"trained with num_steps {self.num_steps}, thresh {self.thresh:g}"
+
+    def settings(self, beta: float) -> NeuronSettings:
+        """This entry's thresh and num_steps, at ``beta`` (the model's own: the series do not vary it)."""
+        return NeuronSettings(self.thresh, beta, self.num_steps)
 
     def matches(self, config) -> bool:
         """Whether a checkpoint's config really is this setting (a misnamed file would mislead the chart)."""
@@ -98,11 +103,6 @@ class TrainedRow:
         }
 
 
-def own_setting(model) -> Setting:
-    """The setting a model was trained with."""
-    return Setting(float(model.config.thresh), int(model.config.num_steps), model_beta(model))
-
-
 def compare_trained(
     entries: Sequence[TrainedFor],
     models: dict,
@@ -127,10 +127,10 @@ def compare_trained(
         return lambda fraction, message: progress((index + fraction) / runs, message)
 
     options = {"show": show, "raster_index": raster_index}
-    trained = {e.filename: measure(m, images, [own_setting(m)], progress=share(i), **options)[0] for i, (e, m) in enumerate(present)}
+    trained = {e.filename: measure(m, images, [m.config.neuron_settings()], progress=share(i), **options)[0] for i, (e, m) in enumerate(present)}
     after = {}
     if reference is not None:
-        settings = [Setting(float(e.thresh), int(e.num_steps), model_beta(reference)) for e in entries]
+        settings = [e.settings(reference.config.beta) for e in entries]
         results = measure(reference, images, settings, progress=share(len(present)), **options)
         after = {e.filename: r for e, r in zip(entries, results)}
     return [TrainedRow(e, trained.get(e.filename), after.get(e.filename)) for e in entries]

@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from sae.analysis.inference import InferenceResult, run_digit
-from sae.analysis.sweep import Setting
-from sae.model import SPIKING_LAYERS
+from sae.model import SPIKING_LAYERS, NeuronSettings
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +37,6 @@ class ABResult:
         return int(np.sum(self.a.spikes["latent"][:t] != self.b.spikes["latent"][:t]))
 
 
-def ab_compare(model, digit: torch.Tensor, a: Setting, b: Setting) -> ABResult:
+def ab_compare(model, digit: torch.Tensor, a: NeuronSettings, b: NeuronSettings) -> ABResult:
     """One digit ([1, 1, H, W]) through the traced forward at setting A and at setting B."""
-    return ABResult(run_digit(model, digit, **a.overrides()), run_digit(model, digit, **b.overrides()))
+    return ABResult(run_digit(model, digit, a), run_digit(model, digit, b))

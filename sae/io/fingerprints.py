@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import weakref
 
 import numpy as np
 import torch
@@ -17,6 +19,25 @@ def model_fingerprint(model) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+_served: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model object -> its fingerprint
+_served_lock = threading.Lock()
+
+
+def served_model_fingerprint(model) -> str:
+    """:func:`model_fingerprint` of a model whose weights no longer change (one loaded to be
+    served), hashed once per model object rather than once per use.
+
+    Held weakly: when the model is freed its entry goes, so a later model that Python
+    happens to place at the same address (the same ``id()``) is hashed afresh."""
+    with _served_lock:
+        key = _served.get(model)
+    if key is None:
+        key = model_fingerprint(model)
+        with _served_lock:
+            _served[model] = key
+    return key
 
 
 def digit_fingerprint(digit: torch.Tensor | np.ndarray) -> str:

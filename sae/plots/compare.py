@@ -115,18 +115,12 @@ def series_values(result: SweepResult, parameter: str) -> tuple:
     return result.thresholds if parameter == "thresh" else result.num_steps
 
 
-def _at(result: SweepResult, parameter: str, value, other=None, beta=None) -> SettingResult:
-    """The result at ``parameter=value``, the other parameter at ``other`` (default: its first value)."""
-    if parameter == "thresh":
-        return result.at(value, other if other is not None else result.num_steps[0], beta)
-    return result.at(other if other is not None else result.thresholds[0], value, beta)
-
-
 def series_grid(result: SweepResult, parameter: str, digits: int = 6) -> go.Figure:
     """Rows: digits; first column the input, then one column per value of ``parameter``."""
     values = series_values(result, parameter)
     k = min(digits, len(result.digits))
-    blocks = [[result.digits[i]] + [_at(result, parameter, v).reconstructions[i] for v in values] for i in range(k)]
+    series = result.series(parameter)
+    blocks = [[result.digits[i]] + [r.reconstructions[i] for r in series] for i in range(k)]
     name = "thresh" if parameter == "thresh" else "steps"
     return _tiled_heatmap(
         blocks, [f"digit {i + 1}" for i in range(k)], ["input"] + [f"{name} {v:g}" for v in values], f"Reconstructions as {parameter} changes"
@@ -135,7 +129,7 @@ def series_grid(result: SweepResult, parameter: str, digits: int = 6) -> go.Figu
 
 def setting_grid(result: SweepResult, digit: int = 0, beta: float | None = None) -> go.Figure:
     """One digit's reconstruction for every (thresh row, num_steps column) pair."""
-    blocks = [[result.at(t, s, beta).reconstructions[digit] for s in result.num_steps] for t in result.thresholds]
+    blocks = [[r.reconstructions[digit] for r in row] for row in result.table(beta)]
     return _tiled_heatmap(
         blocks,
         [f"thresh {t:g}" for t in result.thresholds],
@@ -195,10 +189,8 @@ def rate_heatmap(results: Sequence[SettingResult], labels: Sequence[str] | None 
 
 def sweep_rate_heatmap(result: SweepResult, beta: float | None = None) -> go.Figure:
     beta = result.betas[0] if beta is None else beta
-    results = [result.at(t, s, beta) for t in result.thresholds for s in result.num_steps]
-    return rate_heatmap(
-        results, [f"θ{r.setting.thresh:g} T{r.setting.num_steps}" for r in results], f"Spike rate per layer for every setting (beta {beta:g})"
-    )
+    results = [r for row in result.table(beta) for r in row]
+    return rate_heatmap(results, [r.setting.short for r in results], f"Spike rate per layer for every setting (beta {beta:g})")
 
 
 def latent_rasters(results: Sequence[SettingResult], labels: Sequence[str], title: str) -> go.Figure:
@@ -220,7 +212,7 @@ def latent_rasters(results: Sequence[SettingResult], labels: Sequence[str], titl
 
 def sweep_rasters(result: SweepResult, beta: float | None = None) -> go.Figure:
     """Rows: thresh; columns: num_steps; each tile the latent raster of one digit."""
-    blocks = [[result.at(t, s, beta).latent_raster.T for s in result.num_steps] for t in result.thresholds]
+    blocks = [[r.latent_raster.T for r in row] for row in result.table(beta)]
     fig = _tiled_heatmap(
         blocks,
         [f"thresh {t:g}" for t in result.thresholds],
@@ -240,7 +232,7 @@ def series_rasters(result: SweepResult, parameter: str) -> go.Figure:
     values = series_values(result, parameter)
     name = "thresh" if parameter == "thresh" else "steps"
     return latent_rasters(
-        [_at(result, parameter, v) for v in values],
+        result.series(parameter),
         [f"{name} {v:g}" for v in values],
         f"Latent spikes of digit {result.raster_index + 1} (neurons down, time steps across)",
     )
@@ -254,7 +246,7 @@ def _lines_vs(result: SweepResult, parameter: str, value, *, title: str, yaxis: 
     fig = go.Figure()
     for beta in result.betas:
         for other in others:
-            ys = [value(_at(result, parameter, v, other, beta)) for v in values]
+            ys = [value(r) for r in result.series(parameter, other, beta)]
             name = f"{other_name} {other:g}" + (f", beta {beta:g}" if len(result.betas) > 1 else "")
             fig.add_scatter(
                 x=list(values), y=ys, mode="lines+markers", name=name, hovertemplate=f"{parameter} %{{x}}<br>{hover}<extra>{name}</extra>"
@@ -291,7 +283,7 @@ def rates_vs(result: SweepResult, parameter: str, other=None, beta: float | None
     beta = result.betas[0] if beta is None else beta
     fig = go.Figure()
     for layer in SPIKING_LAYERS:
-        ys = [_at(result, parameter, v, other, beta).spike_rates[layer] for v in values]
+        ys = [r.spike_rates[layer] for r in result.series(parameter, other, beta)]
         fig.add_scatter(
             x=list(values), y=ys, mode="lines+markers", name=layer, hovertemplate=f"{parameter} %{{x}}<br>rate %{{y:.2%}}<extra>{layer}</extra>"
         )
@@ -359,7 +351,7 @@ def trained_reconstructions(rows: Sequence[TrainedRow], digits: np.ndarray, para
 
 
 def setting_short(result: InferenceResult) -> str:
-    return f"θ{result.thresh:g} T{result.num_steps} β{result.beta:g}"
+    return f"{result.settings.short} β{result.settings.beta:g}"
 
 
 def _ab_titles(ab: ABResult) -> tuple[str, str]:

@@ -7,15 +7,15 @@ step slider, so playback runs in the browser without asking the server again.
 Time steps are shown 1-based ("step 1" is the first presentation of the image).
 
 Each figure is built in one go from plain dicts (subplots laid out by axis
-domains) rather than with ``make_subplots`` and ``update_*`` calls: that is about
-ten times faster, and the page rebuilds these figures on every settings change.
+domains) rather than with ``make_subplots`` and ``update_*`` calls: that is many
+times faster, and the page rebuilds these figures on every settings change.
 ``template="none"`` keeps Plotly's 6 kB default theme out of every figure sent to
 the browser; Streamlit applies its own theme there.
 
 They are also built without plotly.py's validation (``sae.plots.plain``): on Explore
-it was about two thirds of the time spent making figures (17 of 27 ms per slider
-move, with 30 sessions' moves queueing on the server's one GIL), and the JSON the
-browser gets is the same (tests/test_plots_unvalidated.py holds it equal).
+it was most of the time spent making figures, at every slider move, with a class's
+moves queueing on the server's one GIL (``python -m benchmarks.load`` times the moves),
+and the JSON the browser gets is the same (tests/test_plots_unvalidated.py holds it equal).
 """
 
 from __future__ import annotations
@@ -91,15 +91,15 @@ def latent_raster(result: InferenceResult) -> go.Figure:
 def latent_membrane(result: InferenceResult) -> go.Figure:
     """Latent membrane, neurons x time steps, white at the threshold (red cells fire)."""
     mem = result.mem["latent"].T
-    zmin, zmax, colorscale = _threshold_scale(mem, result.thresh)
+    zmin, zmax, colorscale = _threshold_scale(mem, result.settings.thresh)
     heat = dict(
         type="heatmap", z=mem, x=_steps(result), y=np.arange(mem.shape[0]), colorscale=colorscale, zmin=zmin,
         zmax=zmax, customdata=result.spikes["latent"].T, xgap=1, ygap=1,
-        colorbar=_threshold_colorbar(zmin, zmax, result.thresh),
+        colorbar=_threshold_colorbar(zmin, zmax, result.settings.thresh),
         hovertemplate="step %{x}, latent neuron %{y}<br>membrane %{z:.3f}<br>spike %{customdata}<extra></extra>",
     )  # fmt: skip
     layout = dict(
-        title=dict(text=f"latent membrane potential (white = thresh {result.thresh:g})"),
+        title=dict(text=f"latent membrane potential (white = thresh {result.settings.thresh:g})"),
         height=_rows_height(mem.shape[0]),
         margin=MARGIN,
         template="none",
@@ -148,8 +148,8 @@ def layer_membrane(result: InferenceResult, layer: str) -> go.Figure:
         zmin, zmax, colorscale = float(mem.min()), float(mem.max()), INK_SCALE
         colorbar = dict(title=dict(text="membrane", side="right"), x=0.42)
     else:
-        zmin, zmax, colorscale = _threshold_scale(mem, result.thresh)
-        colorbar = {**_threshold_colorbar(zmin, zmax, result.thresh), "x": 0.42, "title": dict(text="membrane", side="right")}
+        zmin, zmax, colorscale = _threshold_scale(mem, result.settings.thresh)
+        colorbar = {**_threshold_colorbar(zmin, zmax, result.settings.thresh), "x": 0.42, "title": dict(text="membrane", side="right")}
     steps = result.num_steps
     data = [
         dict(type="heatmap", z=frames_z[-1], customdata=index, colorscale=colorscale, zmin=zmin, zmax=zmax,

@@ -3,8 +3,8 @@
 The Train page redraws these about once a second, so every figure sets a fixed
 ``uirevision`` (zoom and hidden traces survive a redraw) and stays small: the
 reconstruction grid is one uint8 heatmap, a few kilobytes per update.  They are
-built from plain dicts (``sae.plots.plain``): plotly's validated builders took 28 ms a
-redraw of the server's one GIL, beside a class.
+built from plain dicts (``sae.plots.plain``): plotly's validated builders held the
+server's one GIL for much of every redraw, beside a class.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """Explore's forward in a child process, so a classroom's slider moves do not queue on one GIL.
 
-Why a process: a traced forward of one digit is about 600 small torch calls.  Each
+Why a process: a traced forward of one digit is hundreds of small torch calls.  Each
 releases the GIL and must take it back, and in a server where 30 sessions' scripts
 build figures in Python beside it, each take-back waits for another thread's switch
-interval (5 ms).  Measured: one forward took 11 ms alone and 2.1-5.2 s beside one
-busy Python thread in the same process; in this child, 18-40 ms.  In the child the
-forward holds no lock the server needs and runs on the other core; the page's
-thread waits on a socket, with the GIL released.
+interval (5 ms): a forward that takes milliseconds alone took seconds beside one busy
+Python thread (``python -m benchmarks.load`` shows a class's slider moves).  In the
+child the forward holds no lock the server needs and runs on the other core; the
+page's thread waits on a socket, with the GIL released.
 
-One child serves every session, one forward at a time (a forward is ~10 ms; a class
-of 30 makes about ten a second).  Until the child has imported torch (seconds after
-it starts) forwards run in-process, so nobody waits for it.  It gets each model once,
-as its config and weights, keyed on the weights' fingerprint, and keeps a few.
-Results are the ``InferenceResult`` ``sae.analysis.inference.run_digit`` returns, bit for bit
-(the same function on the same weights, with one intra-op thread as in-process).
+One child serves every session, one forward at a time (a forward takes milliseconds,
+far less than the time between a class's slider moves).  Until the child has imported torch (seconds
+after it starts) forwards run in-process, so nobody waits for it.  It gets each model
+once, as its config and weights, keyed on the weights' fingerprint, and keeps a few.
+Each request carries the digit and its :class:`~sae.model.NeuronSettings` as one value.
+Results are the ``InferenceResult`` ``sae.analysis.inference.run_digit`` returns, bit for
+bit (the same function on the same weights, with one intra-op thread as in-process).
 CPU models only: a GPU model, or any failure of the child, runs in-process as before
 (logged), and ``SAE_FORWARD_PROCESS=0`` turns the child off.
 """
@@ -27,7 +28,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -36,13 +36,13 @@ import numpy as np
 import torch
 
 from sae.analysis.inference import InferenceResult, run_digit
-from sae.io.fingerprints import model_fingerprint
-from sae.model import SAEConfig, SpikingAutoencoder
+from sae.io.fingerprints import served_model_fingerprint
+from sae.model import NeuronSettings, SAEConfig, SpikingAutoencoder
 
 log = logging.getLogger(__name__)
 
 MODELS_KEPT = 8  # in the child: the shipped model, a few trained or uploaded ones
-REPLY_TIMEOUT_S = 60.0  # a forward of 50 steps is well under a second; past this the child is stuck
+REPLY_TIMEOUT_S = 60.0  # far beyond any forward of 50 steps: past this the child is stuck
 MAX_FAILURES = 3  # a child that dies this often is not started again: forwards stay in-process
 
 
@@ -54,7 +54,7 @@ def enabled() -> bool:
 
 
 def _serve(conn) -> None:
-    """The child's loop: ("load", key, config, weights) and ("run", key, digit, overrides) until the pipe closes."""
+    """The child's loop: ("load", key, config, weights) and ("run", key, digit, settings) until the pipe closes."""
     torch.set_num_threads(1)  # one 32x32 image is far too little work to split
     models: OrderedDict[str, SpikingAutoencoder] = OrderedDict()
     conn.send(("ready", os.getpid()))  # torch is imported: the server may send work now
@@ -74,12 +74,12 @@ def _serve(conn) -> None:
                     models.popitem(last=False)
                 conn.send(("ok", None))
             elif request[0] == "run":
-                _, key, digit, overrides = request
+                _, key, digit, settings = request
                 if key not in models:
                     conn.send(("unknown", None))
                     continue
                 models.move_to_end(key)
-                conn.send(("ok", run_digit(models[key], torch.from_numpy(digit), **overrides)))
+                conn.send(("ok", run_digit(models[key], torch.from_numpy(digit), settings)))
             else:
                 conn.send(("error", ValueError(f"unknown request {request[0]!r}")))
         except Exception as error:  # a bad request fails that request, not the child
@@ -118,7 +118,6 @@ class ForwardWorker:
         self._process = None
         self._ready = False  # the child said it has imported torch
         self._loaded: set[str] = set()  # keys the child was sent (it may have dropped old ones: it says so)
-        self._keys: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> fingerprint
         self._failures = 0
         self._broken = False
 
@@ -142,19 +141,19 @@ class ForwardWorker:
                 return False
             time.sleep(0.05)
 
-    def run_digit(self, model: torch.nn.Module, digit: torch.Tensor, **overrides) -> InferenceResult:
-        """``run_digit(model, digit, **overrides)``, computed in the child when it is ready, else in-process."""
+    def run_digit(self, model: torch.nn.Module, digit: torch.Tensor, settings: NeuronSettings | None = None) -> InferenceResult:
+        """``run_digit(model, digit, settings)``, computed in the child when it is ready, else in-process."""
         if not enabled() or self._broken or next(model.parameters()).device.type != "cpu":
-            return run_digit(model, digit, **overrides)
+            return run_digit(model, digit, settings)
         array = digit.detach().to("cpu", torch.float32).contiguous().numpy()
         with self._lock:
             try:
-                key = self._key(model)
+                key = served_model_fingerprint(model)
                 if self._ensure_started() and self._is_ready():
                     for _ in range(2):
                         if key not in self._loaded:
                             self._send_model(key, model)
-                        status, value = self._ask(("run", key, array, overrides))
+                        status, value = self._ask(("run", key, array, settings))
                         if status != "unknown":
                             break
                         self._loaded.discard(key)  # the child dropped it for newer ones: send it again
@@ -163,19 +162,13 @@ class ForwardWorker:
                     # "error": a bad request (settings, shape) fails the same way in-process, with its own traceback
             except (EOFError, OSError, TimeoutError) as error:
                 self._failed(f"the forward process failed ({type(error).__name__}: {error})")
-        return run_digit(model, digit, **overrides)
+        return run_digit(model, digit, settings)
 
     def close(self) -> None:
         with self._lock:
             self._stop_child()
 
     # ---- inside the lock
-
-    def _key(self, model) -> str:
-        key = self._keys.get(model)
-        if key is None:
-            key = self._keys[model] = model_fingerprint(model)
-        return key
 
     def _is_ready(self) -> bool:
         if not self._ready and self._conn.poll():

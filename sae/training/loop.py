@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from sae import limits
 from sae.devices import resolve_device
 from sae.engine import compile_now, fuse, training_loss, unfuse
-from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
+from sae.model import SPIKING_LAYERS, NeuronSettings, SAEConfig, SpikingAutoencoder
 from sae.training.calibration import calibrate
 
 
@@ -188,16 +188,15 @@ class History:
 
 
 @torch.no_grad()
-def evaluate(model, images, batch_size: int = 500, **overrides) -> tuple[float, dict]:
-    """Test MSE (mean over all pixels) and spike rate per layer, in eval mode.
-
-    ``overrides`` (thresh, beta, num_steps) apply at inference time."""
+def evaluate(model, images, batch_size: int = 500, settings: NeuronSettings | None = None) -> tuple[float, dict]:
+    """Test MSE (mean over all pixels) and spike rate per layer, in eval mode, at ``settings``
+    (default: the model's own)."""
     was_training = model.training
     model.eval()
     total, rates, count = 0.0, {n: 0.0 for n in SPIKING_LAYERS}, 0
     for start in range(0, len(images), batch_size):
         x = images[start : start + batch_size]
-        recon, trace = model(x, trace=True, **overrides)
+        recon, trace = model(x, trace=True, settings=settings)
         total += F.mse_loss(recon, x, reduction="sum").item()
         for name, rate in trace.spike_rates().items():
             rates[name] += rate * len(x)
