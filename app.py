@@ -8,10 +8,11 @@ needs before the server takes its first session (explorer/warmup.py).
 
 import streamlit as st
 
+from explorer import page_frame, projector
 from explorer.rerun_gate import rerun_slot
 from explorer.sidebar import render_sidebar
 
-st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", layout="wide")
+st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", layout="wide", initial_sidebar_state=projector.sidebar_state())
 
 # Material icons ship with Streamlit, so they render even where no emoji font is installed.
 PAGES = [
@@ -20,9 +21,13 @@ PAGES = [
     st.Page("pages/views/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("pages/views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("pages/views/latent_lab.py", title="Latent lab", icon=":material/science:", url_path="lab"),
+    st.Page("pages/views/teach.py", title="Teach", icon=":material/school:", url_path="teach"),
+    st.Page("pages/views/join.py", title="Join a class", icon=":material/groups:", url_path="join"),
 ]
 
 page = st.navigation(PAGES)
+page_frame.before_page(page)  # a lesson's step, lock and hide (explorer/page_frame.py)
 with rerun_slot(page):  # at most two Explore reruns at once over all sessions (explorer/rerun_gate.py)
     render_sidebar()
+    page_frame.above_page(page)
     page.run()

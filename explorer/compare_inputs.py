@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import streamlit as st
 
-from explorer import state
+from explorer import state, visibility
 from explorer.resources import shared_checkpoint, test_set
 from sae import limits
 from sae.analysis import trained_for_setting
@@ -27,26 +27,44 @@ DIGITS_COUNT, DIGITS_SEED = 256, 0  # the first view's digits (the warm-up compu
 def choose_digits():
     """The digits every view measures on: (images [N,1,32,32], description, content key)."""
     cols = st.columns([2, 1, 1, 1])
-    source = cols[0].segmented_control(
-        "Digits",
-        DIGIT_SOURCES,
-        default="random",
-        required=True,
-        key="c_digits",
-        **URL,
-        help="Random MNIST test digits, random ones of one class, or the digit on the Explore page. The MSE and spike rates average over them.",
+    source, count, seed, digit_class = (
+        st.session_state.get(k, d) for k, d in (("c_digits", "random"), ("c_n", DIGITS_COUNT), ("c_seed", DIGITS_SEED), ("c_class", 0))
     )
-    count = cols[1].number_input(
-        "How many",
-        limits.SWEEP_DIGITS.low,
-        limits.SWEEP_DIGITS.high,
-        DIGITS_COUNT,
-        key="c_n",
-        **URL,
-        help="More digits: steadier numbers, slower sweeps (256 is plenty).",
-    )
-    seed = cols[3].number_input("Seed", 0, 10_000, DIGITS_SEED, key="c_seed", **URL, help="Which random digits: same seed, same digits.")
-    digit_class = cols[2].selectbox("Class", list(range(10)), key="c_class", disabled=source != "by class", **URL)
+    if visibility.shown("c_digits"):
+        source = cols[0].segmented_control(
+            "Digits",
+            DIGIT_SOURCES,
+            default="random",
+            required=True,
+            key="c_digits",
+            **URL,
+            disabled=visibility.locked("c_digits"),
+            help="Random MNIST test digits, random ones of one class, or the digit on the Explore page. The MSE and spike rates average over them.",
+        )
+    if visibility.shown("c_n"):
+        count = cols[1].number_input(
+            "How many",
+            limits.SWEEP_DIGITS.low,
+            limits.SWEEP_DIGITS.high,
+            DIGITS_COUNT,
+            key="c_n",
+            **URL,
+            disabled=visibility.locked("c_n"),
+            help="More digits: steadier numbers, slower sweeps (256 is plenty).",
+        )
+    if visibility.shown("c_seed"):
+        seed = cols[3].number_input(
+            "Seed",
+            0,
+            10_000,
+            DIGITS_SEED,
+            key="c_seed",
+            **URL,
+            disabled=visibility.locked("c_seed"),
+            help="Which random digits: same seed, same digits.",
+        )
+    if visibility.shown("c_class"):
+        digit_class = cols[2].selectbox("Class", list(range(10)), key="c_class", disabled=source != "by class" or visibility.locked("c_class"), **URL)
     if source == "from Explore":
         chosen = state.explore_digit()
         if chosen is not None:
@@ -69,14 +87,17 @@ def grid_inputs() -> tuple[list, list, list]:
     """The sweep grid's values: thresh, num_steps and (optionally) beta, each from its choices."""
     cols = st.columns(3)
     g = lambda v: f"{v:g}"  # noqa: E731
-    thresholds = cols[0].multiselect(
-        "thresh", limits.THRESH_CHOICES, default=[0.25, 0.5, 1.0, 1.5, 2.0, 3.0], key="c_grid_thresh", **URL, format_func=g
-    )
-    steps = cols[1].multiselect("num_steps", limits.NUM_STEPS_CHOICES, default=[1, 2, 3, 5, 8, 10], key="c_grid_steps", **URL)
-    betas = cols[2].multiselect(
-        "beta (optional)", limits.BETA_CHOICES, default=[], key="c_grid_beta", **URL, format_func=g, help="Empty: the sidebar's beta."
-    )
-    return thresholds, steps, betas
+    picked = []
+    for col, key, label, choices, default, extra in (
+        (cols[0], "c_grid_thresh", "thresh", limits.THRESH_CHOICES, [0.25, 0.5, 1.0, 1.5, 2.0, 3.0], {"format_func": g}),
+        (cols[1], "c_grid_steps", "num_steps", limits.NUM_STEPS_CHOICES, [1, 2, 3, 5, 8, 10], {}),
+        (cols[2], "c_grid_beta", "beta (optional)", limits.BETA_CHOICES, [], {"format_func": g, "help": "Empty: the sidebar's beta."}),
+    ):
+        if not visibility.shown(key):
+            picked.append(st.session_state.get(key, default))
+            continue
+        picked.append(col.multiselect(label, choices, default=default, key=key, **URL, disabled=visibility.locked(key), **extra))
+    return tuple(picked)
 
 
 def setting_inputs(tag: str, defaults: NeuronSettings) -> NeuronSettings:
@@ -85,8 +106,12 @@ def setting_inputs(tag: str, defaults: NeuronSettings) -> NeuronSettings:
     cols = st.columns(3)
     values = {}
     for col, (name, short) in zip(cols, (("thresh", "thresh"), ("num_steps", "steps"), ("beta", "beta"))):
-        rng = limits.LIMITS[name]
-        values[name] = col.number_input(rng.name, rng.low, rng.high, getattr(defaults, name), rng.step, key=f"c_{tag}_{short}", **URL)
+        rng, key = limits.LIMITS[name], f"c_{tag}_{short}"
+        values[name] = st.session_state.get(key, getattr(defaults, name))
+        if visibility.shown(key):
+            values[name] = col.number_input(
+                rng.name, rng.low, rng.high, getattr(defaults, name), rng.step, key=f"c_{tag}_{short}", **URL, disabled=visibility.locked(key)
+            )
     return NeuronSettings(**values)
 
 

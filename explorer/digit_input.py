@@ -20,6 +20,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
+from explorer import visibility
 from explorer.canvas import CanvasDataError, digit_canvas, png_bytes
 from explorer.resources import test_set
 from sae.data.images import ImageInputError, load_image_bytes, prepare_digit
@@ -46,8 +47,10 @@ class DigitChoice:
 
 
 def choose_source() -> str:
+    if not visibility.shown("source"):
+        return st.session_state.get("source") or SOURCES[0]
     return st.segmented_control(
-        "Input", SOURCES, default="Draw", required=True, key="source", bind="query-params",
+        "Input", SOURCES, default="Draw", required=True, key="source", bind="query-params", disabled=visibility.locked("source"),
         help="Draw a digit, pick one of the 10,000 MNIST test images, or upload a picture.",
     )  # fmt: skip
 
@@ -125,20 +128,37 @@ def _mnist_digit() -> DigitChoice:
         return DigitChoice(None, problem=f"The MNIST test set is not available here: {error}")
     note = _correct_index_in_link()
     left, middle, right = st.columns([1, 1.3, 0.9], vertical_alignment="bottom")
-    left.selectbox(
-        "Class", CLASSES, key="class", bind="query-params", on_change=_jump_to_class, help="Pick a digit class; Random then stays within it."
-    )
-    index = middle.number_input(
-        "Test image #",
-        min_value=TEST_INDEX.low,
-        max_value=TEST_INDEX.high,
-        step=1,
-        key="index",
-        bind="query-params",
-        on_change=_index_changed,
-        help="Index into the 10,000 MNIST test images.",
-    )
-    right.button("Random", icon=":material/casino:", on_click=_random_index, width="stretch")
+    if visibility.shown("class"):
+        left.selectbox(
+            "Class",
+            CLASSES,
+            key="class",
+            bind="query-params",
+            on_change=_jump_to_class,
+            disabled=visibility.locked("class"),
+            help="Pick a digit class; Random then stays within it.",
+        )
+    index = st.session_state.get("index", TEST_INDEX.low)
+    if visibility.shown("index"):
+        index = middle.number_input(
+            "Test image #",
+            min_value=TEST_INDEX.low,
+            max_value=TEST_INDEX.high,
+            step=1,
+            key="index",
+            bind="query-params",
+            on_change=_index_changed,
+            disabled=visibility.locked("index"),
+            help="Index into the 10,000 MNIST test images.",
+        )
+    if visibility.shown("random_digit"):  # disabled too while the index is locked: it would move it
+        right.button(
+            "Random",
+            icon=":material/casino:",
+            on_click=_random_index,
+            width="stretch",
+            disabled=visibility.locked("random_digit") or visibility.locked("index"),
+        )
     index = int(index)
     label = int(labels[index])
     st.caption(f"MNIST test image #{index}: a **{label}** (28x28, resized to 32x32 like the training images).")

@@ -27,7 +27,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import lab_texts, state
+from explorer import lab_texts, state, visibility
 from explorer.resources import test_set
 from sae.analysis import latent
 from sae.io.fingerprints import digit_fingerprint
@@ -60,30 +60,36 @@ def choose_digits() -> tuple[LabDigit, LabDigit, list[str]]:
         if KEY_A not in st.query_params:
             _take_explore_digit()
     left, middle, right = st.columns([1, 1.2, 1], vertical_alignment="bottom")
-    left.number_input(
-        "Digit A: MNIST test image #",
-        0,
-        len(labels) - 1,
-        step=1,
-        key=KEY_A,
-        bind="query-params",
-        on_change=_leave_explore_digit,
-        help="The digit whose code you edit.",
-    )
+    if visibility.shown(KEY_A):
+        left.number_input(
+            "Digit A: MNIST test image #",
+            0,
+            len(labels) - 1,
+            step=1,
+            key=KEY_A,
+            bind="query-params",
+            on_change=_leave_explore_digit,
+            disabled=visibility.locked(KEY_A),
+            help="The digit whose code you edit.",
+        )
+    st.session_state.setdefault(KEY_A, 0)  # hidden from the start: never drawn, so never set
     chosen = state.explore_digit()
     from_explore = st.session_state.get("_lab_from_explore") and chosen is not None
-    if chosen is not None and not from_explore and _test_index(chosen.image) != st.session_state.get(KEY_A):
+    if chosen is not None and not from_explore and _test_index(chosen.image) != st.session_state.get(KEY_A) and visibility.state(KEY_A) == "shown":
         middle.button(f"Use Explore's digit ({chosen.label})", on_click=_take_explore_digit, width="stretch")
-    right.number_input(
-        "Digit B (for the blend): test image #",
-        0,
-        len(labels) - 1,
-        DEFAULT_B,
-        step=1,
-        key=KEY_B,
-        bind="query-params",
-        help="The other end of 'Between two digits'.",
-    )
+    if visibility.shown(KEY_B):
+        right.number_input(
+            "Digit B (for the blend): test image #",
+            0,
+            len(labels) - 1,
+            DEFAULT_B,
+            step=1,
+            key=KEY_B,
+            bind="query-params",
+            disabled=visibility.locked(KEY_B),
+            help="The other end of 'Between two digits'.",
+        )
+    st.session_state.setdefault(KEY_B, DEFAULT_B)
     if from_explore:
         a = LabDigit(chosen.image, chosen.label, None)
         notes.append(
@@ -246,15 +252,32 @@ def _store(exp: tuple, own: np.ndarray, code: np.ndarray) -> None:
     st.session_state["_lab_edit"] = None if np.array_equal(code, own) else (exp, code)
 
 
-def _edit(change) -> None:
-    """Apply ``change(code) -> code`` to the code the user was looking at."""
+def shown_code() -> np.ndarray | None:
+    """The code the page last showed, edited or the digit's own (None before the lab opened):
+    what the click handlers change, and what a student shares with a live class."""
     context = st.session_state.get("_lab_context")
     if context is None:
-        return
+        return None
     exp, own = context
     edit = st.session_state.get("_lab_edit")
-    code = edit[1] if edit is not None and edit[0] == exp else own
-    _store(exp, own, change(code))
+    return edit[1] if edit is not None and edit[0] == exp else own
+
+
+def _edit(change) -> None:
+    """Apply ``change(code) -> code`` to the code the user was looking at."""
+    code = shown_code()
+    if code is not None:
+        exp, own = st.session_state["_lab_context"]
+        _store(exp, own, change(code))
+
+
+def follow_link(code_in_link: bool) -> None:
+    """A lesson step opens the lab as its link says: digit A from the link (not Explore's digit), and
+    the link's ``lab_code`` read again on the next run (when ``code_in_link``) or the digit's own code."""
+    st.session_state["_lab_started"] = True
+    st.session_state["_lab_from_explore"] = False
+    st.session_state["_lab_edit"] = None
+    st.session_state["_lab_code_read"] = not code_in_link
 
 
 def editor_key() -> str:

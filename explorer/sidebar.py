@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer import state
+from explorer import state, visibility
 from explorer.resources import ready_for_inference, shared_checkpoint
 from sae import limits
 from sae.devices import device_status
@@ -116,7 +116,11 @@ def _device_picker(sidebar) -> str:
     devices = [name for name, why in status.items() if why is None]
     if st.session_state.get("sb_device") not in devices:
         st.session_state["sb_device"] = devices[0]
-    device = sidebar.selectbox("Device", devices, key="sb_device", help="Where the network runs. Only devices present here are listed.")
+    if not visibility.shown("device"):
+        return st.session_state["sb_device"]
+    device = sidebar.selectbox(
+        "Device", devices, key="sb_device", disabled=visibility.locked("device"), help="Where the network runs. Only devices present here are listed."
+    )
     missing = [f"{name}: {why}" for name, why in status.items() if why]
     if missing:
         sidebar.caption("Not available here — " + "; ".join(missing))
@@ -162,15 +166,25 @@ def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
     if not choices:
         sidebar.error("No checkpoint found: the shipped checkpoints/ folder is empty.")
         st.stop()
-    name = sidebar.selectbox("Checkpoint", list(choices), key="sb_checkpoint", help="Shipped weights, ones trained in this app, or an upload.")
-    sidebar.file_uploader(
-        "Upload a checkpoint (.pt)",
-        type=["pt", "pth"],
-        key="sb_upload",
-        on_change=_on_upload,
-        max_upload_size=20,
-        help="Checked before use: weights only, at most 20 MB, shapes must match.",
-    )
+    name = st.session_state["sb_checkpoint"]
+    if visibility.shown("ckpt"):
+        name = sidebar.selectbox(
+            "Checkpoint",
+            list(choices),
+            key="sb_checkpoint",
+            disabled=visibility.locked("ckpt"),
+            help="Shipped weights, ones trained in this app, or an upload.",
+        )
+    if visibility.shown("upload_checkpoint"):
+        sidebar.file_uploader(
+            "Upload a checkpoint (.pt)",
+            type=["pt", "pth"],
+            key="sb_upload",
+            on_change=_on_upload,
+            max_upload_size=20,
+            disabled=visibility.locked("upload_checkpoint"),
+            help="Checked before use: weights only, at most 20 MB, shapes must match.",
+        )
     if st.session_state.get("_sb_upload_error"):
         sidebar.error(st.session_state["_sb_upload_error"])
     source = choices[name]
@@ -211,29 +225,42 @@ def _reset_to_checkpoint():
 
 def _neuron_sliders(sidebar, trained: NeuronSettings) -> NeuronSettings:
     sidebar.subheader("Neuron settings")
-    thresh = sidebar.slider(
-        "thresh (firing threshold)",
-        limits.THRESH.low,
-        limits.THRESH.high,
-        key="sb_thresh",
-        step=limits.THRESH.step,
-        help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.",
-    )
-    beta = sidebar.slider(
-        "beta (membrane decay)",
-        limits.BETA.low,
-        limits.BETA.high,
-        key="sb_beta",
-        step=limits.BETA.step,
-        help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.",
-    )
-    num_steps = sidebar.slider(
-        "num_steps (time steps)",
-        limits.NUM_STEPS.low,
-        limits.NUM_STEPS.high,
-        key="sb_steps",
-        help="How many times the image is presented; the output is read at the last step.",
-    )
-    sidebar.button("Reset to the checkpoint's values", on_click=_reset_to_checkpoint, width="stretch")
+    thresh, beta, num_steps = (st.session_state[key] for key in ("sb_thresh", "sb_beta", "sb_steps"))
+    if visibility.shown("thresh"):
+        thresh = sidebar.slider(
+            "thresh (firing threshold)",
+            limits.THRESH.low,
+            limits.THRESH.high,
+            key="sb_thresh",
+            step=limits.THRESH.step,
+            disabled=visibility.locked("thresh"),
+            help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.",
+        )
+    if visibility.shown("beta"):
+        beta = sidebar.slider(
+            "beta (membrane decay)",
+            limits.BETA.low,
+            limits.BETA.high,
+            key="sb_beta",
+            step=limits.BETA.step,
+            disabled=visibility.locked("beta"),
+            help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.",
+        )
+    if visibility.shown("steps"):
+        num_steps = sidebar.slider(
+            "num_steps (time steps)",
+            limits.NUM_STEPS.low,
+            limits.NUM_STEPS.high,
+            key="sb_steps",
+            disabled=visibility.locked("steps"),
+            help="How many times the image is presented; the output is read at the last step.",
+        )
+    if visibility.shown("reset_settings"):  # disabled too while a slider is locked: a reset would move it
+        sidebar.button(
+            "Reset to the checkpoint's values",
+            on_click=_reset_to_checkpoint,
+            width="stretch",
+            disabled=visibility.locked("reset_settings") or any(visibility.locked(n) for n in ("thresh", "beta", "steps")),
+        )
     sidebar.caption(f"Trained with thresh {trained.thresh:g}, beta {trained.beta:g}, num_steps {trained.num_steps}.")
     return NeuronSettings(thresh, beta, num_steps)

@@ -12,7 +12,7 @@ from dataclasses import fields, replace
 
 import streamlit as st
 
-from explorer import texts
+from explorer import texts, visibility
 from sae import limits
 from sae.devices import available_devices
 from sae.model import SAEConfig
@@ -97,30 +97,46 @@ def _with_value(choices, value) -> list:
     return sorted(set(choices) | {value})
 
 
+def _shown(name: str) -> bool:
+    """Whether a lesson link leaves field ``name`` on the page (its control is ``train_<name>``)."""
+    return visibility.shown(f"train_{name}")
+
+
+def _locked(name: str, running: bool) -> bool:
+    return running or visibility.locked(f"train_{name}")
+
+
 def _slider(rng: limits.Range, label: str, locked: bool, **extra):
-    st.slider(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=locked, **KEEP, **extra)
+    if _shown(rng.name):
+        st.slider(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=_locked(rng.name, locked), **KEEP, **extra)
 
 
 def _number(rng: limits.Range, label: str, locked: bool, **extra):
-    st.number_input(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=locked, **KEEP, **extra)
+    if _shown(rng.name):
+        st.number_input(label, rng.low, rng.high, step=rng.step, key=key(rng.name), disabled=_locked(rng.name, locked), **KEEP, **extra)
 
 
 def _choice(label: str, choices, name: str, locked: bool, **extra):
-    st.select_slider(label, _with_value(choices, st.session_state[key(name)]), key=key(name), disabled=locked, **KEEP, **extra)
+    if _shown(name):
+        options = _with_value(choices, st.session_state[key(name)])
+        st.select_slider(label, options, key=key(name), disabled=_locked(name, locked), **KEEP, **extra)
 
 
 def _radio(label: str, choices, name: str, locked: bool, **extra):
-    st.radio(label, choices, key=key(name), horizontal=True, disabled=locked, **KEEP, **extra)
+    if _shown(name):
+        st.radio(label, choices, key=key(name), horizontal=True, disabled=_locked(name, locked), **KEEP, **extra)
 
 
 def preset_choice(locked: bool) -> None:
+    if not _shown("preset"):
+        return
     st.radio(
         "Preset",
         list(PRESETS),
         key=key("preset"),
         horizontal=True,
         on_change=apply_preset,
-        disabled=locked,
+        disabled=_locked("preset", locked),
         captions=[texts.PRESET_HELP[name] for name in PRESETS],
         **KEEP,
         help="Sets every setting below; change any of them after.",
@@ -168,17 +184,21 @@ def _training_inputs(locked: bool) -> None:
 def _run_inputs(locked: bool) -> None:
     st.markdown("**How long, and where**")
     _number(limits.EPOCHS, "Epochs", locked)
-    st.number_input(
-        "Time limit (seconds, 0: none)",
-        0,
-        int(limits.TIME_BUDGET.high),
-        step=10,
-        key=key("time_budget"),
-        disabled=locked,
-        **KEEP,
-        help="The run stops at the time limit or after the epochs, whichever comes first.",
-    )
-    st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP, help="Only devices present here are listed.")
+    if _shown("time_budget"):
+        st.number_input(
+            "Time limit (seconds, 0: none)",
+            0,
+            int(limits.TIME_BUDGET.high),
+            step=10,
+            key=key("time_budget"),
+            disabled=_locked("time_budget", locked),
+            **KEEP,
+            help="The run stops at the time limit or after the epochs, whichever comes first.",
+        )
+    if _shown("device"):
+        st.selectbox(
+            "Device", available_devices(), key=key("device"), disabled=_locked("device", locked), **KEEP, help="Only devices present here are listed."
+        )
 
 
 def _fine_print(locked: bool) -> None:
@@ -193,4 +213,5 @@ def _fine_print(locked: bool) -> None:
     )
     _number(limits.WARMUP_STEPS, "Warm-up steps", locked)
     _number(limits.EVAL_IMAGES, "Held-out test images", locked, help="The live test loss is measured on these (the first N test images).")
-    st.toggle("Calibrated start", key=key("calibrate"), disabled=locked, **KEEP, help=texts.CALIBRATE_HELP)
+    if _shown("calibrate"):
+        st.toggle("Calibrated start", key=key("calibrate"), disabled=_locked("calibrate", locked), **KEEP, help=texts.CALIBRATE_HELP)

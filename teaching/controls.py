@@ -22,8 +22,16 @@ from sae.model import SPIKING_LAYERS
 from teaching import bounds
 
 # Page name -> URL path (app.py's url_path; Home is the root).
-PAGES = {"home": "", "explore": "explore", "compare": "compare", "lab": "lab", "train": "train"}
-PAGE_TITLES = {"home": "Home", "explore": "Explore", "compare": "Compare", "lab": "Latent lab", "train": "Train"}
+PAGES = {"home": "", "explore": "explore", "compare": "compare", "lab": "lab", "train": "train", "teach": "teach", "join": "join"}
+PAGE_TITLES = {
+    "home": "Home",
+    "explore": "Explore",
+    "compare": "Compare",
+    "lab": "Latent lab",
+    "train": "Train",
+    "teach": "Teach",
+    "join": "Join a class",
+}
 EVERY_PAGE = frozenset(PAGES)  # the sidebar, drawn by app.py before every page
 RESERVED = ("lock", "hide")  # the link's own keys (teaching.links)
 
@@ -255,6 +263,7 @@ TRAIN_FIELDS += ("epochs", "time_budget", "device", "weight_decay", "schedule", 
 CHECKPOINT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 LESSON_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 JOIN_CODE = rf"[{bounds.JOIN_CODE_ALPHABET}]{{{bounds.JOIN_CODE_LENGTH}}}"
+DESK = r"[A-Za-z0-9_-]{1,20}\.[A-Za-z0-9_-]{16,64}"  # a class id and its teacher key: the teacher link's ``desk=``
 
 
 def _setting(tag: str, side: str, rng: Range, default) -> Control:
@@ -275,6 +284,8 @@ CONTROLS: tuple[Control, ...] = (
     Control("lesson", "Lesson", EVERY_PAGE, Text(LESSON_NAME, "a lesson name")),
     Control("lesson_step", "Lesson step", EVERY_PAGE, Number(Range("lesson_step", 1, bounds.MAX_STEPS, 1, integer=True))),
     Control("join", "Join code of a live class", EVERY_PAGE, Text(JOIN_CODE, "a join code", bounds.JOIN_CODE_LENGTH)),
+    # The Teach page: the teacher link (read once, then kept in the teacher's session and dropped from the address bar).
+    Control("desk", "Teacher link of a live class", frozenset({"teach"}), Text(DESK, "a teacher link", 86)),
     # Explore.
     Control("source", "Input (draw, MNIST, upload)", EXPLORE, Choice(("Draw", "MNIST", "Upload")), "Draw", "source"),
     Control("index", "MNIST test image #", EXPLORE, Number(limits.TEST_INDEX), 0, "index"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import texts
+from explorer import texts, visibility
 from explorer.cached import SHOWN, cached_sweep, question_sweep, session_ab, trained_comparison
 from explorer.charts import chart
 from explorer.compare_inputs import URL, choose_digits, grid_inputs, setting_inputs, trained_models
@@ -43,9 +43,13 @@ def question_view(parameter: str, settings, images, about: str, digits_key: str)
     q, neuron, trained = texts.QUESTIONS[parameter], settings.neuron, settings.model.config
     st.markdown(q["intro"])
     other = ("num_steps", neuron.num_steps) if parameter == "thresh" else ("thresh", neuron.thresh)
-    values = st.multiselect(
-        f"{parameter} values to compare", q["options"], default=list(q["default"]), key=f"c_{parameter}_values", **URL, format_func=lambda v: f"{v:g}"
-    )
+    name = f"c_{parameter}_values"
+    values = st.session_state.get(name, list(q["default"]))
+    if visibility.shown(name):
+        values = st.multiselect(
+            f"{parameter} values to compare", q["options"], default=list(q["default"]), key=f"c_{parameter}_values", **URL,
+            format_func=lambda v: f"{v:g}", disabled=visibility.locked(name),
+        )  # fmt: skip
     if not values:
         st.info(f"Pick at least one value of {parameter}.")
         return
@@ -143,14 +147,12 @@ def ab_view(settings, images, about: str) -> None:
     beside(plots.ab_steps(ab), "ab_steps", texts.AB["steps"])
     beside(plots.ab_raster(ab), "ab_raster", texts.AB["raster"])
     beside(plots.ab_rates(ab), "ab_rates", texts.AB["rates"])
-    layer = st.selectbox(
-        "Layer",
-        list(SPIKING_LAYERS),
-        index=list(SPIKING_LAYERS).index("latent"),
-        key="c_layer",
-        **URL,
-        help="; ".join(f"{n}: {inside.LAYER_TITLES[n]}" for n in SPIKING_LAYERS),
-    )
+    layer = st.session_state.get("c_layer", "latent")
+    if visibility.shown("c_layer"):
+        layer = st.selectbox(
+            "Layer", list(SPIKING_LAYERS), index=list(SPIKING_LAYERS).index("latent"), key="c_layer", **URL, disabled=visibility.locked("c_layer"),
+            help="; ".join(f"{n}: {inside.LAYER_TITLES[n]}" for n in SPIKING_LAYERS),
+        )  # fmt: skip
     beside(plots.ab_layer_counts(ab, layer), "ab_layer", texts.AB["layer"])
 
     st.subheader("Every Explore figure, A beside B")
@@ -171,7 +173,7 @@ settings = current()
 st.title("⚖️ Compare settings")
 st.markdown(texts.COMPARE_INTRO)
 images, about, digits_key = choose_digits()
-tabs = st.tabs(VIEWS, key="c_view", on_change="rerun", bind="query-params")
+tabs = visibility.tabs("c_view", VIEWS, key="c_view", on_change="rerun", bind="query-params")
 views = (
     lambda: question_view("thresh", settings, images, about, digits_key),
     lambda: question_view("num_steps", settings, images, about, digits_key),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import state, texts
+from explorer import state, texts, visibility
 from explorer.cached import explore_result
 from explorer.charts import chart
 from explorer.digit_input import choose_source, read_digit
@@ -70,13 +70,16 @@ def show_latent(result: InferenceResult) -> None:
 
 
 def show_layer(result: InferenceResult) -> None:
-    layer = st.selectbox(
-        "Layer",
-        LAYER_CHOICES,
-        key="layer",
-        bind="query-params",
-        help="Spiking layers in the order the signal meets them; output is the image itself.",
-    )
+    layer = st.session_state.get("layer") or LAYER_CHOICES[0]
+    if visibility.shown("layer"):
+        layer = st.selectbox(
+            "Layer",
+            LAYER_CHOICES,
+            key="layer",
+            bind="query-params",
+            disabled=visibility.locked("layer"),
+            help="Spiking layers in the order the signal meets them; output is the image itself.",
+        )
     chart(inside.layer_membrane(result, layer), f"membrane_{layer}", "explore_layer_fig")
     if layer == "output":
         st.caption("The output layer never fires (threshold 20,000): its membrane is the image. Press ▶ to see it build up.")
@@ -106,7 +109,7 @@ def show_comparison(result: InferenceResult) -> None:
 @st.fragment
 def show_details(result: InferenceResult) -> None:
     """The detailed views; only the open tab is built, and switching reruns only this fragment."""
-    tabs = st.tabs(VIEWS, key="view", bind="query-params")
+    tabs = visibility.tabs("view", VIEWS, key="view", bind="query-params")
     for tab, show in zip(tabs, (show_latent, show_layer, show_activity, show_comparison)):
         with tab:
             if tab.open:

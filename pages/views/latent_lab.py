@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import lab
+from explorer import lab, visibility
 from explorer import lab_texts as texts
 from explorer.charts import chart
 from explorer.energy_view import show_report
@@ -26,11 +26,15 @@ def show_editor(settings, digit, own) -> None:
     code, _ = lab.current_code(digit, own)
     neurons = code.shape[0]
     pick, *buttons = st.columns([1.3, 1, 1, 1, 1], vertical_alignment="bottom")
-    pick.selectbox("Neuron", range(neurons), key="lab_neuron", help="The neuron the buttons act on.")
+    if visibility.shown("lab_neuron"):
+        pick.selectbox("Neuron", range(neurons), key="lab_neuron", disabled=visibility.locked("lab_neuron"), help="The neuron the buttons act on.")
     for column, (label, action) in zip(
         buttons, (("Silence it", "silence"), ("Fire at every step", "fire"), ("Clear all", "clear"), ("Restore", "restore"))
     ):
-        column.button(label, on_click=lab.on_button, args=(action,), width="stretch", key=f"lab_{action}")
+        if visibility.shown("lab_edit_buttons"):
+            column.button(
+                label, on_click=lab.on_button, args=(action,), width="stretch", key=f"lab_{action}", disabled=visibility.locked("lab_edit_buttons")
+            )
     edited = not np.array_equal(code, own.code)
     if edited:
         answer = lab.decoded(settings, code)
@@ -39,7 +43,8 @@ def show_editor(settings, digit, own) -> None:
         image, spikes = own.recon, own.spikes
     left, right = st.columns([1, 1.7])
     with left:
-        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click, selection_mode="points")
+        clicks = {} if visibility.locked("lab_code") else {"on_select": lab.on_cell_click, "selection_mode": "points"}  # a click edits the code
+        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), **clicks)
     with right:
         chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
         edit = latent.judge_edit(own, code, image, lab.class_means())
@@ -81,7 +86,8 @@ def show_map(settings, digit, own) -> None:
     steps = code.shape[1]
     here = cmap.project(own.code.sum(axis=1)[None], steps)[0]
     mine = cmap.project(code.sum(axis=1)[None], steps)[0] if not np.array_equal(code, own.code) else None
-    chart(figs.code_map(cmap, here, mine), "map_of_codes", lab.MAP_KEY, on_select=lab.on_map_select, selection_mode="points")
+    clicks = {} if visibility.locked(lab.KEY_A) else {"on_select": lab.on_map_select, "selection_mode": "points"}  # a click picks digit A
+    chart(figs.code_map(cmap, here, mine), "map_of_codes", lab.MAP_KEY, **clicks)
     st.caption(texts.code_map(cmap, settings.neuron))
     _, label, share = cmap.neighbours(code.sum(axis=1), steps)
     st.caption(f"The {latent.NEIGHBOURS} test images whose codes are nearest to yours: {100 * share:.0f}% are {label}s.")
@@ -101,7 +107,7 @@ st.caption(
     f"Digit A: {digit_a.label}, {own.code.shape[0]} latent neurons x {own.code.shape[1]} steps, "
     f"{int(own.code.sum())} spikes at thresh {settings.neuron.thresh:g}, beta {settings.neuron.beta:g}."
 )
-tabs = st.tabs(texts.VIEWS, key="lab_view", bind="query-params")
+tabs = visibility.tabs("lab_view", texts.VIEWS, key="lab_view", bind="query-params")
 for tab, show in zip(
     tabs,
     (

@@ -13,7 +13,7 @@ import time
 
 import streamlit as st
 
-from explorer import texts, train_form, training
+from explorer import texts, train_form, training, visibility
 from explorer.sidebar import current
 from sae.io.tables import history_csv
 from sae.plots import training as charts
@@ -162,15 +162,16 @@ train_form.preset_choice(locked=running)
 with st.expander("Settings: the network, the training, how long, where", expanded=job is None):
     train_form.settings_form(locked=running)
 counts = default_manager().counts()
-st.button(
-    "Start training",
-    key="tr_start",
-    type="primary",
-    on_click=training.start_run,
-    disabled=running,
-    icon=":material/play_arrow:",
-    help=f"This server trains {counts['capacity']} run(s) at once; more wait in line.",
-)
+if visibility.shown("train_start"):
+    st.button(
+        "Start training",
+        key="tr_start",
+        type="primary",
+        on_click=training.start_run,
+        disabled=running or visibility.locked("train_start"),
+        icon=":material/play_arrow:",
+        help=f"This server trains {counts['capacity']} run(s) at once; more wait in line.",
+    )
 if st.session_state.get(training.NOTICE):
     st.error(st.session_state[training.NOTICE])
 if job is None:
