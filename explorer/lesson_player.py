@@ -38,6 +38,7 @@ PAGE_FILES = {
     "teach": "pages/views/teach.py",
     "join": "pages/views/join.py",
 }
+ADDRESS_KEYS = ("lesson", "lesson_step", "lock", "hide", "projector", "lab_code")  # the keys no widget is bound to
 NEURON = {"thresh": "thresh", "beta": "beta", "steps": "num_steps"}  # control -> NeuronSettings field
 _AT, _SHOWN, _PENDING, _GUESSES = "_lesson", "_lesson_shown", "_lesson_pending", "_lesson_guesses"
 
@@ -149,7 +150,12 @@ def _apply(link: LessonLink) -> None:
             st.session_state[control.widget] = list(value) if isinstance(value, tuple) else value
     if link.page == "lab":
         lab.follow_link("lab_code" in link.values)
-    st.query_params.from_dict(_query(link))
+    query = _query(link)
+    for key in ADDRESS_KEYS:  # a widget bound to the address writes its own key
+        if key in query:
+            st.query_params[key] = query[key]
+        else:
+            st.query_params.pop(key, None)
     st.session_state[_SHOWN] = link
     st.session_state.pop(_PENDING, None)
 
