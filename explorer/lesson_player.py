@@ -199,28 +199,39 @@ def panel(page: str) -> None:
 
     with st.container(border=True, key=projector.KEEP):
         step, total = here.step, len(here.lesson.steps)
-        st.markdown(f"**{plain(here.lesson.title)}** · step {here.number} of {total}: **{plain(step.title)}**")
+        projecting = projector.is_on()  # the projector shows the figure: the prose is for the learners' own screens
+        title = f"**{plain(here.lesson.title)}** · step {here.number} of {total}: **{plain(step.title)}**"
+        if projecting and not here.in_class:
+            _navigation(here, total, title)
+        else:
+            st.markdown(title)
         if page != step.view.page:
             st.button("Back to this step", on_click=_back_to_step, icon=":material/undo:")
             return
-        st.markdown(plain(step.do))
+        if not projecting:
+            st.markdown(plain(step.do))
         question = step.question
         if question is not None:
             _question(here, question)
-        if step.notice and (question is None or here.revealed):
+        if step.notice and (question is None or here.revealed) and not projecting:
             st.markdown("**Notice:** " + plain(step.notice))
         if here.in_class:
             share_buttons(here)
             class_bar(here)
-        else:
+        elif not projecting:
             _navigation(here, total)
 
 
-def _navigation(here: Position, total: int) -> None:
-    back, forward, leave, _ = st.columns([1, 1, 1, 3])
+def _navigation(here: Position, total: int, title: str | None = None) -> None:
+    """Back, next and leave; on the projector, one row with the title and no leave."""
+    if title is None:
+        back, forward, leave, _ = st.columns([1, 1, 1, 3])
+        leave.button("Leave the lesson", on_click=_leave, width="stretch")
+    else:
+        heading, back, forward = st.columns([6, 1, 1], vertical_alignment="center")
+        heading.markdown(title)
     back.button("Back", on_click=_go, args=(here.number - 1,), disabled=here.number <= 1, icon=":material/arrow_back:", width="stretch")
     forward.button("Next", on_click=_go, args=(here.number + 1,), disabled=here.number >= total, icon=":material/arrow_forward:", width="stretch")
-    leave.button("Leave the lesson", on_click=_leave, width="stretch")
 
 
 def _question(here: Position, question) -> None:
@@ -234,7 +245,7 @@ def _question(here: Position, question) -> None:
             label = f"Your guess ({question.unit})" if question.unit else "Your guess"
             st.number_input(label, kind(question.low), kind(question.high), value=None, step=kind(1) if whole else None, key=key)
         else:
-            st.radio("Your guess", question.choices, index=None, key=key)
+            st.radio("Your guess", question.choices, index=None, key=key, horizontal=projector.is_on())
         sending = "Send my guess" if here.in_class else "Commit my guess"
         st.button(sending, on_click=_commit, args=(here, key), type="primary", disabled=st.session_state.get(key) is None)
         return

@@ -28,11 +28,11 @@ CSS = f"""
 .stMain .block-container {{ padding-top: 1rem; max-width: 100%; }}
 .stMain [data-testid=stElementContainer]:not(:has([data-testid=stPlotlyChart], [data-testid=stImage],
   [data-testid=stCaptionContainer], [data-testid=stMetric])):not(.st-key-{KEEP} *) {{ display: none; }}
-.stMain [data-baseweb=tab-list]:not(.st-key-{KEEP} *), .stMain [data-testid=stExpander]:not(.st-key-{KEEP} *) {{ display: none; }}
-[data-testid=stCaptionContainer] {{ font-size: 26px; color: #000; line-height: 1.3; }}
+.stMain [role=tablist]:not(.st-key-{KEEP} *), .stMain [data-testid=stExpander]:not(.st-key-{KEEP} *) {{ display: none; }}
+[data-testid=stCaptionContainer], [data-testid=stCaptionContainer] * {{ font-size: 22px; color: #000; line-height: 1.3; }}
 [data-testid=stMetricValue] {{ font-size: 52px; color: #000; }}
 [data-testid=stMetricLabel] p {{ font-size: 24px; color: #000; }}
-.st-key-{KEEP} p, .st-key-{KEEP} li, .st-key-{KEEP} label {{ font-size: 26px; color: #000; }}
+.st-key-{KEEP} p, .st-key-{KEEP} li, .st-key-{KEEP} label {{ font-size: 24px; color: #000; }}
 .st-key-{KEEP} h1, .st-key-{KEEP} h2, .st-key-{KEEP} h3 {{ font-size: 40px; color: #000; }}
 </style>
 """
