@@ -43,20 +43,25 @@ def read_link(page: str) -> None:
         decoded = decode(raw, page)
         seen = _Seen(key, decoded.link, decoded.corrections)
         st.session_state[_STATE] = seen
-        _seed_hidden_values(seen.link, page)
+        _seed_hidden_values(seen.link)
     _keep_hidden_values(seen.link)
 
 
-def _seed_hidden_values(link: LessonLink, page: str) -> None:
+def _seed_hidden_values(link: LessonLink) -> None:
     """A bound widget takes its value from the address when it is drawn; a hidden one never is, so
     the value the link gives it is set here (read with the same parser, ``teaching.links``)."""
-    missing = [name for name in link.hidden if BY_NAME[name].widget and BY_NAME[name].widget not in st.session_state]
-    if not missing:
-        return
-    given = decode({k: st.query_params.get_all(k) for k in st.query_params}, page).link
-    for name in missing:
-        if name in given.values:
-            st.session_state[BY_NAME[name].widget] = _widget_value(given.values[name])
+    for name in link.hidden:
+        widget = BY_NAME[name].widget
+        if widget and widget not in st.session_state and (value := _linked_value(name)) is not None:
+            st.session_state[widget] = _widget_value(value)
+
+
+def _linked_value(name: str):
+    """Control ``name``'s value in the address (read with ``teaching.links``), or None."""
+    seen = st.session_state.get(_STATE)
+    if seen is None or name not in st.query_params:
+        return None
+    return decode({name: st.query_params.get_all(name)}, seen.key[0]).link.values.get(name)
 
 
 def _widget_value(value):
@@ -136,7 +141,7 @@ def tabs(name: str, labels, *, key: str, **kwargs):
     labels = list(labels)
     if shown(name) and not locked(name):
         return st.tabs(labels, key=key, **kwargs)
-    current = st.session_state.get(key)
+    current = st.session_state.get(key, _linked_value(name))  # never drawn yet: the address gives its value
     current = current if current in labels else kwargs.get("default") or labels[0]
     if locked(name):
         only = st.tabs([current], key=key, **kwargs)[0]

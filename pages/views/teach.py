@@ -7,7 +7,7 @@ session only; students join on the Join page).  docs/lessons.md explains the for
 
 import streamlit as st
 
-from explorer import class_desk, link_builder, projector
+from explorer import class_desk, link_builder, live_class, projector
 from explorer.lesson_library import app_address, library, plain, valid_address
 from teaching.qr import QRError, qr_png
 
@@ -50,6 +50,8 @@ def class_view() -> None:
 st.title(":material/school: Teach")
 projector.switch(key="teach_projector")
 class_desk.take_teacher_link()
+if line := live_class.take_message():  # a teacher link refused: said here, on the run that read it
+    st.text(line)
 address = app_address()
 if not projector.is_on():
     typed = st.text_input("The app's address for students", value=address, key="teach_address", help="Links and QR codes start with it.")
