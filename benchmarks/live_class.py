@@ -48,6 +48,7 @@ kind = "prediction"
 """
 MAX_RECEIVED = 20_000  # messages one session keeps: bounded
 WAIT_S = 120.0  # for any one thing the class waits on
+PRESS_TRIES, PRESS_WAIT_S = 4, 15.0
 
 
 def guess_of(index: int) -> int:
@@ -74,6 +75,7 @@ class Recorded(Session):
         self.received: list[tuple[float, bytes]] = []
         self.metrics: list[tuple[float, str]] = []  # "label: value" as they arrive
         self.charts: list[str] = []  # Plotly specs (JSON) as they arrive
+        self.pressed = 0.0  # when press_until last pressed
 
     async def __aenter__(self):
         if self.cookie is None:
@@ -115,11 +117,28 @@ class Recorded(Session):
         self.widget_states[widget_id] = WidgetState(id=widget_id, **value)
 
     def widget(self, kind: str, label: str):
-        return self.find_widget(kind, label)
+        """The newest widget of that kind and label: a widget drawn anew (enabled, say) gets a new id."""
+        found = [w for w in self.widgets.values() if type(w).__name__.lower() == kind and w.label.startswith(label)]
+        return found[-1] if found else None
 
     def saw(self, text: str, before: float | None = None) -> bool:
         data = text.encode()
         return any(data in raw for at, raw in self.received if before is None or at < before)
+
+    async def press_until(self, label: str, condition, what: str, tries: int = PRESS_TRIES):
+        """Press button ``label`` until ``condition()`` holds.  A page that polls (a fragment's timer) can
+        send its next run just as the press goes out; the server then runs that one and the press is
+        lost, as a hurried click would be: a student, or this client, presses again."""
+        for _ in range(tries):
+            self.press((await self.until(lambda: self.widget("button", label), f"the {label!r} button")).id)
+            self.pressed = time.time()
+            await self.rerun()
+            self.release_triggers()
+            try:
+                return await self.until(condition, what, PRESS_WAIT_S)
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"{what}: not after {tries} presses of {label!r}")
 
     async def until(self, condition, what: str, timeout: float = WAIT_S):
         deadline = time.monotonic() + timeout
@@ -162,10 +181,9 @@ async def student(url: str, code: str, index: int, cookie: str | None = None) ->
     box = await s.until(lambda: s.widget("numberinput", "Your guess"), "the question")
     s.set_value(box.id, int_value=guess_of(index))
     await s.rerun()  # the guess typed: the send button is enabled on this run
-    s.press((await s.until(lambda: s.widget("button", "Send my guess"), "the send button")).id)
-    await s.rerun()
-    s.release_triggers()
-    await s.until(lambda: any("Sent to your teacher." in t for t in s.texts), "the answer to be sent")
+    # The page's own state, not the one-time "Sent" line (a rerun the next poll interrupts may drop it).
+    sent = f"Your guess: **{guess_of(index)}**. Waiting for your teacher"
+    await s.press_until("Send my guess", lambda: any(t.startswith(sent) for t in s.texts), "the answer to be sent")
     return s
 
 
@@ -183,11 +201,9 @@ async def run_class(url: str, store, students: int, cookies=None) -> ClassRun:
     desk = store.teacher(new.class_id, new.teacher_key)
     run.stored = {a.nickname: a.at for a in desk.answers(1)}
     await asyncio.wait_for(watch, WAIT_S)
-    reveal = await teacher.until(lambda: teacher.widget("button", "Reveal the answer"), "the reveal button")
-    teacher.press(reveal.id)
-    run.revealed = time.time()
-    await teacher.rerun()
-    teacher.release_triggers()
+    revealed = "Revealed: every student sees the answer"
+    await teacher.press_until("Reveal the answer", lambda: any(t.startswith(revealed) for t in teacher.texts), "the reveal on the desk")
+    run.revealed = teacher.pressed  # the press that worked
     for s in run.students:
         await s.until(lambda s=s: re.search(r"Your guess: \*\*\d+\*\*\. (Right!|Not quite\.)", " ".join(s.texts)), "the reveal")
         run.verdict_at.append(next(t for t, raw in s.received if b"Not quite" in raw or b"Right!" in raw))

@@ -247,7 +247,7 @@ def _question(here: Position, question) -> None:
         else:
             st.radio("Your guess", question.choices, index=None, key=key, horizontal=projector.is_on())
         sending = "Send my guess" if here.in_class else "Commit my guess"
-        st.button(sending, on_click=_commit, args=(here, key), type="primary", disabled=st.session_state.get(key) is None)
+        st.button(sending, on_click=_commit, args=(here, key), type="primary", disabled=st.session_state.get(key) is None, key=f"{key}_commit")
         return
     if not here.revealed:
         st.markdown(f"Your guess: **{plain(_shown(guess))}**. Waiting for your teacher to show the answer.")
