@@ -30,9 +30,9 @@ CSS = f"""
   [data-testid=stCaptionContainer], [data-testid=stMetric])):not(.st-key-{KEEP} *) {{ display: none; }}
 .stMain [role=tablist]:not(.st-key-{KEEP} *), .stMain [data-testid=stExpander]:not(.st-key-{KEEP} *) {{ display: none; }}
 [data-testid=stCaptionContainer], [data-testid=stCaptionContainer] * {{ font-size: 22px; color: #000; line-height: 1.3; }}
-[data-testid=stMetricValue] {{ font-size: 52px; color: #000; }}
-[data-testid=stMetricLabel] p {{ font-size: 24px; color: #000; }}
 .st-key-{KEEP} p, .st-key-{KEEP} li, .st-key-{KEEP} label {{ font-size: 24px; color: #000; }}
+.stMain [data-testid=stMetricValue], .stMain [data-testid=stMetricValue] * {{ font-size: 52px; color: #000; }}
+.stMain [data-testid=stMetricLabel] p {{ font-size: 24px; color: #000; }}
 .st-key-{KEEP} h1, .st-key-{KEEP} h2, .st-key-{KEEP} h3 {{ font-size: 40px; color: #000; }}
 </style>
 """

@@ -20,6 +20,10 @@ MAX_BINS = 25
 GALLERY_COLUMNS = 6
 
 
+def _guesses(count: int) -> str:
+    return f"{count} guess" + ("" if count == 1 else "es")
+
+
 def _bins(low: float, high: float) -> tuple[float, float]:
     """(start, size) of histogram bins over [low, high]: one per whole number when that is few enough."""
     span = high - low
@@ -47,7 +51,7 @@ def number_histogram(values, low: float, high: float, answer: float | None = Non
         fig.add_annotation(x=answer, y=1, yref="paper", text=f"answer: {answer:g}", showarrow=False, yanchor="bottom", font={"color": RIGHT})
     top = int(max(counts)) if len(counts) else 1
     fig.update_layout(
-        title={"text": f"{len(values)} guesses"},
+        title={"text": _guesses(len(values))},
         xaxis={"title": {"text": unit or "guess"}, "range": [start, high + size / 2]},
         yaxis={"title": {"text": "students"}, "range": [0, top + 1], "dtick": max(1, (top + 1) // 5)},
         height=360,
@@ -64,7 +68,7 @@ def choice_counts(choices, picked, answer: str | None = None) -> go.Figure:
     colours = [RIGHT if choice == answer else GUESS for choice in choices]
     fig = go.Figure(go.Bar(x=counts, y=list(choices), orientation="h", marker={"color": colours}, hovertemplate="%{y}: %{x}<extra></extra>"))
     fig.update_layout(
-        title={"text": f"{len(picked)} guesses" + (" (the right one in green)" if answer is not None else "")},
+        title={"text": _guesses(len(picked)) + (" (the right one in green)" if answer is not None else "")},
         xaxis={"title": {"text": "students"}, "dtick": max(1, (max(counts, default=0) + 1) // 5), "range": [0, max(counts, default=0) + 1]},
         yaxis={"autorange": "reversed", "automargin": True},
         height=120 + 60 * len(choices),
