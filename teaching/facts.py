@@ -20,6 +20,7 @@ import torch
 from sae.analysis import latent
 from sae.analysis.energy import count_operations
 from sae.analysis.inference import InferenceResult, run_digit
+from sae.model import NeuronSettings
 from teaching.links import LessonLink
 
 KEPT_RESULTS = 256  # runs and codes a Bench keeps (one lesson's checks use a few dozen)
@@ -39,14 +40,14 @@ class Bench:
     _runs: dict = field(default_factory=dict, repr=False)
     _means: np.ndarray | None = field(default=None, repr=False)
 
-    def settings(self, link: LessonLink) -> dict:
+    def settings(self, link: LessonLink) -> NeuronSettings:
         """thresh, beta and num_steps of ``link`` (the checkpoint's own where the link sets none)."""
         config = self.model.config
-        return {
-            "thresh": float(link.values.get("thresh", config.thresh)),
-            "beta": float(link.values.get("beta", config.beta)),
-            "num_steps": int(link.values.get("steps", config.num_steps)),
-        }
+        return NeuronSettings(
+            thresh=float(link.values.get("thresh", config.thresh)),
+            beta=float(link.values.get("beta", config.beta)),
+            num_steps=int(link.values.get("steps", config.num_steps)),
+        )
 
     def _kept(self, key: tuple, compute: Callable):
         if key not in self._runs:
@@ -57,15 +58,14 @@ class Bench:
 
     def run(self, link: LessonLink, digit: int) -> InferenceResult:
         s = self.settings(link)
-        return self._kept(("run", digit, *s.values()), lambda: run_digit(self.model, self.images[digit : digit + 1], **s))
+        return self._kept(("run", digit, s), lambda: run_digit(self.model, self.images[digit : digit + 1], s))
 
     def own_code(self, link: LessonLink, digit: int) -> latent.EncodedDigit:
         s = self.settings(link)
-        return self._kept(("own", digit, *s.values()), lambda: latent.encode_digit(self.model, self.images[digit : digit + 1], **s))
+        return self._kept(("own", digit, s), lambda: latent.encode_digit(self.model, self.images[digit : digit + 1], s))
 
     def decode(self, link: LessonLink, codes: np.ndarray) -> np.ndarray:
-        s = self.settings(link)
-        return latent.decode_codes(self.model, codes, thresh=s["thresh"], beta=s["beta"]).images
+        return latent.decode_codes(self.model, codes, self.settings(link)).images
 
     def nearest_class(self, images: np.ndarray) -> np.ndarray:
         """For each image [N, H, W], the class whose average test image is nearest (the Latent lab's 'looks like')."""
@@ -106,7 +106,7 @@ class Probe:
 
     def operations(self):
         result = self.run()
-        return count_operations(self.bench.model, result.spikes, result.num_steps)
+        return count_operations(self.bench.model, result.spikes)
 
     def own_code(self, digit: int | None = None) -> latent.EncodedDigit:
         return self.bench.own_code(self.link, self.digit if digit is None else digit)

@@ -152,7 +152,7 @@ def test_the_example_in_the_docs_is_a_valid_lesson():
         ('title = "A"\nsteps = [1]\n', ["my-lesson.toml, step 1: must be a table ([[steps]])"]),
         (
             GOOD.replace('page = "explore"', 'page = "admin"'),
-            ["my-lesson.toml, step 1: values: unknown page 'admin': one of home, explore, compare, lab, train"],
+            ["my-lesson.toml, step 1: values: unknown page 'admin': one of home, explore, compare, lab, train, teach, join"],
         ),
         (GOOD.replace('do = "Look."', ""), ["my-lesson.toml, step 1: missing 'do'"]),
         (GOOD + 'notice = "' + "n" * 801 + '"\n', ["my-lesson.toml, step 1: 'notice' has 801 characters; at most 800"]),
@@ -242,7 +242,7 @@ def test_every_problem_of_a_file_is_listed_at_once():
     assert problems(text) == [
         "my-lesson.toml: unknown key 'who'",
         "my-lesson.toml: 'title' must be text",
-        "my-lesson.toml, step 2: values: unknown page 'x': one of home, explore, compare, lab, train",
+        "my-lesson.toml, step 2: values: unknown page 'x': one of home, explore, compare, lab, train, teach, join",
         "my-lesson.toml, step 3: missing 'do'",
     ]
 
