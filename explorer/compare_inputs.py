@@ -27,44 +27,26 @@ DIGITS_COUNT, DIGITS_SEED = 256, 0  # the first view's digits (the warm-up compu
 def choose_digits():
     """The digits every view measures on: (images [N,1,32,32], description, content key)."""
     cols = st.columns([2, 1, 1, 1])
-    source, count, seed, digit_class = (
-        st.session_state.get(k, d) for k, d in (("c_digits", "random"), ("c_n", DIGITS_COUNT), ("c_seed", DIGITS_SEED), ("c_class", 0))
+    source = visibility.draw(
+        "c_digits",
+        cols[0].segmented_control,
+        "Digits",
+        DIGIT_SOURCES,
+        default="random",
+        required=True,
+        key="c_digits",
+        fallback="random",
+        **URL,
+        help="Random MNIST test digits, random ones of one class, or the digit on the Explore page. The MSE and spike rates average over them.",
     )
-    if visibility.shown("c_digits"):
-        source = cols[0].segmented_control(
-            "Digits",
-            DIGIT_SOURCES,
-            default="random",
-            required=True,
-            key="c_digits",
-            **URL,
-            disabled=visibility.locked("c_digits"),
-            help="Random MNIST test digits, random ones of one class, or the digit on the Explore page. The MSE and spike rates average over them.",
-        )
-    if visibility.shown("c_n"):
-        count = cols[1].number_input(
-            "How many",
-            limits.SWEEP_DIGITS.low,
-            limits.SWEEP_DIGITS.high,
-            DIGITS_COUNT,
-            key="c_n",
-            **URL,
-            disabled=visibility.locked("c_n"),
-            help="More digits: steadier numbers, slower sweeps (256 is plenty).",
-        )
-    if visibility.shown("c_seed"):
-        seed = cols[3].number_input(
-            "Seed",
-            0,
-            10_000,
-            DIGITS_SEED,
-            key="c_seed",
-            **URL,
-            disabled=visibility.locked("c_seed"),
-            help="Which random digits: same seed, same digits.",
-        )
-    if visibility.shown("c_class"):
-        digit_class = cols[2].selectbox("Class", list(range(10)), key="c_class", disabled=source != "by class" or visibility.locked("c_class"), **URL)
+    low, high = limits.SWEEP_DIGITS.low, limits.SWEEP_DIGITS.high
+    help_n = "More digits: steadier numbers, slower sweeps (256 is plenty)."
+    count = visibility.draw("c_n", cols[1].number_input, "How many", low, high, DIGITS_COUNT, key="c_n", fallback=DIGITS_COUNT, **URL, help=help_n)
+    help_seed = "Which random digits: same seed, same digits."
+    seed = visibility.draw("c_seed", cols[3].number_input, "Seed", 0, 10_000, DIGITS_SEED, key="c_seed", fallback=DIGITS_SEED, **URL, help=help_seed)
+    digit_class = visibility.draw(
+        "c_class", cols[2].selectbox, "Class", list(range(10)), key="c_class", fallback=0, disabled=source != "by class", **URL
+    )
     if source == "from Explore":
         chosen = state.explore_digit()
         if chosen is not None:
@@ -93,10 +75,7 @@ def grid_inputs() -> tuple[list, list, list]:
         (cols[1], "c_grid_steps", "num_steps", limits.NUM_STEPS_CHOICES, [1, 2, 3, 5, 8, 10], {}),
         (cols[2], "c_grid_beta", "beta (optional)", limits.BETA_CHOICES, [], {"format_func": g, "help": "Empty: the sidebar's beta."}),
     ):
-        if not visibility.shown(key):
-            picked.append(st.session_state.get(key, default))
-            continue
-        picked.append(col.multiselect(label, choices, default=default, key=key, **URL, disabled=visibility.locked(key), **extra))
+        picked.append(visibility.draw(key, col.multiselect, label, choices, default=default, key=key, fallback=default, **URL, **extra))
     return tuple(picked)
 
 
@@ -106,12 +85,10 @@ def setting_inputs(tag: str, defaults: NeuronSettings) -> NeuronSettings:
     cols = st.columns(3)
     values = {}
     for col, (name, short) in zip(cols, (("thresh", "thresh"), ("num_steps", "steps"), ("beta", "beta"))):
-        rng, key = limits.LIMITS[name], f"c_{tag}_{short}"
-        values[name] = st.session_state.get(key, getattr(defaults, name))
-        if visibility.shown(key):
-            values[name] = col.number_input(
-                rng.name, rng.low, rng.high, getattr(defaults, name), rng.step, key=f"c_{tag}_{short}", **URL, disabled=visibility.locked(key)
-            )
+        rng, default = limits.LIMITS[name], getattr(defaults, name)
+        values[name] = visibility.draw(
+            f"c_{tag}_{short}", col.number_input, rng.name, rng.low, rng.high, default, rng.step, key=f"c_{tag}_{short}", fallback=default, **URL
+        )
     return NeuronSettings(**values)
 
 

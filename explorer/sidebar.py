@@ -26,6 +26,12 @@ UPLOAD_LABEL = "uploaded: "
 NEURON_KEYS = {"thresh": "sb_thresh", "beta": "sb_beta", "num_steps": "sb_steps"}
 NEURON_RANGES = {"sb_thresh": limits.THRESH, "sb_beta": limits.BETA, "sb_steps": limits.NUM_STEPS}
 # Session-state key -> URL query parameter (links in the wild carry ?thresh=&beta=&steps=).
+# (control, key, label, range, help) of the three sliders.
+SLIDERS = (
+    ("thresh", "sb_thresh", "thresh (firing threshold)", limits.THRESH, "A neuron spikes when its membrane passes this value. Higher: fewer spikes."),
+    ("beta", "sb_beta", "beta (membrane decay)", limits.BETA, "How much membrane potential survives each step: 0 forgets at once, 1 never leaks."),
+    ("steps", "sb_steps", "num_steps (time steps)", limits.NUM_STEPS, "How many times the image is presented; the output is read at the last step."),
+)
 URL_KEYS = {"sb_checkpoint": "ckpt", "sb_device": "device", "sb_thresh": "thresh", "sb_beta": "beta", "sb_steps": "steps"}
 
 
@@ -225,36 +231,9 @@ def _reset_to_checkpoint():
 
 def _neuron_sliders(sidebar, trained: NeuronSettings) -> NeuronSettings:
     sidebar.subheader("Neuron settings")
-    thresh, beta, num_steps = (st.session_state[key] for key in ("sb_thresh", "sb_beta", "sb_steps"))
-    if visibility.shown("thresh"):
-        thresh = sidebar.slider(
-            "thresh (firing threshold)",
-            limits.THRESH.low,
-            limits.THRESH.high,
-            key="sb_thresh",
-            step=limits.THRESH.step,
-            disabled=visibility.locked("thresh"),
-            help="A neuron spikes when its membrane passes this value. Higher: fewer spikes.",
-        )
-    if visibility.shown("beta"):
-        beta = sidebar.slider(
-            "beta (membrane decay)",
-            limits.BETA.low,
-            limits.BETA.high,
-            key="sb_beta",
-            step=limits.BETA.step,
-            disabled=visibility.locked("beta"),
-            help="How much membrane potential survives each step: 0 forgets at once, 1 never leaks.",
-        )
-    if visibility.shown("steps"):
-        num_steps = sidebar.slider(
-            "num_steps (time steps)",
-            limits.NUM_STEPS.low,
-            limits.NUM_STEPS.high,
-            key="sb_steps",
-            disabled=visibility.locked("steps"),
-            help="How many times the image is presented; the output is read at the last step.",
-        )
+    thresh, beta, num_steps = (
+        visibility.draw(name, sidebar.slider, label, rng.low, rng.high, key=key, step=rng.step, help=text) for name, key, label, rng, text in SLIDERS
+    )
     if visibility.shown("reset_settings"):  # disabled too while a slider is locked: a reset would move it
         sidebar.button(
             "Reset to the checkpoint's values",

@@ -96,6 +96,14 @@ def locked(name: str) -> bool:
     return state(name) == LOCKED
 
 
+def draw(name: str, widget, *args, key: str, fallback=None, disabled: bool = False, **kwargs):
+    """``widget(*args, key=key, **kwargs)`` for control ``name``: disabled while it is locked (or
+    ``disabled``), and not drawn at all while hidden; then the value it keeps (or ``fallback``) is returned."""
+    if not shown(name):
+        return st.session_state.get(key, fallback)
+    return widget(*args, key=key, disabled=disabled or locked(name), **kwargs)
+
+
 def corrections() -> tuple[str, ...]:
     seen = st.session_state.get(_STATE)
     return seen.corrections if seen is not None else ()
