@@ -154,6 +154,7 @@ class Recorded(Session):
 class ClassRun:
     teacher: Recorded
     students: list[Recorded]
+    teacher_key: str = ""
     stored: dict[str, float] = field(default_factory=dict)  # nickname -> when the store kept the answer
     shown_at: dict[int, float] = field(default_factory=dict)  # answers counted -> when the desk first showed it
     revealed: float = 0.0  # when the teacher's reveal was sent
@@ -194,7 +195,7 @@ async def run_class(url: str, store, students: int, cookies=None) -> ClassRun:
     await teacher.__aenter__()
     await teacher.rerun()
     await teacher.until(lambda: any(m.startswith("Join code: ") for _, m in teacher.metrics), "the teacher's desk")
-    run = ClassRun(teacher, [])
+    run = ClassRun(teacher, [], new.teacher_key)
     watch = asyncio.create_task(_watch_desk(run, students))
     picked = [cookies[i % len(cookies)] for i in range(students)] if cookies else [None] * students
     run.students = list(await asyncio.gather(*(student(url, new.join_code, i, picked[i]) for i in range(students))))

@@ -183,9 +183,9 @@ def _commit(here: Position, key: str) -> None:
     guess = st.session_state.get(key)
     if guess is None:
         return
+    if here.in_class and not live_class.send(here.number, lambda: live_class.guess_answer(here.step.question.kind, guess)):
+        return  # refused (a flood, a step moved on): the line says why, and the guess can be sent again
     st.session_state.setdefault(_GUESSES, {})[here.key] = guess
-    if here.in_class:
-        live_class.send(here.number, lambda: live_class.guess_answer(here.step.question.kind, guess))
 
 
 def panel(page: str) -> None:

@@ -80,21 +80,23 @@ def seat_state() -> ClassState | None:
     return None
 
 
-def send(step: int, answer_of) -> None:
-    """Send ``answer_of()`` (an Answer, or a line saying why there is none) for ``step``; a refusal is one line."""
+def send(step: int, answer_of) -> bool:
+    """Send ``answer_of()`` (an Answer, or a line saying why there is none) for ``step``; a refusal is
+    one line kept to show, and False."""
     current_seat = seat()
     if current_seat is None:
-        return
+        return False
     try:
         answer = answer_of()
         if isinstance(answer, str):
             say(answer)
-            return
+            return False
         current_seat.submit(step, answer)
     except ClassError as error:
         say(str(error))
-        return
+        return False
     say("Sent to your teacher.")
+    return True
 
 
 def guess_answer(kind: str, guess) -> Answer:

@@ -34,6 +34,7 @@ def check_class(run, students: int) -> None:
         assert s.saw(str(own)), f"student {i} never saw its own guess"
         leaked = [j for j in others if s.saw(str(guess_of(j)), before=run.revealed)]
         assert not leaked, f"student {i} received the answers of {leaked} before the reveal"
+        assert not s.saw(run.teacher_key), f"student {i} received the teacher's key"
         names = [j for j in others if s.saw(nickname_of(j))]
         assert not names, f"student {i} received the nicknames of {names}"
         assert s.saw(str(guess_of((i + 1) % students))), "after the reveal the class's guesses reach every student"
