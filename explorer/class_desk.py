@@ -130,8 +130,9 @@ def _answers(step, answers, revealed: bool) -> None:
 
 
 def _settings(answer) -> dict:
-    values = answer.view().values
-    return {name: values.get(name, "trained") for name in ("thresh", "beta", "steps", "index")}
+    """The experiment's settings and digit, the page's default where the link leaves one out."""
+    view = answer.view()
+    return {name: view.value(name) for name in ("thresh", "beta", "steps", "index")}
 
 
 def _controls(held: Desk, lesson, state, answers, address: str) -> None:

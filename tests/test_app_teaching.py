@@ -272,3 +272,19 @@ def test_a_forged_teacher_link_and_an_unknown_code_each_get_one_line():
     student.text_input(key="join_nickname").input("eve").run()
     button(student, "Join").click().run()
     assert [t.value for t in student.text] == ["No open class has this join code: check it with your teacher."]
+
+
+def test_a_shared_experiment_reaches_the_desk_and_a_flood_gets_one_line():
+    teacher, code = start_class("1-threshold")
+    for _ in range(6):  # to the last step: "share your experiment"
+        button(teacher, "Next step").click().run()
+    student = join(code, "cy")
+    shared = []
+    for _ in range(11):  # the store takes 10 answers a minute from one student
+        button(student, "Share my experiment").click().run()
+        shared.append([t.value for t in student.text])
+    assert shared[0] == ["Sent to your teacher."] and shared[9] == ["Sent to your teacher."]
+    assert shared[10] == ["Too many answers in a short time: wait a minute, then send again."]
+    teacher.run()
+    rows = teacher.dataframe[0].value
+    assert len(rows) == 1 and rows.iloc[0]["index"] == 0 and rows.iloc[0]["MSE"] > 0  # one experiment: sending again replaces it
