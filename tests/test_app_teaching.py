@@ -244,6 +244,11 @@ def test_a_class_from_start_to_reveal_and_end():
     assert metrics["Joined"] == "2" and metrics["Answered"] == "2 of 2"
     assert "class_guesses_desk" in chart_keys(teacher)
     assert "class_guesses" not in chart_keys(students[0].run())  # no class answers before the reveal
+    teacher.session_state["desk_answer_of"] = teacher_answers(teacher)[0].student  # the teacher picks ada's answer
+    teacher.run()
+    button(teacher, "Remove this answer").click().run()
+    assert {m.label: m.value for m in teacher.metric}["Answered"] == "1 of 2"
+    assert [a.nickname for a in teacher_answers(teacher)] == ["bo"]
     button(teacher, "Reveal the answer").click().run()
     revealed = students[1].run()
     assert "class_guesses" in chart_keys(revealed) and "Right!" in " ".join(m.value for m in revealed.markdown)
@@ -288,3 +293,26 @@ def test_a_shared_experiment_reaches_the_desk_and_a_flood_gets_one_line():
     teacher.run()
     rows = teacher.dataframe[0].value
     assert len(rows) == 1 and rows.iloc[0]["index"] == 0 and rows.iloc[0]["MSE"] > 0  # one experiment: sending again replaces it
+
+
+def test_a_shared_latent_code_reaches_the_desks_gallery():
+    teacher, code = start_class("3-latent-code")
+    for _ in range(5):  # to the last step: "share your code and its picture"
+        button(teacher, "Next step").click().run()
+    student = join(code, "di", page=LAB)
+    button(student, "Clear all").click().run()  # an edited code: all silent
+    button(student, "Share my code and its picture").click().run()
+    assert [t.value for t in student.text] == ["Sent to your teacher."]
+    teacher.run()
+    assert "class_gallery" in chart_keys(teacher)
+    answers = teacher_answers(teacher)
+    assert len(answers) == 1 and answers[0].answer.code.endswith("0" * 40) and answers[0].answer.picture().max() < 0.2
+
+
+def teacher_answers(teacher: AppTest):
+    """What the store holds for the class's current step, read with the teacher's own key."""
+    from explorer import live_class
+
+    class_id, key = teacher.session_state["_class_desk"]
+    desk = live_class.class_store().teacher(class_id, key)
+    return desk.answers(desk.view().state.step)
