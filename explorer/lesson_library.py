@@ -57,7 +57,7 @@ def app_address() -> str:
     last = url.rpartition("/")[2]
     if last in PAGES.values() and last and url.count("/") > 2:
         url = url.rpartition("/")[0]
-    return url
+    return url if valid_address(url) is None else LOCAL_ADDRESS  # the browser's address is not trusted text
 
 
 def valid_address(text: str) -> str | None:

@@ -76,7 +76,8 @@ def _switched(key: str) -> None:
 
 def switch(where=st, key: str = "projector_switch") -> None:
     """The projector view's switch (``where``: ``st`` or ``st.sidebar``); each place has its own key."""
-    st.session_state[key] = is_on()
+    if st.session_state.get(key) != is_on():  # the other switch (or the link) changed it
+        st.session_state[key] = is_on()
     where.toggle("Projector view", key=key, on_change=_switched, args=(key,), help="Large type, thick lines, only the figures.")
 
 
