@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+from streamlit.proto.RootContainer_pb2 import RootContainer
 from streamlit.proto.WidgetStates_pb2 import WidgetState
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
@@ -35,6 +36,8 @@ MAX_CACHED_MESSAGE_AGE = 2  # Streamlit's global.maxCachedMessageAge: the fronte
 RUN_TIMEOUT_S = 60.0  # one rerun that takes longer than this is reported as a timeout
 MAX_MESSAGES = 200_000  # per session: a runaway server cannot keep a client reading for ever
 MAX_TEXTS = 200  # texts kept per session, newest last
+SIDEBAR = RootContainer.SIDEBAR
+MAX_REPLAYED_BYTES = 64 * 1024  # a cached element this small is kept to read again when the server refers to it
 FINISHED = {
     ForwardMsg.FINISHED_SUCCESSFULLY: "ok",
     ForwardMsg.FINISHED_WITH_COMPILE_ERROR: "compile error",
@@ -46,7 +49,9 @@ TEXT_OF = {
     "progress": lambda e: e.progress.text,
     "alert": lambda e: e.alert.body,
     "metric": lambda e: f"{e.metric.label}: {e.metric.body}",
+    "toast": lambda e: e.toast.body,
 }
+ALERTS = ("alert", "toast")  # the one-line messages a page shows: st.error / warning / info / success, st.toast
 
 
 @dataclass
@@ -81,11 +86,13 @@ class Session:
         self.page_script_hash = ""
         self.session_id = ""  # the server's id for this session (new_session.initialize)
         self.widget_states: dict[str, object] = {}  # widget id -> WidgetState (what this tab has set)
-        self.widgets: dict[str, object] = {}  # widget id -> the element proto the server last drew
+        self.widgets: dict[str, object] = {}  # widget id -> the element proto this page shows (since the last full run)
         self.texts: list[str] = []  # markdown, captions, progress texts of the runs, newest last (bounded)
-        self.alerts: list[str] = []  # the bodies of st.error / warning / info / success, newest last (bounded)
+        self.alerts: list[str] = []  # the bodies of st.error / warning / info / success / toast, newest last (bounded)
+        self.sidebar_alerts: list[str] = []  # the same, of the sidebar only (the settings' lines, not the page's)
         self.exceptions: list[str] = []
         self.cache: dict[str, int] = {}  # message hash -> run count when last sent or referenced
+        self.cached_elements: dict[str, object] = {}  # message hash -> its (small) element, for a later ref_hash
         self.run_count = 0
         self.auto_reruns: dict[str, asyncio.Task] = {}
         self.pending: Run | None = None
@@ -206,8 +213,12 @@ class Session:
         kind = msg.WhichOneof("type")
         if msg.metadata.cacheable and msg.hash:
             self.cache[msg.hash] = self.run_count
+            if kind == "delta" and msg.delta.WhichOneof("type") == "new_element" and msg.ByteSize() <= MAX_REPLAYED_BYTES:
+                self.cached_elements[msg.hash] = msg.delta.new_element
         if kind == "ref_hash":
             self.cache[msg.ref_hash] = self.run_count
+            if msg.ref_hash in self.cached_elements:  # the frontend draws its cached copy: read it again
+                self._element(self.cached_elements[msg.ref_hash], msg.metadata.delta_path[:1] == [SIDEBAR])
         elif kind == "new_session":
             self._new_session(msg)
         elif kind == "navigation":
@@ -216,7 +227,7 @@ class Session:
         elif kind == "page_info_changed":
             self.query_string = msg.page_info_changed.query_string
         elif kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
-            self._element(msg.delta.new_element)
+            self._element(msg.delta.new_element, msg.metadata.delta_path[:1] == [SIDEBAR])
         elif kind == "auto_rerun":
             self._auto_rerun(msg.auto_rerun.fragment_id, msg.auto_rerun.interval)
         elif kind == "stop_auto_rerun":
@@ -240,28 +251,34 @@ class Session:
             for task in self.auto_reruns.values():
                 task.cancel()
             self.auto_reruns.clear()
+            self.widgets.clear()  # and keeps only the widgets this run draws
 
     def _script_finished(self, code: int) -> None:
         if code == ForwardMsg.FINISHED_SUCCESSFULLY:
             self.run_count += 1
             self.cache = {h: n for h, n in self.cache.items() if self.run_count - n <= MAX_CACHED_MESSAGE_AGE}
+            self.cached_elements = {h: e for h, e in self.cached_elements.items() if h in self.cache}
         if self.pending is not None:
             self._finish(self.pending, FINISHED.get(code, str(code)))
 
-    def _element(self, element) -> None:
+    def _element(self, element, in_sidebar: bool = False) -> None:
         kind = element.WhichOneof("type")
         if kind == "exception":
             self.exceptions.append(f"{element.exception.type}: {element.exception.message}")
         elif kind in TEXT_OF:
             text = TEXT_OF[kind](element)
             self.texts = (self.texts + [text])[-MAX_TEXTS:]
-            if kind == "alert":
+            if kind in ALERTS:
                 self.alerts = (self.alerts + [text])[-MAX_TEXTS:]
+                if in_sidebar:
+                    self.sidebar_alerts = (self.sidebar_alerts + [text])[-MAX_TEXTS:]
         else:
             proto = getattr(element, kind, None)
             widget_id = getattr(proto, "id", "") if proto is not None else ""
             if widget_id:
                 self.widgets[widget_id] = proto
+            if kind == "selectbox" and proto.set_value:  # the server chose (a callback, a link): the frontend keeps sending it
+                self.widget_states[widget_id] = WidgetState(id=widget_id, string_value=proto.raw_value)
 
     def _auto_rerun(self, fragment_id: str, interval: float) -> None:
         if fragment_id in self.auto_reruns or interval <= 0:

@@ -9,9 +9,11 @@ follows the live page to the end.  What they measured goes into a ``Result``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from benchmarks.streamlit_session import Run, Session
@@ -35,10 +37,28 @@ def slider_values(slider) -> list[float]:
     return [v for v in values if abs(v - slider.value[0]) > 1e-9] if slider.value else values
 
 
+async def pause(seconds: float, stop: asyncio.Event | None = None) -> None:
+    """Sleep ``seconds``, or less when ``stop`` is set meanwhile."""
+    if stop is None:
+        await asyncio.sleep(max(0.0, seconds))
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), max(0.0, seconds))
+
+
 async def explorer(
-    base_url: str, index: int, deadline: float, rng: random.Random, result: Result, interval: tuple[float, float], query_string: str = ""
+    base_url: str,
+    index: int,
+    deadline: float,
+    rng: random.Random,
+    result: Result,
+    interval: tuple[float, float],
+    query_string: str = "",
+    stop: asyncio.Event | None = None,
+    watch: Callable[[Session], None] | None = None,
 ) -> None:
-    """One student on /explore: open it, then move thresh to a new value every 3 ± 1 s until the deadline."""
+    """One student on /explore: open it, then move thresh to a new value every 3 ± 1 s until the
+    deadline (or ``stop``), ``watch`` looking at the page after the first run and after every move."""
     async with Session(base_url, "explore", query_string) as s:
         first = await s.rerun()
         result.first_runs.append(first)
@@ -46,14 +66,20 @@ async def explorer(
         if first.status != "ok" or slider is None:
             result.errors.append(f"session {index}: first run {first.status}, thresh slider {'found' if slider else 'missing'}; {s.exceptions[:1]}")
             return
+        if watch is not None:
+            watch(s)
         unused = slider_values(slider)
         rng.shuffle(unused)
         next_move = time.perf_counter() + rng.uniform(0, interval[1])  # students do not move in step
-        while unused and next_move < deadline:
-            await asyncio.sleep(max(0.0, next_move - time.perf_counter()))
+        while unused and next_move < deadline and not (stop is not None and stop.is_set()):
+            await pause(next_move - time.perf_counter(), stop)
+            if stop is not None and stop.is_set():
+                break
             s.set_slider(slider.id, unused.pop())
             run = await s.rerun()
             result.moves.append(run)
+            if watch is not None:
+                watch(s)
             next_move = run.sent + rng.uniform(*interval)
         result.errors.extend(f"session {index}: {e}" for e in s.exceptions)
 
