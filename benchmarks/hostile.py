@@ -54,21 +54,23 @@ async def class_alone(target: Target, counts: Counts) -> Outcome:
     return Outcome("–")
 
 
-BASELINE = Attack("baseline", "none: the class alone for {c.baseline_s:.0f} s", class_alone)
+# The class alone, then the attacks that change nothing another one measures (one server for them all),
+# then each of the others against a server of its own.
+BASELINE = Attack("baseline", "none: the class alone for {c.baseline_s:.0f} s", class_alone, fresh=False)
 ATTACKS = (
+    Attack("url-overflow", "index=1e400, lab_a=inf, c_n=1e400, c_seed= a {c.seed_digits:,}-digit number", hostile_pages.url_overflow, fresh=False),
+    Attack("markdown-echo", "thresh=[Log in again](http://x), index=![x](http://host/t.png)", hostile_pages.markdown_echo, fresh=False),
+    Attack("unknown-choices", "ckpt, device, source, view, layer, c_view set to values no list offers", hostile_pages.unknown_choices, fresh=False),
+    Attack("odd-shape", "an uploaded checkpoint made for input_size 8 or 256", hostile_pages.odd_shape, fresh=False),
     Attack("start-flood", "{c.flood} sessions each press Start on the Train page", hostile_training.start_flood),
     Attack("endless-run", "a run of 1000 epochs with no time limit", hostile_training.endless_run),
     Attack("big-compare", "/compare?c_n={c.compare_digits}&steps={c.compare_steps} with 10 thresholds and a new seed", hostile_pages.big_compare),
-    Attack("session-churn", "{c.churn} Explore sessions at num_steps 50 that close", hostile_pages.session_churn),
+    Attack("session-churn", "{c.churn} Explore sessions at num_steps 50 that move thresh and close", hostile_pages.session_churn),
     Attack("big-upload", "a {c.upload_mb} MB body sent to the upload URL", hostile_pages.big_upload),
-    Attack("url-overflow", "index=1e400, lab_a=inf, c_n=1e400, c_seed= a {c.seed_digits:,}-digit number", hostile_pages.url_overflow),
-    Attack("markdown-echo", "thresh=[Log in again](http://x), index=![x](http://host/t.png)", hostile_pages.markdown_echo),
-    Attack("unknown-choices", "ckpt, device, source, view, layer, c_view set to values no list offers", hostile_pages.unknown_choices),
     Attack("rude-checkpoint", "a run saved as rude_word_for_teacher", hostile_training.rude_checkpoint),
     Attack("save-race", "{c.racers} saves of one name at the same moment", hostile_training.save_race),
-    Attack("odd-shape", "an uploaded checkpoint made for input_size 8 or 256", hostile_pages.odd_shape),
-    Attack("redis-restart", "Redis restarted while a sae worker trains", hostile_redis.redis_restart, needs="redis"),
     Attack("redis-enqueue", 'enqueue("os.system", ...) from outside, against the documented set-up', hostile_redis.redis_enqueue, needs="redis"),
+    Attack("redis-restart", "Redis restarted while a sae worker trains", hostile_redis.redis_restart, needs="redis"),
 )
 
 
@@ -150,11 +152,11 @@ def p95_cell(figures: dict) -> str:
     return cell
 
 
-def training_cell(training: dict, args) -> str:
+def training_cell(training: dict, seconds: float, args) -> str:
     if not args.train:
         return "–"
     if training.get("state") in ("running", "ended"):
-        return f"{training['state']}, {training.get('steps') or 0} steps"
+        return f"{training['state']}, {training.get('steps_counted', 0):,} steps in the {seconds:.0f} s"
     said = training.get("start") or []
     return f"{training.get('state', 'not started')}" + (f": “{quote(said[-1], 80)}”" if said else "")
 
@@ -171,7 +173,7 @@ def row(attack: Attack, counts: Counts, outcome: Outcome, seen: dict, memory: st
         outcome.attacker,
         p95_cell(seen.get("explore", {})),
         p95_cell(seen.get("compare", {})),
-        training_cell(seen.get("training", {}), args),
+        training_cell(seen.get("training", {}), seen.get("seconds", 0.0), args),
         memory,
         "; ".join(others) or "nothing changed",
     ]
@@ -186,25 +188,40 @@ async def attacked(attack: Attack, target: Target, counts: Counts) -> Outcome:
         return Outcome(f"the benchmark's attack failed: {type(error).__name__}: {quote(str(error))}")
 
 
-async def run_one(attack: Attack, counts: Counts, args) -> list[str]:
-    """A server for the attack, warm; the class on it; the attack; one row."""
-    skipped = why_skipped(attack, args)
-    if skipped:
-        return row(attack, counts, Outcome(skipped), {}, "–", args)
-    with tempfile.TemporaryDirectory(prefix="sae_hostile_") as folder, target_for(attack, args, Path(folder)) as target:
-        await warm(target.base_url)
-        the_class = await TheClass.start(target.base_url, counts, args)
-        before, peaks, stop = rss_mib(target.pid), {}, asyncio.Event()
-        sampler = asyncio.create_task(sample(target.pid, peaks, stop))
-        the_class.count_from_now()
-        began = time.perf_counter()
-        outcome = await attacked(attack, target, counts)
-        await asyncio.sleep(max(0.0, counts.min_window_s - (time.perf_counter() - began)))
-        seen = await the_class.finish()
-        after = rss_mib(target.pid)
-        stop.set()
-        await sampler
+async def run_on(target: Target, attack: Attack, counts: Counts, args) -> list[str]:
+    """The class on the target; the attack beside it; one row."""
+    the_class = await TheClass.start(target.base_url, counts, args)
+    before, peaks, stop = rss_mib(target.pid), {}, asyncio.Event()
+    sampler = asyncio.create_task(sample(target.pid, peaks, stop))
+    the_class.count_from_now()
+    began = time.perf_counter()
+    outcome = await attacked(attack, target, counts)
+    await asyncio.sleep(max(0.0, counts.min_window_s - (time.perf_counter() - began)))
+    seen = await the_class.finish()
+    after = rss_mib(target.pid)
+    stop.set()
+    await sampler
     return row(attack, counts, outcome, seen, memory_cell(before, peaks.get("rss_mib"), after, outcome.later), args)
+
+
+async def run_plan(plan: list[Attack], counts: Counts, args) -> list[list[str]]:
+    """Each attack in turn, printing its row; a fresh, warm server whenever an attack needs one."""
+    rows, shared = [], None
+    with contextlib.ExitStack() as servers:
+        for attack in plan:
+            skipped = why_skipped(attack, args)
+            if skipped:
+                rows.append(row(attack, counts, Outcome(skipped), {}, "–", args))
+            else:
+                if attack.fresh or shared is None:
+                    servers.close()
+                    folder = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="sae_hostile_")))
+                    shared = servers.enter_context(target_for(attack, args, folder))
+                    await warm(shared.base_url)
+                rows.append(await run_on(shared, attack, counts, args))
+                shared = shared if not attack.fresh else None
+            print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
+    return rows
 
 
 # --------------------------------------------------------------------------- the run
@@ -221,7 +238,11 @@ def machine() -> tuple[str, str]:
 
 def header(args, counts: Counts, load_before: str) -> str:
     cpu, _ = machine()
-    against = f"the server at {args.url}" if args.url else "a server started for each attack (`streamlit run app.py`)"
+    against = (
+        f"the server at {args.url}"
+        if args.url
+        else "servers it started (`streamlit run app.py`): one for the class alone and the attacks that change nothing, one for each other"
+    )
     students = f"{counts.explorers} explorers moving thresh every 3 ± 1 s, one Compare visit at the defaults every 5 s"
     return (
         f"Hostile class, {time.strftime('%Y-%m-%d')}, {cpu} ({os.cpu_count()} cores), `python -m benchmarks.hostile {' '.join(args.argv)}`".rstrip()
@@ -239,10 +260,7 @@ async def main(args) -> None:
     _, load_before = machine()
     print(header(args, counts, load_before) + "\n", flush=True)
     print(markdown_table(COLUMNS, []), flush=True)
-    rows = []
-    for attack in plan:
-        rows.append(await run_one(attack, counts, args))
-        print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
+    rows = await run_plan(plan, counts, args)
     print("\n" + header(args, counts, load_before) + f" Load average after: {machine()[1]}.\n")
     print(markdown_table(COLUMNS, rows))
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from benchmarks.page_reading import new_lines, quote
 from benchmarks.streamlit_session import Session
 from benchmarks.students import Result, explorer, pause, steps_shown
-from benchmarks.train_page import press_start, run_state
+from benchmarks.train_page import press_start, run_state, stop_run
 
 MAX_SECONDS = 1800.0  # a class left running by a benchmark that died stops by itself
 MAX_SIGHTINGS = 20
@@ -92,9 +92,12 @@ async def trainer(base_url: str, training: dict, stop: asyncio.Event, watch: Wat
         training["start"] = [quote(line) for line in await press_start(s)]
         while not stop.is_set():
             await pause(1.0, stop)
-            training.update(state=run_state(s.texts), steps=steps_shown(s.texts))
+            steps = steps_shown(s.texts) or 0
+            training.update(state=run_state(s.texts), steps=steps)
+            training.setdefault("seen", []).append((time.perf_counter(), steps))
         for error in s.exceptions:
             watch.note(f"train: traceback {quote(error)}")
+        await stop_run(s)  # the slot is free for whoever comes next
 
 
 def seconds(result: Result, since: float) -> dict:
@@ -120,7 +123,16 @@ async def a_class(args, ready, stopped: asyncio.Event, since: list[float]) -> di
     await asyncio.gather(*tasks, return_exceptions=True)
     for error in moves.errors[:5]:  # a student whose page did not render (a full class, a traceback)
         watch.note(f"explore: {quote(error)}")
-    return {"explore": seconds(moves, since[0]), "compare": seconds(visits, since[0]), "training": training, "sightings": watch.sightings}
+    seen = training.pop("seen", [])
+    before = [steps for t, steps in seen if t < since[0]]
+    training["steps_counted"] = training.get("steps", 0) - (before[-1] if before else 0)  # the steps made since "start"
+    return {
+        "seconds": time.perf_counter() - since[0],
+        "explore": seconds(moves, since[0]),
+        "compare": seconds(visits, since[0]),
+        "training": training,
+        "sightings": watch.sightings,
+    }
 
 
 async def main(args) -> None:

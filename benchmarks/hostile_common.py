@@ -46,7 +46,7 @@ class Counts:
     churn_wait_s: float = 130.0  # Streamlit keeps a closed session's state for 120 s
     upload_mb: int = 150
     upload_wait_s: float = 30.0
-    racers: int = 6  # sessions saving one name at once
+    racers: int = 4  # sessions saving one name at once
     seed_digits: int = 100_000
     explorers: int = 10  # the well-behaved class
     baseline_s: float = 45.0
@@ -83,7 +83,8 @@ class Attack:
     name: str
     what: str  # one line: the attack, as the table names it
     run: Callable[[Target, Counts], Awaitable[Outcome]]
-    needs: str = ""  # "own server": one this benchmark starts; "redis": also --redis and a redis-server binary
+    needs: str = ""  # "redis": a server this benchmark starts, with --redis and a redis-server binary
+    fresh: bool = True  # a server of its own; False: it changes nothing another attack measures, so it may share one
 
 
 @dataclass

@@ -20,6 +20,7 @@ from benchmarks.page_reading import cache_bytes, link_value, links_to, mentionin
 from benchmarks.process_figures import rss_mib
 from benchmarks.streamlit_session import Session
 from benchmarks.streamlit_upload import attach, put_file
+from benchmarks.students import slider_values
 from sae import limits
 from sae.io.checkpoints import save_checkpoint
 from sae.model import SAEConfig, SpikingAutoencoder
@@ -126,25 +127,37 @@ async def big_compare(target: Target, counts: Counts) -> Outcome:
     return Outcome(f"{counts.compare_digits} digits, num_steps {counts.compare_steps}, 10 thresholds: {got}", [bystander])
 
 
+CHURN_MOVES = 5  # thresh moves per churning session: with its first view, as many results as a session keeps
+
+
+async def churning_student(base_url: str, index: int) -> str:
+    """Open Explore at num_steps 50 on digit ``index``, move thresh a few times, leave: "ok" or what went wrong."""
+    async with Session(base_url, "explore", query({"steps": 50, "source": "MNIST", "index": index})) as s:
+        run = await s.rerun(timeout=300)
+        slider = s.find_widget("slider", "thresh")
+        if run.status != "ok" or slider is None or s.exceptions:
+            return (s.exceptions or s.alerts[-1:] or [f"first run {run.status}"])[0]
+        for value in slider_values(slider)[:CHURN_MOVES]:
+            s.set_slider(slider.id, value)
+            await s.rerun(timeout=300)
+        return "ok" if not s.exceptions else s.exceptions[0]
+
+
 async def session_churn(target: Target, counts: Counts) -> Outcome:
-    """Explore sessions at num_steps 50 that open, render once and close, a few at a time; memory after
-    they closed and again after Streamlit's disconnected-session TTL."""
+    """Explore sessions at num_steps 50 that come, move thresh a few times and go, a few at a time; memory
+    after they closed and again after Streamlit's disconnected-session TTL."""
     before = rss_mib(target.pid)
-    rendered, refused = 0, []
+    ended = []
     for start in range(0, counts.churn, counts.churn_at_once):
         batch = range(start, min(counts.churn, start + counts.churn_at_once))
-        seen = await asyncio.gather(*(visit(target.base_url, "explore", {"steps": 50, "source": "MNIST", "index": i}) for i in batch))
-        for v in seen:
-            ok = v.statuses[0] == "ok" and not v.exceptions and any(t.startswith("Reconstruction MSE") for t in v.texts)
-            rendered += ok
-            if not ok:
-                refused.append(v.exceptions[:1] or v.alerts[-1:] or [v.statuses[0]])
+        ended += await asyncio.gather(*(churning_student(target.base_url, i) for i in batch))
     after = rss_mib(target.pid)
     await asyncio.sleep(counts.churn_wait_s)
     later = rss_mib(target.pid)
-    got = f"{rendered} of {counts.churn} rendered at num_steps 50"
-    if refused:
-        got += f"; {len(refused)} not: “{quote(refused[0][0])}”"
+    not_ok = [e for e in ended if e != "ok"]
+    got = f"{counts.churn - len(not_ok)} of {counts.churn} sessions rendered num_steps 50 and moved thresh {CHURN_MOVES} times"
+    if not_ok:
+        got += f"; {len(not_ok)} not: “{quote(not_ok[0])}”"
     return Outcome(got, later=memory_later(before, after, later, counts.churn_wait_s))
 
 

@@ -22,7 +22,8 @@ from benchmarks.hostile_common import Counts, Outcome, Target
 from benchmarks.page_reading import quote
 from benchmarks.server_launcher import ROOT, free_port, stop
 from benchmarks.streamlit_session import Session
-from benchmarks.train_page import ENDED, FAILED, RUNNING, press_start, run_state, wait_until
+from benchmarks.students import steps_shown
+from benchmarks.train_page import ENDED, FAILED, RUNNING, press_start, run_state, said_since, wait_until
 from sae.runs.redis_queue import QUEUE, WORKER_PREFIX
 
 REDIS_BINARY = "redis-server"
@@ -139,7 +140,7 @@ async def next_run(target: Target) -> str:
         state = await wait_until(s, (RUNNING, ENDED, FAILED), NEXT_RUN_WAIT_S)
         if state in (RUNNING, ENDED):
             return f"a next run trained {time.perf_counter() - began:.0f} s after Start"
-        lines = s.alerts[-1:]
+        lines = said_since(s, 0)[-1:]
         how = state if state == FAILED else f"still {state} after {NEXT_RUN_WAIT_S:.0f} s"
         return f"a next run {how}" + (f": “{quote(lines[0])}”" if lines else "")
 
@@ -150,14 +151,18 @@ async def redis_restart(target: Target, counts: Counts) -> Outcome:
         await s.rerun(timeout=120)
         await press_start(s)
         state = await wait_until(s, (RUNNING, ENDED, FAILED), counts.training_s)
-        if state != RUNNING:
+        began = time.perf_counter()
+        while state == RUNNING and not steps_shown(s.texts) and time.perf_counter() - began < counts.training_s:
+            await asyncio.sleep(0.5)  # past its start-up: the worker is training
+            state = run_state(s.texts)
+        if state != RUNNING or not steps_shown(s.texts):
             return Outcome(f"the run never trained ({state}): nothing to restart under")
         shown = len(s.alerts)
         await asyncio.to_thread(target.redis.restart)
         fate = await worker_fate(target)
         await asyncio.sleep(5.0)  # the page's next polls
-        lines = s.alerts[shown:]
-        page = f"the student's page: “{quote(lines[-1])}”" if lines else f"the student's page: no line ({run_state(s.texts)})"
+        lines = said_since(s, shown)
+        page = f"the student's page: “{quote(lines[0])}”" if lines else f"the student's page: no line ({run_state(s.texts)})"
     return Outcome(f"{fate}; {page}", [await next_run(target)])
 
 

@@ -14,16 +14,23 @@ import secrets
 from benchmarks.hostile_common import Counts, Outcome, Target
 from benchmarks.page_reading import minutes_left, quote
 from benchmarks.streamlit_session import Session
-from benchmarks.train_page import ENDED, FAILED, QUEUED, RUNNING, press, press_start, run_state, save_as, saved_name, set_form, train_tiny, wait_until
+from benchmarks.train_page import (
+    ENDED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    press_start,
+    run_state,
+    said_since,
+    save_as,
+    saved_name,
+    set_form,
+    stop_run,
+    train_tiny,
+    wait_until,
+)
 
 SETTLE_S = 3.0  # the queue's lines reach each page with its next poll (once a second)
-
-
-async def stop_runs(sessions: list[Session]) -> None:
-    """Each session cancels its queued run or stops its running one, so the next attack starts clean."""
-    for s in sessions:
-        with contextlib.suppress(Exception):
-            await press(s, "tr_cancel") or await press(s, "tr_stop")
 
 
 async def start_flood(target: Target, counts: Counts) -> Outcome:
@@ -35,16 +42,17 @@ async def start_flood(target: Target, counts: Counts) -> Outcome:
         await asyncio.sleep(SETTLE_S)
         states = [run_state(s.texts) for s in sessions]
         accepted = sum(state in (QUEUED, RUNNING, ENDED) for state in states)
-        refusals = [lines[-1] for lines, state in zip(answers, states) if state not in (QUEUED, RUNNING, ENDED) and lines]
+        refusals = [lines[0] for lines, state in zip(answers, states) if state not in (QUEUED, RUNNING, ENDED) and lines]
         async with Session(target.base_url, "train") as bystander:
             await bystander.rerun(timeout=120)
             shown = len(bystander.alerts)
             await press_start(bystander)
             await asyncio.sleep(SETTLE_S)
-            lines = bystander.alerts[shown:]
-            bystander_line = f"a student pressing Start then read: “{quote(lines[-1])}”" if lines else "a student pressing Start read no line"
-            await stop_runs([bystander])
-        await stop_runs(sessions)
+            lines = said_since(bystander, shown)
+            bystander_line = f"a student pressing Start then read: “{quote(lines[0])}”" if lines else "a student pressing Start read no new line"
+            await stop_run(bystander)
+        for s in sessions:  # the next attack starts with an empty queue
+            await stop_run(s)
     got = f"{accepted} of {counts.flood} Starts accepted ({states.count(RUNNING)} running, {states.count(QUEUED)} queued)"
     if refusals:
         got += f"; the rest refused: “{quote(refusals[0])}”"
@@ -65,12 +73,12 @@ async def endless_run(target: Target, counts: Counts) -> Outcome:
             if left is not None or state != RUNNING:
                 break
             await asyncio.sleep(1.0)
-        await stop_runs([s])
+        await stop_run(s)
     if missing:
         return Outcome(f"the form has no {', '.join(sorted(missing))}")
     if left is not None:
         return Outcome(f"accepted; the page says about {left / 60:,.0f} hours left")
-    return Outcome(f"{state}: “{quote(lines[-1])}”" if lines else f"{state}, no line")
+    return Outcome(f"{state}: “{quote(lines[0])}”" if lines else f"{state}, no line")
 
 
 RUDE_NAME = "rude_word_for_teacher"
@@ -85,7 +93,7 @@ async def rude_checkpoint(target: Target, counts: Counts) -> Outcome:
             return Outcome(f"the run did not end: {state}")
         lines = await save_as(s, name)
     saved = saved_name(lines)
-    got = f"saved as {saved}" if saved else f"not saved: “{quote(lines[-1])}”" if lines else "no line"
+    got = f"saved as {saved}" if saved else f"not saved: “{quote(lines[0])}”" if lines else "no line"
     async with Session(target.base_url, "explore") as other:
         await other.rerun(timeout=120)
         listed = other.widget_by_key("sb_checkpoint")
@@ -104,7 +112,7 @@ async def save_race(target: Target, counts: Counts) -> Outcome:
             return Outcome(f"only {len(ready)} of {counts.racers} runs ended: {states}")
         answers = await asyncio.gather(*(save_as(s, name) for s in ready))
     told = sum(saved_name(lines) == name for lines in answers)
-    refused = [lines[-1] for lines in answers if lines and saved_name(lines) != name]
+    refused = [lines[0] for lines in answers if lines and saved_name(lines) != name]
     got = f"{told} of {len(ready)} told “saved” under one name"
     if target.user_dir is not None:
         files = len(list(target.user_dir.glob(f"{name}*.pt")))

@@ -9,9 +9,11 @@ the page's own lines (queued, running, ended, or a refusal), save it under a nam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 
+from benchmarks.page_reading import new_lines
 from benchmarks.streamlit_session import Session
 
 QUEUED, RUNNING, ENDED, FAILED, NOT_STARTED = "queued", "running", "ended", "failed", "not started"
@@ -34,6 +36,11 @@ def set_form(session: Session, values: dict) -> list[str]:
         else:
             missing.append(key)
     return missing
+
+
+def said_since(session: Session, shown: int) -> list[str]:
+    """The one-line messages the page showed after its first ``shown`` that it had not shown before."""
+    return new_lines(session.alerts[:shown], session.alerts[shown:])
 
 
 def run_state(texts: list[str]) -> str:
@@ -59,7 +66,7 @@ async def press_start(session: Session) -> list[str]:
     session.press(button.id)
     await session.rerun(timeout=120)
     session.release_triggers()
-    return session.alerts[shown:]
+    return said_since(session, shown)
 
 
 async def wait_until(session: Session, states: tuple[str, ...], timeout: float) -> str:
@@ -79,6 +86,12 @@ async def press(session: Session, key: str, timeout: float = 120) -> bool:
     await session.rerun(timeout=timeout)
     session.release_triggers()
     return True
+
+
+async def stop_run(session: Session) -> None:
+    """Cancel this session's queued run or stop its running one (the next student finds the slot free)."""
+    with contextlib.suppress(Exception):
+        await press(session, "tr_cancel") or await press(session, "tr_stop")
 
 
 async def train_tiny(session: Session, timeout: float) -> str:
@@ -104,7 +117,7 @@ async def save_as(session: Session, name: str, timeout: float = 300) -> list[str
     session.press(submit.id)
     await session.rerun(timeout=timeout)
     session.release_triggers()
-    return session.alerts[shown:]
+    return said_since(session, shown)
 
 
 def saved_name(lines: list[str]) -> str | None:
