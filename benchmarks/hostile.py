@@ -1,6 +1,6 @@
 """A hostile class: attacks one student (or script) can make, replayed beside a class of well-behaved ones.
 
-    python -m benchmarks.hostile                       # every attack, each against a server started for it
+    python -m benchmarks.hostile                       # every attack, against servers it starts
     python -m benchmarks.hostile --quick               # the same with tiny counts: a smoke run
     python -m benchmarks.hostile --attack save-race    # one attack (repeat --attack for more); --list names them
     python -m benchmarks.hostile --train               # the class also trains a "One minute" run
@@ -8,7 +8,8 @@
     python -m benchmarks.hostile --url http://127.0.0.1:8501   # against a running server (no queue attacks)
 
 First the class alone (the baseline), then each attack, one at a time, with
-bounded counts.  The class (``benchmarks.hostile_class``, a process of its own)
+bounded counts: the attacks that change nothing another one measures share one
+server, each other attack gets a fresh one.  The class (``benchmarks.hostile_class``, a process of its own)
 is explorers moving ``thresh``, one student opening Compare at the defaults,
 and with ``--train`` one training run.  Per attack it prints one Markdown table
 row: what the attacker got (a traceback, a live link, an HTTP status, or the one
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -46,6 +48,8 @@ from benchmarks.streamlit_session import Session
 
 ATTACK_LIMIT_S = 900.0  # one attack that takes longer is cut off and reported so
 CLASS_READY_S = 400.0
+CLASS_FINISH_S = 180.0  # the class lets a slow visit finish before it reports
+AFTER_S = 5.0  # the class goes on this long after an attack: everyone's next move sees what it left
 COLUMNS = ["attack", "what the attacker got", "Explore p95", "Compare p95", "training", "server RSS MiB: before / peak / after", "others saw"]
 
 
@@ -118,20 +122,32 @@ class TheClass:
         command += ["--seed", str(args.seed)] + (["--train"] if args.train else [])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
         process = await asyncio.create_subprocess_exec(*command, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        ready = await asyncio.wait_for(process.stdout.readline(), CLASS_READY_S)
+        try:
+            ready = await asyncio.wait_for(process.stdout.readline(), CLASS_READY_S)
+        except TimeoutError:
+            ready = b"no answer"
         if ready.strip() != b"ready":
-            raise RuntimeError(f"the class did not start: {ready!r}")
+            process.kill()
+            await process.wait()
+            raise RuntimeError(f"the class did not start: {ready.decode(errors='replace')!r}")
         return cls(process)
 
     def count_from_now(self) -> None:
         self.process.stdin.write(b"start\n")
 
     async def finish(self) -> dict:
+        """Stop the class and read what it measured ({} if it cannot say)."""
         self.process.stdin.close()
-        out = await asyncio.wait_for(self.process.stdout.read(), 300)
+        try:
+            out = await asyncio.wait_for(self.process.stdout.read(), CLASS_FINISH_S)
+        except TimeoutError:
+            self.process.kill()
+            out = b""
         await self.process.wait()
-        lines = out.decode().strip().splitlines()
-        return json.loads(lines[-1]) if lines else {}
+        lines = out.decode(errors="replace").strip().splitlines()
+        with contextlib.suppress(json.JSONDecodeError, IndexError):
+            return json.loads(lines[-1])
+        return {}
 
 
 async def warm(base_url: str) -> None:
@@ -158,7 +174,7 @@ def training_cell(training: dict, seconds: float, args) -> str:
     if training.get("state") in ("running", "ended"):
         return f"{training['state']}, {training.get('steps_counted', 0):,} steps in the {seconds:.0f} s"
     said = training.get("start") or []
-    return f"{training.get('state', 'not started')}" + (f": “{quote(said[-1], 80)}”" if said else "")
+    return f"{training.get('state', 'not started')}" + (f": “{quote(said[0], 80)}”" if said else "")
 
 
 def memory_cell(before: float | None, peak: float | None, after: float | None, later: str) -> str:
@@ -175,7 +191,7 @@ def row(attack: Attack, counts: Counts, outcome: Outcome, seen: dict, memory: st
         p95_cell(seen.get("compare", {})),
         training_cell(seen.get("training", {}), seen.get("seconds", 0.0), args),
         memory,
-        "; ".join(others) or "nothing changed",
+        "; ".join(others) or ("nothing changed" if seen else "–"),  # {}: the class could not say
     ]
 
 
@@ -196,12 +212,21 @@ async def run_on(target: Target, attack: Attack, counts: Counts, args) -> list[s
     the_class.count_from_now()
     began = time.perf_counter()
     outcome = await attacked(attack, target, counts)
-    await asyncio.sleep(max(0.0, counts.min_window_s - (time.perf_counter() - began)))
+    await asyncio.sleep(max(AFTER_S, counts.min_window_s - (time.perf_counter() - began)))
     seen = await the_class.finish()
     after = rss_mib(target.pid)
     stop.set()
     await sampler
-    return row(attack, counts, outcome, seen, memory_cell(before, peaks.get("rss_mib"), after, outcome.later), args)
+    peak = max((v for v in (before, peaks.get("rss_mib")) if v is not None), default=None)
+    return row(attack, counts, outcome, seen, memory_cell(before, peak, after, outcome.later), args)
+
+
+async def open_server(servers: contextlib.ExitStack, attack: Attack, args) -> Target:
+    """A warm server for ``attack`` (and the attacks after it that may share it), closed with ``servers``."""
+    folder = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="sae_hostile_")))
+    target = servers.enter_context(target_for(attack, args, folder))
+    await warm(target.base_url)
+    return target
 
 
 async def run_plan(plan: list[Attack], counts: Counts, args) -> list[list[str]]:
@@ -209,18 +234,22 @@ async def run_plan(plan: list[Attack], counts: Counts, args) -> list[list[str]]:
     rows, shared = [], None
     with contextlib.ExitStack() as servers:
         for attack in plan:
-            skipped = why_skipped(attack, args)
-            if skipped:
-                rows.append(row(attack, counts, Outcome(skipped), {}, "–", args))
-            else:
+            skipped, done = why_skipped(attack, args), len(rows)
+            try:
+                if skipped:
+                    rows.append(row(attack, counts, Outcome(skipped), {}, "–", args))
+                    continue
                 if attack.fresh or shared is None:
                     servers.close()
-                    folder = Path(servers.enter_context(tempfile.TemporaryDirectory(prefix="sae_hostile_")))
-                    shared = servers.enter_context(target_for(attack, args, folder))
-                    await warm(shared.base_url)
+                    shared = await open_server(servers, attack, args)
                 rows.append(await run_on(shared, attack, counts, args))
-                shared = shared if not attack.fresh else None
-            print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
+            except (RuntimeError, OSError, TimeoutError) as error:  # no server, or no class: this row says so
+                rows.append(row(attack, counts, Outcome(f"not run: {type(error).__name__}: {quote(str(error))}"), {}, "–", args))
+                shared = None
+            finally:
+                shared = None if attack.fresh else shared
+                if len(rows) > done:
+                    print(markdown_table(COLUMNS, [rows[-1]]).splitlines()[-1], flush=True)
     return rows
 
 
@@ -254,7 +283,7 @@ def header(args, counts: Counts, load_before: str) -> str:
 async def main(args) -> None:
     counts = QUICK if args.quick else Counts()
     if args.explorers is not None:
-        counts = Counts(**{**counts.__dict__, "explorers": args.explorers})
+        counts = replace(counts, explorers=args.explorers)
     chosen = [a for a in ATTACKS if not args.attack or a.name in args.attack]
     plan = ([] if args.no_baseline else [BASELINE]) + chosen
     _, load_before = machine()

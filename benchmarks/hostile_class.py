@@ -28,13 +28,15 @@ import time
 from dataclasses import dataclass, field
 
 from benchmarks.page_reading import new_lines, quote
-from benchmarks.streamlit_session import Session
+from benchmarks.streamlit_session import Run, Session
 from benchmarks.students import Result, explorer, pause, steps_shown
 from benchmarks.train_page import press_start, run_state, stop_run
 
 MAX_SECONDS = 1800.0  # a class left running by a benchmark that died stops by itself
 MAX_SIGHTINGS = 20
 COMPARE_TIMEOUT_S = 300.0
+GRACE_S = 60.0  # after the class is told to stop, a visit in flight may still finish this long
+RELOAD_S = 2.0
 
 
 @dataclass
@@ -71,16 +73,30 @@ async def explorers(base_url: str, count: int, seed: int, result: Result, stop: 
             # The page's own warnings change with thresh (a silent decoder): the sidebar's lines do not.
             look = lambda session: watch.look(session, f"explorer {i}", session.sidebar_alerts)  # noqa: E731
             await explorer(base_url, i, time.perf_counter() + MAX_SECONDS, rng, result, (2.0, 4.0), stop=stop, watch=look)
+            await pause(RELOAD_S, stop)  # a page that would not render is not reloaded in a tight loop
 
     await asyncio.gather(*(student(i) for i in range(count)))
 
 
+async def stopped_a_while(stop: asyncio.Event) -> None:
+    await stop.wait()
+    await asyncio.sleep(GRACE_S)
+
+
 async def comparer(base_url: str, every_s: float, visits: Result, stop: asyncio.Event, watch: Watcher) -> None:
-    """One student who opens /compare at the defaults every ``every_s`` seconds, each time a new visit."""
+    """One student who opens /compare at the defaults every ``every_s`` seconds, each time a new visit.
+    A visit still waiting a while after the class stops is counted as cut off, not left out."""
     while not stop.is_set():
         async with Session(base_url, "compare") as s:
-            run = await s.rerun(timeout=COMPARE_TIMEOUT_S)
-            visits.moves.append(run)
+            sent = time.perf_counter()
+            run, end = asyncio.create_task(s.rerun(timeout=COMPARE_TIMEOUT_S)), asyncio.create_task(stopped_a_while(stop))
+            await asyncio.wait([run, end], return_when=asyncio.FIRST_COMPLETED)
+            end.cancel()
+            if run.done() and run.exception() is None:
+                visits.moves.append(run.result())
+            else:
+                visits.moves.append(Run(sent=sent, status="cut off at the end" if not run.done() else "connection lost"))
+                run.cancel()
             watch.look(s, "compare", s.alerts)
         await pause(every_s, stop)
 

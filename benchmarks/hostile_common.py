@@ -49,7 +49,7 @@ class Counts:
     racers: int = 4  # sessions saving one name at once
     seed_digits: int = 100_000
     explorers: int = 10  # the well-behaved class
-    baseline_s: float = 45.0
+    baseline_s: float = 30.0
     min_window_s: float = 20.0  # the class is measured at least this long per attack (after a quick one: its aftermath)
     training_s: float = 300.0  # the longest a tiny run may take to end (it queues behind others)
 
@@ -99,9 +99,6 @@ class Visit:
     texts: list[str]
     query_string: str
     widgets: dict
-
-    def widget(self, key: str):
-        return next((w for w in self.widgets.values() if w.id.endswith(key)), None)
 
 
 def query(params: dict) -> str:

@@ -109,6 +109,10 @@ def big_compare_params(counts: Counts, seed: int) -> dict:
     return {"c_n": counts.compare_digits, "steps": counts.compare_steps, "c_thresh_values": thresholds, "c_seed": seed}
 
 
+def seconds_text(seconds: float | None) -> str:
+    return "no answer" if seconds is None else f"{seconds:.1f} s"
+
+
 async def big_compare(target: Target, counts: Counts) -> Outcome:
     """Compare over many digits at many steps and every threshold, with a new seed (no cache answers);
     a default-sized Compare (its own new seed) timed alone first, then while the big one runs."""
@@ -116,14 +120,15 @@ async def big_compare(target: Target, counts: Counts) -> Outcome:
     alone = await visit(target.base_url, "compare", {"c_seed": rng.randrange(1, 10_000)}, timeout=600)
     attacker = asyncio.create_task(visit(target.base_url, "compare", big_compare_params(counts, rng.randrange(1, 10_000)), timeout=900))
     await asyncio.sleep(3.0)  # the big sweep has started
-    async with Session(target.base_url, "compare", query({"c_seed": rng.randrange(1, 10_000)})) as s:
-        beside = await s.rerun(timeout=900)
+    beside = await visit(target.base_url, "compare", {"c_seed": rng.randrange(1, 10_000)}, timeout=900)
     seen = await attacker
     swept = [t for t in seen.texts if t.startswith("Swept ")]
     said = what_it_said(seen, alone)
     got = said or (f"accepted ({seen.statuses[0]}): “{quote(swept[0])}”" if swept else f"run {seen.statuses[0]}, nothing swept")
-    shown = lambda s_: "timed out" if s_ is None else f"{s_:.1f} s"  # noqa: E731
-    bystander = f"a default-sized Compare with a new seed: {shown(alone.seconds[0])} alone, {shown(beside.seconds)} beside it ({beside.status})"
+    bystander = (
+        f"a default-sized Compare with a new seed: {seconds_text(alone.seconds[0])} alone, "
+        f"{seconds_text(beside.seconds[0])} beside it ({beside.statuses[0]})"
+    )
     return Outcome(f"{counts.compare_digits} digits, num_steps {counts.compare_steps}, 10 thresholds: {got}", [bystander])
 
 

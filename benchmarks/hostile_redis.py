@@ -22,16 +22,15 @@ from benchmarks.hostile_common import Counts, Outcome, Target
 from benchmarks.page_reading import quote
 from benchmarks.server_launcher import ROOT, free_port, stop
 from benchmarks.streamlit_session import Session
-from benchmarks.students import steps_shown
-from benchmarks.train_page import ENDED, FAILED, RUNNING, press_start, run_state, said_since, wait_until
+from benchmarks.train_page import FAILED, RUNNING, press_start, run_state, said_since, wait_for_steps
 from sae.runs.redis_queue import QUEUE, WORKER_PREFIX
 
 REDIS_BINARY = "redis-server"
 START_WAIT_S = 20.0
 WORKER_WAIT_S = 180.0  # a worker imports torch and loads MNIST before it listens
 RESTART_WATCH_S = 90.0  # a worker may only notice when the run it trains ends (a One-minute run)
-NEXT_RUN_WAIT_S = 90.0
-PAYLOAD_WAIT_S = 60.0
+NEXT_RUN_WAIT_S = 150.0  # the class's own run may hold the worker first
+PAYLOAD_WAIT_S = 150.0  # the enqueued call waits behind a run the worker is training
 
 
 class RedisService:
@@ -137,10 +136,9 @@ async def next_run(target: Target) -> str:
         await s.rerun(timeout=120)
         began = time.perf_counter()
         await press_start(s)
-        state = await wait_until(s, (RUNNING, ENDED, FAILED), NEXT_RUN_WAIT_S)
-        if state in (RUNNING, ENDED):
-            return f"a next run trained {time.perf_counter() - began:.0f} s after Start"
-        lines = said_since(s, 0)[-1:]
+        if await wait_for_steps(s, NEXT_RUN_WAIT_S):
+            return f"a next run was training {time.perf_counter() - began:.0f} s after Start"
+        state, lines = run_state(s.texts), said_since(s, 0)[-1:]
         how = state if state == FAILED else f"still {state} after {NEXT_RUN_WAIT_S:.0f} s"
         return f"a next run {how}" + (f": “{quote(lines[0])}”" if lines else "")
 
@@ -150,13 +148,8 @@ async def redis_restart(target: Target, counts: Counts) -> Outcome:
     async with Session(target.base_url, "train") as s:
         await s.rerun(timeout=120)
         await press_start(s)
-        state = await wait_until(s, (RUNNING, ENDED, FAILED), counts.training_s)
-        began = time.perf_counter()
-        while state == RUNNING and not steps_shown(s.texts) and time.perf_counter() - began < counts.training_s:
-            await asyncio.sleep(0.5)  # past its start-up: the worker is training
-            state = run_state(s.texts)
-        if state != RUNNING or not steps_shown(s.texts):
-            return Outcome(f"the run never trained ({state}): nothing to restart under")
+        if not await wait_for_steps(s, counts.training_s) or run_state(s.texts) != RUNNING:  # the worker is training
+            return Outcome(f"the run never trained ({run_state(s.texts)}): nothing to restart under")
         shown = len(s.alerts)
         await asyncio.to_thread(target.redis.restart)
         fate = await worker_fate(target)

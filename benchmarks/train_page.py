@@ -15,6 +15,7 @@ import time
 
 from benchmarks.page_reading import new_lines
 from benchmarks.streamlit_session import Session
+from benchmarks.students import steps_shown
 
 QUEUED, RUNNING, ENDED, FAILED, NOT_STARTED = "queued", "running", "ended", "failed", "not started"
 # A run so small it trains in seconds and its Save measures quickly: one batch of ten images, one time step.
@@ -75,6 +76,15 @@ async def wait_until(session: Session, states: tuple[str, ...], timeout: float) 
     while (state := run_state(session.texts)) not in states and time.perf_counter() < deadline:
         await asyncio.sleep(POLL_S)
     return state
+
+
+async def wait_for_steps(session: Session, timeout: float) -> int:
+    """Follow the page until the run has made a step (not only "running": a run on a shared queue shows
+    that while it waits for a worker), or has ended or failed; the steps shown (0: none)."""
+    deadline = time.perf_counter() + timeout
+    while not steps_shown(session.texts) and run_state(session.texts) not in (ENDED, FAILED) and time.perf_counter() < deadline:
+        await asyncio.sleep(POLL_S)
+    return steps_shown(session.texts) or 0
 
 
 async def press(session: Session, key: str, timeout: float = 120) -> bool:
