@@ -161,6 +161,8 @@ async def warm(base_url: str) -> None:
 
 
 def p95_cell(figures: dict) -> str:
+    if not figures:  # the class did not run
+        return "–"
     ok, not_ok = figures.get("ok_s", []), figures.get("not_ok", [])
     cell = f"{percentile([s * 1000 for s in ok], 95):,.0f} ms (n {len(ok)})" if ok else "no run finished"
     if not_ok:

@@ -121,9 +121,14 @@ def traceback_line(exceptions: list[str]) -> str:
 
 
 def what_it_said(seen: Visit, reference: Visit | None = None, *about: str) -> str:
-    """One cell: a traceback, else the first new one-line message (about ``about`` when given), else ""."""
+    """One cell: a traceback, else the first new one-line message (about ``about`` when given), else
+    (when ``about`` is given) a new caption or text about it, else ""."""
     if seen.exceptions:
         return traceback_line(seen.exceptions)
-    fresh = new_lines(reference.alerts if reference else [], seen.alerts)
+    before = reference or Visit(seen.page, [], [], [], [], [], "", {})
+    fresh = new_lines(before.alerts, seen.alerts)
     lines = mentioning(fresh, *about) if about else fresh
-    return f"one line: “{quote(lines[0])}”" if lines else ""
+    if lines:
+        return f"one line: “{quote(lines[0])}”"
+    lines = mentioning(new_lines(before.texts, seen.texts), *about) if about else []
+    return f"a line: “{quote(lines[0])}”" if lines else ""

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from benchmarks.hostile_common import Counts, Outcome, Target, query, traceback_line, visit, what_it_said
-from benchmarks.page_reading import cache_bytes, link_value, links_to, mentioning, new_lines, quote
+from benchmarks.page_reading import cache_bytes, link_value, links_to, mentioning, quote
 from benchmarks.process_figures import rss_mib
 from benchmarks.streamlit_session import Session
 from benchmarks.streamlit_upload import attach, put_file
@@ -91,9 +91,6 @@ async def unknown_choices(target: Target, counts: Counts) -> Outcome:
         reference = await visit(target.base_url, page, base)
         seen = await visit(target.base_url, page, {**base, name: value})
         said = what_it_said(seen, reference, name, value)
-        if not said:  # a caption or other text may say it too
-            lines = mentioning(new_lines(reference.texts, seen.texts), name, value)
-            said = f"a line: “{quote(lines[0])}”" if lines else ""
         if not said:
             now = link_value(seen.query_string, name)
             said = f"no line; the link now says {name}={now}" if now is not None else f"no line; {name} dropped from the link"

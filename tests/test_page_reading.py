@@ -2,7 +2,8 @@
 
 benchmarks/hostile.py reports whether a value a link carried came back as a live
 link or image, which line a page added, where a training run stands: these are
-the functions it decides with (benchmarks/page_reading.py, benchmarks/train_page.py).
+the functions it decides with (benchmarks/page_reading.py, benchmarks/train_page.py,
+benchmarks/hostile_common.py).
 The Markdown cases are rendered the way Streamlit's frontend (CommonMark with
 GitHub's extensions) renders them: a bare address becomes a link even without a
 dot, a backslash or a code span keeps markup as text.
@@ -10,6 +11,7 @@ dot, a backslash or a code span keeps markup as text.
 
 import pytest
 
+from benchmarks.hostile_common import Visit, what_it_said
 from benchmarks.page_reading import (
     Link,
     cache_bytes,
@@ -118,3 +120,15 @@ def test_cpu_model_and_the_markdown_table():
     assert cpu_model("") == "unknown CPU"
     table = markdown_table(["attack", "got"], [["a|b", "line one\nline two"]])
     assert table.splitlines() == ["| attack | got |", "|---|---|", "| a\\|b | line one line two |"]
+
+
+def test_what_an_attacker_got_is_a_traceback_else_a_new_line_about_the_value():
+    def seen(alerts=(), texts=(), exceptions=()):
+        return Visit("explore", ["ok"], [0.1], list(exceptions), list(alerts), list(alerts) + list(texts), "", {})
+
+    reference = seen(alerts=["Showing an example"], texts=["Trained with thresh 1"])
+    assert what_it_said(seen(exceptions=["OverflowError: cannot convert float infinity to integer"])).startswith("traceback OverflowError")
+    corrected = seen(alerts=["Showing an example", "index 1e400 is outside 0–9,999; showing #9999"])
+    assert what_it_said(corrected, reference, "index") == "one line: “index 1e400 is outside 0–9,999; showing #9999”"
+    assert what_it_said(seen(texts=["Trained with thresh 1", "index replaced by 0"]), reference, "index") == "a line: “index replaced by 0”"
+    assert what_it_said(seen(alerts=["Showing an example"], texts=["Trained with thresh 1"]), reference, "thresh") == ""  # nothing new
