@@ -28,24 +28,24 @@ from sae.model import SAEConfig, SpikingAutoencoder
 # ---------------------------------------------------------------- values a link carries
 
 
-def overflow_links(counts: Counts) -> list[tuple[str, str, dict]]:
-    """(label, page, params): numbers no float or int widget can hold."""
+def overflow_links(counts: Counts) -> list[tuple[str, str, dict, str, str]]:
+    """(label, page, what the page needs to show the parameter, the parameter, a number no widget can hold)."""
     return [
-        ("index=1e400", "explore", {"source": "MNIST", "index": "1e400"}),
-        ("lab_a=inf", "lab", {"lab_a": "inf"}),
-        ("c_n=1e400", "compare", {"c_n": "1e400"}),
-        (f"c_seed=<{counts.seed_digits:,} digits>", "compare", {"c_seed": "9" * counts.seed_digits}),
+        ("index=1e400", "explore", {"source": "MNIST"}, "index", "1e400"),
+        ("lab_a=inf", "lab", {}, "lab_a", "inf"),
+        ("c_n=1e400", "compare", {}, "c_n", "1e400"),
+        (f"c_seed=<{counts.seed_digits:,} digits>", "compare", {}, "c_seed", "9" * counts.seed_digits),
     ]
 
 
 async def url_overflow(target: Target, counts: Counts) -> Outcome:
     """Each link opened twice (a reload): a traceback, or one line saying what was used instead."""
     cells = []
-    for label, page, params in overflow_links(counts):
-        reference = await visit(target.base_url, page)
-        seen = await visit(target.base_url, page, params, reruns=2)
-        said = what_it_said(seen, reference, *params)
-        if seen.exceptions and len(seen.exceptions) > 1:
+    for label, page, base, name, value in overflow_links(counts):
+        reference = await visit(target.base_url, page, base)
+        seen = await visit(target.base_url, page, {**base, name: value}, reruns=2)
+        said = what_it_said(seen, reference, name)
+        if len(seen.exceptions) > 1:
             said += " (again on the second run)"
         cells.append(f"{label}: {said or 'no line'}")
     return Outcome("; ".join(cells))

@@ -28,7 +28,7 @@ from sae.runs.redis_queue import QUEUE, WORKER_PREFIX
 REDIS_BINARY = "redis-server"
 START_WAIT_S = 20.0
 WORKER_WAIT_S = 180.0  # a worker imports torch and loads MNIST before it listens
-RESTART_WATCH_S = 90.0  # a worker may only notice when the run it trains ends (a One-minute run)
+RESTART_WATCH_S = 60.0  # a worker may only notice when the run it trains ends
 NEXT_RUN_WAIT_S = 150.0  # the class's own run may hold the worker first
 PAYLOAD_WAIT_S = 150.0  # the enqueued call waits behind a run the worker is training
 
