@@ -113,12 +113,15 @@ def show_details(result: InferenceResult) -> None:
                 show(result)
 
 
-def show_downloads(result: InferenceResult) -> None:
+def show_downloads(settings, digit) -> None:
+    """The files are made when asked for, from the kept trace (``explorer.cached``): a callable that
+    held the trace itself would keep megabytes for as long as Streamlit keeps the session's buttons,
+    which is after its tab has closed."""
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Trace (.npz)",
         icon=":material/download:",
-        data=lambda: trace_npz_bytes(result),
+        data=lambda: trace_npz_bytes(explore_result(settings, digit)),
         file_name="sae_trace.npz",
         mime="application/octet-stream",
         on_click="ignore",
@@ -128,7 +131,7 @@ def show_downloads(result: InferenceResult) -> None:
     right.download_button(
         "Latent raster (.csv)",
         icon=":material/download:",
-        data=lambda: latent_raster_csv(result),
+        data=lambda: latent_raster_csv(explore_result(settings, digit)),
         file_name="latent_raster.csv",
         mime="text/csv",
         on_click="ignore",
@@ -170,4 +173,4 @@ else:
         st.warning(note, icon=":material/block:")
     show_details(result)
     show_energy(result, settings)
-    show_downloads(result)
+    show_downloads(settings, choice.digit)
