@@ -24,9 +24,9 @@ class SessionTable:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._address: dict[str, str | None] = {}
+        self._address: dict[str, str] = {}
 
-    def admit(self, session: str, address: str | None, limits: PageLimits, alive: Callable[[str], bool], known: bool = False) -> str | None:
+    def admit(self, session: str, address: str, limits: PageLimits, alive: Callable[[str], bool], known: bool = False) -> str | None:
         """Count ``session`` in, or the one line why the class is full.  Sessions no longer
         ``alive`` are forgotten first.  A ``known`` session (admitted before, now reconnected)
         is counted again without a check: it already had its place."""
@@ -42,7 +42,7 @@ class SessionTable:
                     f"({limits.max_sessions}): try again when someone has closed theirs."
                 )
             same = sum(1 for a in self._address.values() if a == address)
-            if address is not None and same >= limits.sessions_per_address:
+            if same >= limits.sessions_per_address:
                 return (
                     f"Your network address already has {same} sessions open, the most one address may have "
                     f"({limits.sessions_per_address}): close a tab you no longer use, or try again later."
@@ -61,15 +61,19 @@ def sessions() -> SessionTable:
 
 
 def session_alive(session_id: str) -> bool:
-    """Whether a browser session is still connected (always, where no server runs: tests)."""
+    """Whether a browser session is still connected (none is, where no server runs: under AppTest
+    each test's session is counted alone)."""
     from streamlit import runtime
 
-    return not runtime.exists() or runtime.get_instance().is_active_session(session_id)
+    return runtime.exists() and runtime.get_instance().is_active_session(session_id)
 
 
-def client_address() -> str | None:
+LOCAL = "localhost"  # Streamlit reports no address for a connection from this machine: they share one
+
+
+def client_address() -> str:
     """The student's network address (behind trusted proxies: ``PageLimits.client_address``)."""
-    return page_limits().client_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For", ""))
+    return page_limits().client_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For", "")) or LOCAL
 
 
 def refusal() -> str | None:

@@ -74,9 +74,10 @@ def test_sessions_are_capped_per_server_and_per_address_and_a_closed_one_frees_i
 def test_a_full_server_shows_the_class_is_full_page_and_nothing_else(monkeypatch):
     table = admission.SessionTable()
     limits = PageLimits(max_sessions=1)
-    table.admit("someone else", None, limits, lambda s: True)
+    table.admit("someone else", "10.0.0.9", limits, lambda s: True)
     monkeypatch.setattr(admission, "sessions", lambda: table)
     monkeypatch.setattr(admission, "page_limits", lambda: limits)
+    monkeypatch.setattr(admission, "session_alive", lambda s: True)  # the other student is connected
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert [t.value for t in at.title] == ["The class is full"]

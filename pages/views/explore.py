@@ -104,8 +104,11 @@ def show_comparison(result: InferenceResult) -> None:
 
 
 @st.fragment
-def show_details(result: InferenceResult) -> None:
-    """The detailed views; only the open tab is built, and switching reruns only this fragment."""
+def show_details(settings, digit) -> None:
+    """The detailed views; only the open tab is built, and switching reruns only this fragment.
+    Streamlit keeps a fragment's arguments with the session, after its tab has closed too: so
+    the digit and the settings, not their megabytes of trace (kept apart: ``explorer.cached``)."""
+    result = explore_result(settings, digit)
     tabs = st.tabs(VIEWS, key="view", bind="query-params")
     for tab, show in zip(tabs, (show_latent, show_layer, show_activity, show_comparison)):
         with tab:
@@ -171,6 +174,6 @@ else:
     show_overview(result)
     if note := texts.dec0_note(settings.neuron):
         st.warning(note, icon=":material/block:")
-    show_details(result)
+    show_details(settings, choice.digit)
     show_energy(result, settings)
     show_downloads(settings, choice.digit)
