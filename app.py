@@ -8,11 +8,12 @@ needs before the server takes its first session (explorer/warmup.py).
 
 import streamlit as st
 
-from explorer import admission, links
+from explorer import admission, links, memory
 from explorer.rerun_gate import rerun_slot
 from explorer.sidebar import render_sidebar
 
 st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", layout="wide")
+memory.start_collector()  # closed sessions' garbage collected and handed back now and then (explorer/memory.py)
 if why := admission.refusal():  # at most so many sessions per server and per address (explorer/admission.py)
     admission.show_class_full(why)
     st.stop()

@@ -8,6 +8,7 @@ wrong numbers would fail.
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import re
@@ -307,17 +308,11 @@ def test_results_are_kept_for_the_server_bounded_in_bytes_and_none_in_the_sessio
     assert len(calls) == computed
     at.slider(key="sb_thresh").set_value(0.2).run()  # dropped to keep the bound: computed again
     assert len(calls) == computed + 1 and calls[-1].thresh == 0.2 and kept.bytes > 0
-    held = [key for key in at.session_state if any(isinstance(v, InferenceResult) for v in _values(at.session_state[key]))]
-    assert held == [], held  # a closed tab's state outlives it: no trace may live there
-
-
-def _values(value) -> list:
-    """``value`` and what a dict, list, tuple or dataclass holds, one level down."""
-    if isinstance(value, dict):
-        return [value, *value.values()]
-    if isinstance(value, (list, tuple)):
-        return [value, *value]
-    return [value, *getattr(value, "__dict__", {}).values()]
+    # Streamlit keeps a closed tab's session (its state, fragments, download buttons) for a reconnect,
+    # as this AppTest keeps its own: once the cache lets the traces go, none may still be alive.
+    kept.clear()
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o) is InferenceResult]
 
 
 def test_another_model_uploaded_under_the_same_name_gets_its_own_results(monkeypatch):

@@ -177,3 +177,7 @@ else:
     show_details(settings, choice.digit)
     show_energy(result, settings)
     show_downloads(settings, choice.digit)
+    # Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)
+    # with the session after its tab has closed, and with them this script's globals: the trace must
+    # not be among them (explorer/cached.py keeps it for the whole server, bounded).
+    result = None

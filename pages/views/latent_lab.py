@@ -117,3 +117,7 @@ for tab, show in zip(
     with tab:
         if tab.open:
             show()
+# Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)
+# with the session after its tab has closed, and with them this script's globals: the code and its traces must
+# not be among them (explorer/cached.py keeps them for the whole server, bounded).
+own = None

@@ -101,6 +101,11 @@ class ResultCache:
             while len(self._items) > 1 and (len(self._items) > self.max_entries or (self.max_bytes is not None and self._bytes > self.max_bytes)):
                 self._bytes -= self._items.popitem(last=False)[1][1]
 
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
     @property
     def bytes(self) -> int:
         """The bytes its results hold, as ``size`` counts them."""
