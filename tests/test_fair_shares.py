@@ -187,3 +187,25 @@ def test_a_compare_over_the_bound_is_refused_in_one_line_and_nothing_runs(monkey
     assert not at.exception and not calls
     [line] = [w.value for w in at.warning]
     assert "500,000 digit-steps" in line and f"allows {PageLimits().compare_work:,} per request" in line
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def test_the_uploads_of_a_session_gone_for_good_are_emptied_and_a_reconnect_keeps_its_own():
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+    from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+    from explorer import memory
+
+    uploads = MemoryUploadedFileManager("/upload")
+    for session in ("left", "reconnects", "here"):
+        uploads.add_file(session, UploadedFileRec(file_id="f", name="x.pt", type="application/octet-stream", data=b"\0" * 1000))
+    connected, gone_since = {"here"}, {}
+    memory.forget_gone_uploads(uploads, connected.__contains__, gone_since, now=0.0, window=180.0)
+    assert set(uploads.file_storage) == {"left", "reconnects", "here"}  # within the window: kept for a reconnect
+    connected.add("reconnects")
+    memory.forget_gone_uploads(uploads, connected.__contains__, gone_since, now=100.0, window=180.0)
+    memory.forget_gone_uploads(uploads, connected.__contains__, gone_since, now=200.0, window=180.0)
+    assert set(uploads.file_storage) == {"reconnects", "here"} and gone_since == {}
+    assert uploads.get_files("reconnects", ["f"])[0].data == b"\0" * 1000
