@@ -198,7 +198,11 @@ def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
         # An upload is this session's own copy; files are loaded once per process.
         ckpt = ready_for_inference(source, device) if isinstance(source, Checkpoint) else shared_checkpoint(source, device)
     except (CheckpointError, OSError) as error:
-        sidebar.error(links.plain(f"Cannot load {name}: {error}"))
+        # Without its folder: a student's is named by the owner id, which no other screen may show.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        if not isinstance(source, Checkpoint):
+            reason = reason.replace(str(source), source.name)
+        sidebar.error(links.plain(f"Cannot load {name}: {reason}"))
         st.stop()
     owner.keep_in_browser(sidebar)
     return name, ckpt

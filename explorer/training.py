@@ -86,7 +86,7 @@ def save_run(job: TrainingJob) -> None:
     st.session_state[SAVED] = {
         "job": job.id,
         "name": path.stem,
-        "path": str(path),
+        "path": path.name,  # not the folder: it is named by the owner id, which is not shown on a screen
         "test_mse": metrics["test_mse"],
         "test_images": metrics["test_images"],
     }

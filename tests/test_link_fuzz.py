@@ -14,13 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
-import sae.io.checkpoints as checkpoints
 from explorer import links
 from sae.devices import device_status
-from sae.model import SpikingAutoencoder
 from teaching.controls import BY_NAME, PAGES, Refused, controls_on
 from teaching.links import read_query
 
@@ -44,21 +41,6 @@ PAYLOADS = {
     "colour directive": ":red[alarm] :material/warning:",
 }
 HUNDRED_KB = "9" * 100_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def a_checkpoint(tmp_path_factory):
-    """The shipped checkpoint when present; otherwise an untrained one in a temporary user folder."""
-    if checkpoints.default_checkpoint_path().exists():
-        yield
-        return
-    folder = tmp_path_factory.mktemp("user_checkpoints")
-    torch.manual_seed(0)
-    checkpoints.save_checkpoint(folder / "fixture.pt", SpikingAutoencoder())
-    patch = pytest.MonkeyPatch()
-    patch.setattr(checkpoints, "USER_DIR", folder)
-    yield
-    patch.undo()
 
 
 def page_params(page: str) -> list[str]:
@@ -182,3 +164,11 @@ def test_the_lines_stay_until_another_page_and_the_next_page_has_its_own():
     assert len(link_lines(at)) == 2  # still there after a click on the same page
     at.switch_page(SCRIPTS["lab"]).run()
     assert not at.exception and link_lines(at) == []
+
+
+def test_a_multiselect_keeps_its_good_entries_and_says_which_it_dropped():
+    at, lines = open_page("compare", {"c_view": "Sweep grid", "c_n": "8", "c_grid_thresh": ["0.5", "7", "1"], "c_grid_steps": ["2", "x"]})
+    assert_safe_and_working(at, "compare")
+    assert lines == ["ignored c_grid_thresh='7': not one of its choices", "ignored c_grid_steps='x': not one of its choices"]
+    assert at.multiselect(key="c_grid_thresh").value == [0.5, 1.0] and at.multiselect(key="c_grid_steps").value == [2]
+    assert at.query_params["c_grid_thresh"] == ["0.5", "1"] and at.query_params["c_grid_steps"] == "2"
