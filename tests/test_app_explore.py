@@ -12,6 +12,7 @@ import gc
 import io
 import json
 import re
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 import sae.io.checkpoints as checkpoints
 from explorer import links
 from explorer.canvas import png_data_url
-from sae.analysis.inference import InferenceResult, run_digit
+from sae.analysis.inference import run_digit
 from sae.data.images import prepare_digit
 from sae.data.mnist import mnist_tensors
 from sae.model import SAEConfig, SpikingAutoencoder
@@ -294,10 +295,17 @@ def test_results_are_kept_for_the_server_bounded_in_bytes_and_none_in_the_sessio
     from sae.runs.forward_process import default_worker
     from sae.runs.shared_results import ResultCache
 
-    calls = []
+    calls, made = [], []
     worker = default_worker()
     real_run_digit = worker.run_digit
-    monkeypatch.setattr(worker, "run_digit", lambda model, digit, settings: calls.append(settings) or real_run_digit(model, digit, settings))
+
+    def run_digit(model, digit, settings):
+        calls.append(settings)
+        result = real_run_digit(model, digit, settings)
+        made.append(weakref.ref(result))
+        return result
+
+    monkeypatch.setattr(worker, "run_digit", run_digit)
     kept = ResultCache(max_entries=1000, max_bytes=1, size=explorer.cached.nbytes)  # room for the newest result only
     monkeypatch.setattr(explorer.cached, "kept_results", lambda: kept)
     at = explore()
@@ -312,7 +320,7 @@ def test_results_are_kept_for_the_server_bounded_in_bytes_and_none_in_the_sessio
     # as this AppTest keeps its own: once the cache lets the traces go, none may still be alive.
     kept.clear()
     gc.collect()
-    assert not [o for o in gc.get_objects() if type(o) is InferenceResult]
+    assert made and not [ref for ref in made if ref() is not None]
 
 
 def test_another_model_uploaded_under_the_same_name_gets_its_own_results(monkeypatch):
