@@ -29,11 +29,11 @@ class Tab(Session):
             self.session_id = msg.new_session.initialize.session_id
         super()._handle(msg)
 
-    def _element(self, element) -> None:
+    def _element(self, element, *args, **kwargs) -> None:
         kind = element.WhichOneof("type")
         if kind in ("heading", "text"):
             self.texts = (self.texts + [getattr(element, kind).body])[-200:]
-        super()._element(element)
+        super()._element(element, *args, **kwargs)
 
 
 def put(url: str, session_id: str, *, declared: int | None, body: bytes = b"", chunks: int = 0) -> int:
