@@ -8,11 +8,15 @@ needs before the server takes its first session (explorer/warmup.py).
 
 import streamlit as st
 
-from explorer import page_frame, projector
+from explorer import admission, links, memory, page_frame, projector
 from explorer.rerun_gate import rerun_slot
 from explorer.sidebar import render_sidebar
 
 st.set_page_config(page_title="Spiking Autoencoder Explorer", page_icon="⚡", layout="wide", initial_sidebar_state=projector.sidebar_state())
+memory.start_collector()  # closed sessions' garbage collected and handed back now and then (explorer/memory.py)
+if why := admission.refusal():  # at most so many sessions per server and per address (explorer/admission.py)
+    admission.show_class_full(why)
+    st.stop()
 
 # Material icons ship with Streamlit, so they render even where no emoji font is installed.
 PAGES = [
@@ -26,8 +30,11 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+links.read_link(page.url_path)  # every value of the link parsed and corrected before any widget reads it
 page_frame.before_page(page)  # a lesson's step, lock and hide (explorer/page_frame.py)
 with rerun_slot(page):  # at most two Explore reruns at once over all sessions (explorer/rerun_gate.py)
+    link_lines = st.container()  # above the page; the sidebar may add a line (a checkpoint not here)
     render_sidebar()
+    links.show_lines(link_lines)
     page_frame.above_page(page)
     page.run()

@@ -1,5 +1,6 @@
 """The teacher's desk of a live class, meant for the projector: who joined and answered, the class's
-guesses, pictures and experiments as they arrive, the reveal, the step for the whole class, removals.
+guesses, pictures and experiments as they arrive, the reveal, the step for the whole class, removals
+(an answer, a student, a checkpoint a student shared).
 
 The desk is the class id and the teacher key, kept in the teacher's session only: from the Start
 button, or from a teacher link (``/teach?desk=<id>.<key>``), which is read once and then taken out
@@ -15,6 +16,8 @@ import streamlit as st
 from explorer import live_class, projector
 from explorer.charts import chart
 from explorer.lesson_library import library, plain
+from sae.io import student_checkpoints
+from sae.io.checkpoints import CheckpointError
 from sae.plots import classroom
 from teaching.controls import BY_NAME
 from teaching.qr import QRError, qr_png
@@ -146,9 +149,8 @@ def _controls(held: Desk, lesson, state, answers, address: str) -> None:
     with st.expander("Remove an answer or a student, end the class"):
         _removals(held, state, answers)
         st.button("Open a new join code", on_click=_act, args=(held.new_join_code,), help="The old code stops admitting at once.")
-        shared = shared_checkpoints(held)
-        for name in shared:
-            st.button(f"Remove the shared checkpoint {name}", on_click=_act, args=(remove_shared_checkpoint, held, name))
+        for i, saved in enumerate(shared_checkpoints()):
+            st.button(f"Remove the shared checkpoint {plain(saved.name)}", key=f"desk_unshare_{i}", on_click=remove_shared_checkpoint, args=(saved,))
         if st.checkbox("I want to end the class (everything in it is deleted)", key="desk_end_sure"):
             st.button("End the class", on_click=_end, args=(held,), type="primary")
     if not projector.is_on() and st.toggle(
@@ -168,16 +170,18 @@ def _removals(held: Desk, state, answers) -> None:
 
 
 # --- shared checkpoints ---------------------------------------------------------------------------
-# HOOK: students sharing trained checkpoints with their class comes with checkpoint ownership (its own
-# module, not in this tree yet).  When it lands, these two read and remove a class's shared
-# checkpoints through it; until then a class has none, and the desk shows no removal button.
+# A checkpoint a student shares is offered to everyone on this server (``sae.io.student_checkpoints``);
+# the teacher may remove any of them.  The owner id is never shown: the name only.
 
 
-def shared_checkpoints(held: Desk) -> list[str]:
-    """The names of the checkpoints students shared with this class (none until sharing exists)."""
-    return []
+def shared_checkpoints() -> list[student_checkpoints.Saved]:
+    """The checkpoints students share with the class, by name."""
+    return sorted((s for s in student_checkpoints.saved() if s.shared), key=lambda s: s.name)
 
 
-def remove_shared_checkpoint(held: Desk, name: str) -> None:
-    """Remove a checkpoint a student shared with this class (the teacher may remove anything shared)."""
-    raise NotImplementedError("checkpoint sharing is not part of this version")
+def remove_shared_checkpoint(saved: student_checkpoints.Saved) -> None:
+    """The removal button's callback: the file and its mark go, whoever owns it; a failure is one line."""
+    try:
+        student_checkpoints.remove_shared(saved.path)
+    except (CheckpointError, OSError) as error:
+        live_class.say(f"Not removed: {error}")

@@ -5,7 +5,8 @@ normalised ``[1, 1, 32, 32]`` tensor the network will see (or ``None``) and, whe
 the input was unusable, a one-line message saying why.  Images are decoded and
 normalised by ``sae.data.mnist``; this module only wires widgets to it.  The source, the MNIST
 index and class live in the URL (``?source=MNIST&index=42&class=7``) through
-``bind="query-params"``, so a shared link opens the same digit.
+``bind="query-params"``, so a shared link opens the same digit (app.py has the link's values
+parsed and corrected before these widgets read them: ``explorer.links``).
 """
 
 from __future__ import annotations
@@ -126,7 +127,6 @@ def _mnist_digit() -> DigitChoice:
         images, labels = test_set()
     except (OSError, RuntimeError, ValueError) as error:
         return DigitChoice(None, problem=f"The MNIST test set is not available here: {error}")
-    note = _correct_index_in_link()
     left, middle, right = st.columns([1, 1.3, 0.9], vertical_alignment="bottom")
     if visibility.shown("class"):
         left.selectbox(
@@ -162,26 +162,7 @@ def _mnist_digit() -> DigitChoice:
     index = int(index)
     label = int(labels[index])
     st.caption(f"MNIST test image #{index}: a **{label}** (28x28, resized to 32x32 like the training images).")
-    return DigitChoice(images[index : index + 1].clone(), f"MNIST test #{index} (a {label})", note=note)
-
-
-def _correct_index_in_link() -> str | None:
-    """A link's ``index`` outside the test set is replaced by the nearest valid one, with a note saying so."""
-    raw = st.query_params.get("index")
-    if raw is None or st.session_state.get("_index_link_checked") == raw:
-        return None
-    st.session_state["_index_link_checked"] = raw
-    try:
-        value = TEST_INDEX.parse(raw)
-    except ValueError:
-        fixed, why = 0, f"index {raw!r} in the link is not a number"
-    else:
-        if not TEST_INDEX.problem(value):
-            return None
-        fixed, why = TEST_INDEX.clamp(value), f"index {value:,} is outside {TEST_INDEX.describe()}"
-    st.session_state["index"] = fixed
-    st.query_params["index"] = str(fixed)
-    return f"{why}; showing #{fixed}."
+    return DigitChoice(images[index : index + 1].clone(), f"MNIST test #{index} (a {label})")
 
 
 # --- upload ---------------------------------------------------------------------------

@@ -14,12 +14,12 @@ State, all per session (``st.session_state``):
 
 The URL carries ``lab_code`` (the edited code, :func:`sae.analysis.latent.code_to_text`) only
 while the code differs from the digit's own.  Shared caches are read-only: the map
-of codes (per checkpoint, also on disk) and the test set's class means.
+of codes (per checkpoint, also on disk), the test set's class means, and the codes,
+decodings and blends (``explorer.cached.kept``, bounded for the whole server).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +27,15 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explorer import lab_texts, state, visibility
+from explorer import cached, lab_texts, links, state, visibility
 from explorer.resources import test_set
 from sae.analysis import latent
 from sae.io.fingerprints import digit_fingerprint
-from sae.limits import TEST_INDEX
 
 URL_CODE = "lab_code"
 KEY_A, KEY_B = "lab_a", "lab_b"
 MAP_KEY = "lab_map"
 DEFAULT_B = 1  # test image #1, a 2 (#0 is a 7)
-KEPT = 4  # per session and kind of result
 MAP_FOLDER = Path(__file__).resolve().parent.parent / ".cache" / "latent_maps"
 
 
@@ -54,7 +52,7 @@ class LabDigit:
 def choose_digits() -> tuple[LabDigit, LabDigit, list[str]]:
     """Digit A and B pickers (A defaults to Explore's digit); returns them and notes to show."""
     images, labels = test_set()
-    notes = [note for key in (KEY_A, KEY_B) if (note := _correct_index_in_link(key))]
+    notes = []
     if not st.session_state.get("_lab_started"):
         st.session_state["_lab_started"] = True
         if KEY_A not in st.query_params:
@@ -133,25 +131,6 @@ def _leave_explore_digit() -> None:
     st.session_state["_lab_from_explore"] = False
 
 
-def _correct_index_in_link(key: str) -> str | None:
-    """An index in the link outside the test set is replaced by the nearest valid one, with a note."""
-    raw = st.query_params.get(key)
-    if raw is None or st.session_state.get(f"_{key}_checked") == raw:
-        return None
-    st.session_state[f"_{key}_checked"] = raw
-    try:
-        value = TEST_INDEX.parse(raw)
-    except ValueError:
-        fixed, why = 0, f"{key}={raw!r} in the link is not a number"
-    else:
-        if not TEST_INDEX.problem(value):
-            return None
-        fixed, why = TEST_INDEX.clamp(value), f"{key}={value:,} in the link is outside {TEST_INDEX.describe()}"
-    st.session_state[key] = fixed
-    st.query_params[key] = str(fixed)
-    return f"{why}; showing #{fixed}."
-
-
 # --- cached results -------------------------------------------------------------------
 
 
@@ -160,15 +139,9 @@ def _settings_key(settings) -> tuple:
 
 
 def _kept(name: str, key: tuple, compute):
-    """``compute()`` once per key in this session, keeping the last few keys."""
-    cache = st.session_state.setdefault(name, OrderedDict())
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    value = cache[key] = compute()
-    while len(cache) > KEPT:
-        cache.popitem(last=False)
-    return value
+    """``compute()``, or the result kept for ``key`` (``explorer.cached.kept``: bounded for the server,
+    none of it held by the session)."""
+    return cached.kept((name, *key), compute)
 
 
 def own_code(settings, digit: LabDigit) -> latent.EncodedDigit:
@@ -231,7 +204,7 @@ def current_code(digit: LabDigit, own: latent.EncodedDigit) -> tuple[np.ndarray,
     note = None
     if not st.session_state.get("_lab_code_read"):
         st.session_state["_lab_code_read"] = True
-        raw = st.query_params.get(URL_CODE)
+        raw = links.value(URL_CODE)  # already checked for its own shape (explorer.links); here against the model's
         if raw:
             try:
                 _store(exp, own.code, latent.code_from_text(raw, *own.code.shape))

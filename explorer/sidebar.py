@@ -4,7 +4,11 @@
 values across pages.  Pages read the result with ``current()``: a :class:`Settings`
 holding the model to run and, as one :class:`~sae.model.NeuronSettings`, how to run
 it.  The settings live in the URL (query parameters) so a shared link opens the
-same view.
+same view; the link's values arrive already parsed (``explorer.links``).
+
+The checkpoint list holds the shipped checkpoints, the class's (the teacher's), the
+student's own saved runs and the ones classmates chose to share
+(``sae.io.student_checkpoints``); an owner can share or delete their own here.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from explorer import state, visibility
+from explorer import links, owner, state, visibility
 from explorer.resources import ready_for_inference, shared_checkpoint
 from sae import limits
 from sae.devices import device_status
+from sae.io import student_checkpoints
 from sae.io.checkpoints import Checkpoint, CheckpointError, default_checkpoint_path, list_checkpoints, load_checkpoint
 from sae.io.fingerprints import served_model_fingerprint
 from sae.model import NeuronSettings
@@ -24,7 +29,6 @@ from sae.model import NeuronSettings
 UPLOAD_LABEL = "uploaded: "
 # NeuronSettings field -> its slider's session-state key.
 NEURON_KEYS = {"thresh": "sb_thresh", "beta": "sb_beta", "num_steps": "sb_steps"}
-NEURON_RANGES = {"sb_thresh": limits.THRESH, "sb_beta": limits.BETA, "sb_steps": limits.NUM_STEPS}
 # Session-state key -> URL query parameter (links in the wild carry ?thresh=&beta=&steps=).
 # (control, key, label, range, help) of the three sliders.
 SLIDERS = (
@@ -58,8 +62,6 @@ def current() -> Settings:
 def render_sidebar() -> Settings:
     _read_url_once()
     sidebar = st.sidebar
-    for message in st.session_state.get("_sb_url_messages", []):
-        sidebar.warning(message)
     device = _device_picker(sidebar)
     name, ckpt = _checkpoint_picker(sidebar, device)
     trained = ckpt.config.neuron_settings()
@@ -75,42 +77,36 @@ def render_sidebar() -> Settings:
 
 
 def _read_url_once():
-    """On a session's first run, take the settings a shared link carries.
-
-    A value out of range is corrected to the nearest allowed one, and a value that
-    is no number at all is ignored; either way the sidebar says so in one line."""
+    """On a session's first run, take the settings a shared link carries (parsed and corrected,
+    each with its line, by ``explorer.links``).  The checkpoint and the device are checked when
+    the lists are drawn: one not offered here is replaced, with a line."""
     if st.session_state.get("_sb_url_read"):
         return
     st.session_state["_sb_url_read"] = True
-    params = st.query_params
-    messages = []
     for key, param in URL_KEYS.items():
-        if param not in params:
-            continue
-        raw = params[param]
-        rng = NEURON_RANGES.get(key)
-        if rng is None:
-            st.session_state[key] = raw
-            continue
-        try:
-            value = rng.parse(raw)
-        except ValueError:
-            messages.append(f"ignored {param}={raw!r} from the link: not a number")
-            continue
-        if rng.problem(value):
-            fixed = rng.clamp(value)
-            messages.append(f"{param} {raw} from the link is outside {rng.describe()}; using {fixed:g}")
-            value = fixed
-        st.session_state[key] = value
-    st.session_state["_sb_url_messages"] = messages
+        if links.given(param):
+            st.session_state[key] = links.value(param)
+    st.session_state["_sb_link_values"] = {param: links.value(param) for param in ("ckpt", "device") if links.given(param)}
+
+
+def _replaced_from_link(param: str, what: str, used) -> None:
+    """A line when the link named a ``param`` this list does not offer (the first run only).
+    Both values already fit the table's shape for ``param`` (``teaching.controls``), so they are shown as they are."""
+    wanted = st.session_state.get("_sb_link_values", {}).pop(param, None)
+    if wanted is not None and wanted != used:
+        links.say(f"{what} '{wanted}' from the link is not offered here; using '{used}'")
 
 
 def _write_url() -> None:
-    """Mirror the sidebar's values into the address bar, so the link reproduces the view."""
+    """Mirror the sidebar's values into the address bar, so the link reproduces the view.
+    An upload is not written: no link can carry it."""
     for key, param in URL_KEYS.items():
         value = st.session_state.get(key)
         text = f"{value:g}" if isinstance(value, float) else str(value)  # 0.35, not 0.35000000000000003
-        if value is not None and st.query_params.get(param) != text:
+        if value is None or text.startswith(UPLOAD_LABEL):
+            if param in st.query_params:
+                del st.query_params[param]
+        elif st.query_params.get(param) != text:
             st.query_params[param] = text
 
 
@@ -122,6 +118,7 @@ def _device_picker(sidebar) -> str:
     devices = [name for name, why in status.items() if why is None]
     if st.session_state.get("sb_device") not in devices:
         st.session_state["sb_device"] = devices[0]
+    _replaced_from_link("device", "device", st.session_state["sb_device"])
     if not visibility.shown("device"):
         return st.session_state["sb_device"]
     device = sidebar.selectbox(
@@ -133,17 +130,34 @@ def _device_picker(sidebar) -> str:
     return device
 
 
-def _checkpoint_choices() -> dict[str, object]:
-    """Label -> path (or an uploaded Checkpoint).  Shipped ones come first and keep
-    their plain names; a user file with a shipped file's name gets a suffix."""
-    choices = {}
+def _checkpoint_choices() -> tuple[dict[str, object], dict[str, student_checkpoints.Saved]]:
+    """Label -> path (or an uploaded Checkpoint), and label -> Saved for this student's own.
+
+    Shipped ones come first and keep their plain names, then the class's (the teacher's),
+    this student's own, and those classmates share.  A name met twice gets a suffix that
+    says whose it is (the labels fit the link's ``ckpt``: ``teaching.controls``)."""
+    choices, own = {}, {}
+
+    def add(name: str, suffix: str, source, plain: bool = True) -> str:
+        label, count = name if plain and name not in choices else f"{name} ({suffix})", 1
+        while label in choices:
+            count += 1
+            label = f"{name} ({suffix} {count})"
+        choices[label] = source
+        return label
+
     for info in list_checkpoints():
-        label = info.name if info.name not in choices else f"{info.name} (trained here)"
-        choices[label] = info.path
+        add(info.name, "trained here", info.path)
+    me = owner.owner()
+    visible = student_checkpoints.visible_to(me)
+    for saved in (s for s in visible if s.owner == me):
+        own[add(saved.name, "yours", saved.path)] = saved
+    for saved in (s for s in visible if s.owner != me):
+        add(saved.name, "shared", saved.path, plain=False)
     uploaded = st.session_state.get("_sb_uploaded")
     if uploaded is not None:
         choices[UPLOAD_LABEL + uploaded[0]] = uploaded[1]
-    return choices
+    return choices, own
 
 
 def _on_upload():
@@ -162,8 +176,9 @@ def _on_upload():
 
 def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
     """The checkpoint chooser and the upload; the chosen checkpoint loaded on ``device``."""
-    choices = _checkpoint_choices()
+    choices, own = _checkpoint_choices()
     requested = state.take_checkpoint_request()
+    requested = next((label for label, saved in own.items() if saved.name == requested), requested)
     if requested in choices:
         st.session_state["sb_checkpoint"] = requested
     default_name = default_checkpoint_path().stem
@@ -172,6 +187,7 @@ def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
     if not choices:
         sidebar.error("No checkpoint found: the shipped checkpoints/ folder is empty.")
         st.stop()
+    _replaced_from_link("ckpt", "checkpoint", st.session_state["sb_checkpoint"])
     name = st.session_state["sb_checkpoint"]
     if visibility.shown("ckpt"):
         name = sidebar.selectbox(
@@ -179,8 +195,10 @@ def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
             list(choices),
             key="sb_checkpoint",
             disabled=visibility.locked("ckpt"),
-            help="Shipped weights, ones trained in this app, or an upload.",
+            help="Shipped weights, your own saved runs, those classmates share, or an upload.",
         )
+    if name in own and visibility.state("ckpt") == "shown":  # not while a link keeps the checkpoint: deleting it would change it
+        _own_checkpoint(sidebar, own[name])
     if visibility.shown("upload_checkpoint"):
         sidebar.file_uploader(
             "Upload a checkpoint (.pt)",
@@ -192,15 +210,56 @@ def _checkpoint_picker(sidebar, device: str) -> tuple[str, Checkpoint]:
             help="Checked before use: weights only, at most 20 MB, shapes must match.",
         )
     if st.session_state.get("_sb_upload_error"):
-        sidebar.error(st.session_state["_sb_upload_error"])
+        sidebar.error(links.plain(st.session_state["_sb_upload_error"]))  # the file's name is the uploader's text
     source = choices[name]
     try:
         # An upload is this session's own copy; files are loaded once per process.
         ckpt = ready_for_inference(source, device) if isinstance(source, Checkpoint) else shared_checkpoint(source, device)
     except (CheckpointError, OSError) as error:
-        sidebar.error(f"Cannot load {name}: {error}")
+        # Without its folder: a student's is named by the owner id, which no other screen may show.
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        if not isinstance(source, Checkpoint):
+            reason = reason.replace(str(source), source.name)
+        sidebar.error(links.plain(f"Cannot load {name}: {reason}"))
         st.stop()
+    owner.keep_in_browser(sidebar)
     return name, ckpt
+
+
+# --------------------------------------------------------------------------- the student's own checkpoints
+
+
+def _own_checkpoint(sidebar, saved: student_checkpoints.Saved) -> None:
+    """Share a checkpoint of one's own with the class (or stop), or delete it."""
+    st.session_state["sb_share"] = saved.shared  # the file's state, whichever checkpoint is chosen
+    sidebar.checkbox(
+        "Share it with the class",
+        key="sb_share",
+        on_change=_on_share,
+        args=(saved,),
+        help="Only you see the checkpoints you save, until you share one: then everyone on this server can open it.",
+    )
+    with sidebar.popover("Delete it", icon=":material/delete:"):
+        st.caption(f"Delete {saved.name} for good?")
+        st.button("Delete", key="sb_delete", on_click=_on_delete, args=(saved,), type="primary")
+    if st.session_state.get("_sb_own_error"):
+        sidebar.error(st.session_state.pop("_sb_own_error"))
+
+
+def _on_share(saved: student_checkpoints.Saved) -> None:
+    try:
+        student_checkpoints.set_shared(saved.path, owner.owner(), bool(st.session_state.get("sb_share")))
+    except (CheckpointError, OSError) as error:
+        st.session_state["_sb_own_error"] = f"Not changed: {error}"
+
+
+def _on_delete(saved: student_checkpoints.Saved) -> None:
+    try:
+        student_checkpoints.delete(saved.path, owner.owner())
+    except (CheckpointError, OSError) as error:
+        st.session_state["_sb_own_error"] = f"Not deleted: {error}"
+        return
+    st.session_state.pop("sb_checkpoint", None)  # the default checkpoint next
 
 
 # --------------------------------------------------------------------------- neuron settings
@@ -214,9 +273,7 @@ def _start_from(name: str, trained: NeuronSettings) -> None:
     """A newly chosen checkpoint starts from its own values, unless a shared link set them."""
     values = _slider_values(trained)
     if st.session_state.get("_sb_trained_for") != name:
-        first_run_with_link = st.session_state.get("_sb_trained_for") is None and (
-            st.session_state.get("_sb_url_messages") or any(URL_KEYS[k] in st.query_params for k in values)
-        )
+        first_run_with_link = st.session_state.get("_sb_trained_for") is None and any(links.given(URL_KEYS[k]) for k in values)
         if not first_run_with_link:
             st.session_state.update(values)
         st.session_state["_sb_trained_for"] = name

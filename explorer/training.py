@@ -11,10 +11,13 @@ import uuid
 
 import streamlit as st
 
+from explorer import owner as checkpoint_owner
 from explorer import resources, state, train_form
+from explorer.page_limits import page_limits
 from sae.data.mnist import DataUnavailableError
 from sae.devices import DeviceUnavailableError
-from sae.io.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
+from sae.io import student_checkpoints
+from sae.io.checkpoints import CheckpointError, save_checkpoint
 from sae.runs.jobs import ENDED, JobLimitError, TrainingJob, default_manager
 from sae.training.loop import final_metrics
 
@@ -64,7 +67,9 @@ def stop_run(job: TrainingJob) -> None:
 def save_run(job: TrainingJob) -> None:
     """Save button callback: measure on the whole test set, then write the checkpoint atomically."""
     try:
-        path = new_user_checkpoint_path(st.session_state.get("tr_save_name", ""))
+        limits = page_limits()  # the student's own folder, within the class's bounds (sae.io.student_checkpoints)
+        name = st.session_state.get("tr_save_name", "")
+        path = student_checkpoints.new_path(name, checkpoint_owner.owner(), per_owner=limits.checkpoints_per_student, total=limits.max_checkpoints)
         test_images = resources.test_set()[0]
         with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
             metrics = final_metrics(job.model, test_images, job.result)
@@ -81,7 +86,7 @@ def save_run(job: TrainingJob) -> None:
     st.session_state[SAVED] = {
         "job": job.id,
         "name": path.stem,
-        "path": str(path),
+        "path": path.name,  # not the folder: it is named by the owner id, which is not shown on a screen
         "test_mse": metrics["test_mse"],
         "test_images": metrics["test_images"],
     }

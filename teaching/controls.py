@@ -261,6 +261,9 @@ CODE_TEXT_CHARS = 1700  # a 128-neuron, 50-step code (the largest the Train page
 TRAIN_FIELDS = ("preset", "latent_dim", "beta", "thresh", "num_steps", "surrogate", "lr", "batch_size", "loss", "train_subset", "seed")
 TRAIN_FIELDS += ("epochs", "time_budget", "device", "weight_decay", "schedule", "warmup_steps", "eval_images", "calibrate")
 CHECKPOINT_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+# The sidebar's label of a checkpoint: its name, and when names meet, whose it is (explorer.sidebar).
+CHECKPOINT_LABEL = rf"{CHECKPOINT_NAME}( \((trained here|yours|shared( [0-9]{{1,3}})?)\))?"
+CHECKPOINT_LABEL_CHARS = bounds.MAX_VALUE_CHARS + len(" (trained here)")
 LESSON_NAME = r"[a-z0-9][a-z0-9_-]{0,39}"
 JOIN_CODE = rf"[{bounds.JOIN_CODE_ALPHABET}]{{{bounds.JOIN_CODE_LENGTH}}}"
 DESK = r"[A-Za-z0-9_-]{1,20}\.[A-Za-z0-9_-]{16,64}"  # a class id and its teacher key: the teacher link's ``desk=``
@@ -272,7 +275,7 @@ def _setting(tag: str, side: str, rng: Range, default) -> Control:
 
 CONTROLS: tuple[Control, ...] = (
     # The sidebar: on every page.
-    Control("ckpt", "Checkpoint", EVERY_PAGE, Text(CHECKPOINT_NAME, "a checkpoint name"), None, "sb_checkpoint"),
+    Control("ckpt", "Checkpoint", EVERY_PAGE, Text(CHECKPOINT_LABEL, "a checkpoint name", CHECKPOINT_LABEL_CHARS), None, "sb_checkpoint"),
     Control("device", "Device", EVERY_PAGE, Choice(limits.DEVICES), None, "sb_device"),
     Control("thresh", "thresh (firing threshold)", EVERY_PAGE, Number(limits.THRESH), None, "sb_thresh"),
     Control("beta", "beta (membrane decay)", EVERY_PAGE, Number(limits.BETA), None, "sb_beta"),

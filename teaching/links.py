@@ -156,13 +156,36 @@ def decode(query, page: str) -> Decoded:
     ``query`` is the query string (with or without ``?``) or a mapping of key -> value or list of
     values; from Streamlit, ``{k: st.query_params.get_all(k) for k in st.query_params}`` (``to_dict``
     keeps only the last of repeated keys).  Never raises for bad input."""
+    reading = read_query(query, page)
+    link = LessonLink(reading.page, reading.values, reading.locked - reading.hidden, reading.hidden)
+    return Decoded(link, reading.corrections)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A query as :func:`read_query` read it: every usable value (defaults included, unlike a
+    :class:`LessonLink`), the lock and hide lists, and one plain-text line per correction."""
+
+    page: str
+    values: Mapping
+    locked: frozenset = frozenset()
+    hidden: frozenset = frozenset()
+    corrections: tuple[str, ...] = ()
+
+
+def read_query(query, page: str) -> Reading:
+    """The values of ``query`` for ``page``, each parsed by its control's kind: what :func:`decode`
+    builds a link from, and what the app reads every link with before any widget sees it.
+
+    A key whose value could not be used at all is absent from ``values``; a corrected one holds
+    its corrected value.  Never raises for bad input."""
     lines = []
     if page not in PAGES:
         lines.append(f"unknown page {echo(page)}; opening Home")
         page = "home"
     pairs, refused = _pairs(query)
     if refused:
-        return Decoded(LessonLink(page), (*lines, refused))
+        return Reading(page, {}, corrections=(*lines, refused))
     grouped: dict[str, list[str]] = {}
     for key, raw in pairs:
         grouped.setdefault(key, []).append(raw)
@@ -189,8 +212,7 @@ def decode(query, page: str) -> Decoded:
                 lines.append(fixed)
     for name in sorted(lists["lock"] & lists["hide"]):
         lines.append(f"{name} is both locked and hidden; hiding it")
-    link = LessonLink(page, values, lists["lock"] - lists["hide"], lists["hide"])
-    return Decoded(link, tuple(lines))
+    return Reading(page, values, frozenset(lists["lock"]), frozenset(lists["hide"]), tuple(lines))
 
 
 def decode_url(url: str) -> Decoded:

@@ -190,9 +190,10 @@ def test_a_teachers_own_lesson_folder_is_offered_and_a_broken_file_is_one_line(t
 def test_the_projector_flag_turns_the_switches_on_and_the_switch_off():
     at = opened(EXPLORE, {"projector": "1", "source": "MNIST"})
     assert widget(at.sidebar, "toggle", "Projector view").value
-    assert any("<style>" in node.proto.body for node in at.get("html"))
+    styled = lambda: any("<style>" in node.proto.body for node in at.get("html"))  # noqa: E731
+    assert styled()
     widget(at.sidebar, "toggle", "Projector view").set_value(False).run()
-    assert "projector" not in at.query_params and not at.get("html")
+    assert "projector" not in at.query_params and not styled()
 
 
 def test_the_link_builder_makes_a_short_link_that_opens_its_view():
@@ -316,3 +317,21 @@ def teacher_answers(teacher: AppTest):
     class_id, key = teacher.session_state["_class_desk"]
     desk = live_class.class_store().teacher(class_id, key)
     return desk.answers(desk.view().state.step)
+
+
+def test_the_teacher_removes_a_checkpoint_a_student_shared(tmp_path, monkeypatch):
+    import shutil
+
+    import sae.io.checkpoints as checkpoints
+    from sae.io import student_checkpoints
+
+    monkeypatch.setattr(checkpoints, "USER_DIR", tmp_path / "user_checkpoints")
+    someone = student_checkpoints.new_owner()
+    path = student_checkpoints.new_path("my_run", someone, per_owner=5, total=50)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(checkpoints.default_checkpoint_path(), path)
+    student_checkpoints.set_shared(path, someone, True)
+    teacher, _ = start_class("1-threshold")
+    button(teacher, "Remove the shared checkpoint my\\_run").click().run()
+    assert not path.exists() and not student_checkpoints.saved()
+    assert "Remove the shared checkpoint my\\_run" not in labels(teacher.button)

@@ -152,7 +152,7 @@ def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     next(t for t in at.text_input if t.label == "Name").set_value("my run")
     button(at, "Save checkpoint").click().run()
     assert not at.error, texts(at.error)
-    path = tmp_path / "my_run.pt"
+    path = tmp_path / "owners" / at.session_state["_owner"] / "my_run.pt"  # this student's own (sae.io.student_checkpoints)
     saved = checkpoints.load_checkpoint(path)
     expected_mse, _ = evaluate(job.model, TEST_X)
     assert saved.metrics["test_mse"] == pytest.approx(expected_mse, rel=1e-6) and saved.metrics["test_images"] == len(TEST_X)
@@ -170,11 +170,13 @@ def test_saving_refuses_a_name_in_use(manager, tmp_path):
     at = session()
     job = start(at)
     poll_until(at, lambda: not job.active)
-    (tmp_path / "taken.pt").write_bytes(b"someone else's")
+    taken = tmp_path / "owners" / at.session_state["_owner"] / "taken.pt"
+    taken.parent.mkdir(parents=True)
+    taken.write_bytes(b"an earlier run")
     next(t for t in at.text_input if t.label == "Name").set_value("taken")
     button(at, "Save checkpoint").click().run()
     assert "exists already" in texts(at.error)
-    assert (tmp_path / "taken.pt").read_bytes() == b"someone else's"
+    assert taken.read_bytes() == b"an earlier run"
 
 
 def test_stop_ends_the_run_quickly_and_keeps_the_model(manager):

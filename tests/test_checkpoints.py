@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from benchmarks.tutorial_sae import build_tutorial_sae
+from sae import limits
 from sae.io import checkpoints
 from sae.io.checkpoints import (
     Checkpoint,
@@ -520,3 +521,24 @@ def test_safe_name_refuses(typed):
     with pytest.raises(CheckpointError) as caught:
         safe_name(typed)
     assert "\n" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------- checkpoints of another shape
+
+
+@pytest.mark.parametrize("input_size, latent_dim", [(8, 32), (256, 8), (64, 32)])
+def test_a_checkpoint_made_for_other_images_is_refused_at_load_in_one_line(input_size, latent_dim, tmp_path):
+    model = make_model(input_size=input_size, latent_dim=latent_dim)
+    ours = {"format": checkpoints.FORMAT, "version": checkpoints.VERSION, "config": model.config.to_dict(), "state_dict": model.state_dict()}
+    line = f"made for {input_size}x{input_size} images; this app feeds the network 32x32 digits"
+    with pytest.raises(CheckpointError, match=f"^{line}$"):
+        load_checkpoint(to_bytes(ours))
+    with pytest.raises(CheckpointError, match=f"^refusing to save: {line}$"):
+        save_checkpoint(tmp_path / "other.pt", model)  # what could not be loaded back is not written
+    assert not (tmp_path / "other.pt").exists()
+
+
+@pytest.mark.parametrize("latent_dim", limits.LATENT_DIM_CHOICES)
+def test_every_latent_size_the_train_page_makes_loads(latent_dim, tmp_path):
+    path = save_checkpoint(tmp_path / f"l{latent_dim}.pt", make_model(latent_dim=latent_dim))
+    assert load_checkpoint(path).config.latent_dim == latent_dim

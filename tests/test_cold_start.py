@@ -1,8 +1,8 @@
 """A class arriving at a freshly started server: every deep link renders its page, no traceback.
 
 Each arrival is a real session on a real ``streamlit run`` (Streamlit's websocket
-protocol, as a browser speaks it: ``benchmarks.load.Session``). All 20 connect
-within 2 s of the health check answering, while the process runs its very first
+protocol, as a browser speaks it: ``benchmarks.streamlit_session.Session``). All 20
+connect within 2 s of the health check answering, while the process runs its very first
 scripts: the moment Streamlit's legacy ``pages/`` mode is still on. Before the
 fix, 9 of 10 such arrivals got a ``KeyError`` page; with only app.py for the legacy
 mode to run they got a "Page not found" dialog (see pages/__init__.py).
@@ -14,7 +14,8 @@ import asyncio
 import os
 import time
 
-from benchmarks.load import Session, free_port, streamlit_server, wait_healthy
+from benchmarks.server_launcher import free_port, streamlit_server, wait_healthy
+from benchmarks.streamlit_session import Session
 from tests.conftest import run_async
 
 ARRIVALS = 20

@@ -1,12 +1,14 @@
 """The load benchmark's protocol client against a real ``streamlit run`` server.
 
 One session opens /explore and moves the thresh slider once: both runs must reach
-``script_finished`` without an exception on the page, so the client that
-benchmarks/load.py times speaks the protocol the way the browser does.  No timing
-is asserted here (that is the benchmark's job, not a unit test's).
+``script_finished`` without an exception on the page, so the client the
+benchmarks time with (benchmarks/streamlit_session.py) speaks the protocol the
+way the browser does.  No timing is asserted here (that is the benchmark's job,
+not a unit test's).
 """
 
-from benchmarks.load import ROOT, Session, streamlit_server, wait_healthy
+from benchmarks.server_launcher import ROOT, streamlit_server, wait_healthy
+from benchmarks.streamlit_session import Session
 from tests.conftest import run_async
 
 

@@ -127,7 +127,7 @@ def test_only_what_differs_from_the_page_is_written():
         ("lab_a=3", r"^ignored lab_a: not on the Explore page$", {}),
         ("c_grid_beta=0.5", r"^ignored c_grid_beta: not on the Explore page$", {}),
         ("random_digit=1", r"^ignored random_digit: it has no value to set \(only to lock or hide\)$", {}),
-        ("ckpt=" + "a" * 300, r"^ignored ckpt: 300 characters, more than 64$", {}),
+        ("ckpt=" + "a" * 300, r"^ignored ckpt: 300 characters, more than 79$", {}),
         ("ckpt=../../etc/passwd", r"^ignored ckpt='\.\.\?\.\.\?etc\?passwd': not a checkpoint name$", {}),
         ("projector=maybe", r"^ignored projector='maybe': not on or off \(1 or 0\)$", {}),
         ("join=ABC", r"^ignored join='ABC': not a join code$", {}),

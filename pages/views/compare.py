@@ -184,3 +184,7 @@ for tab, view in zip(tabs, views):
     with tab:
         if tab.open:  # only the open tab is computed and sent
             view()
+# Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)
+# with the session after its tab has closed, and with them this script's globals: the digits must
+# not be among them (explorer/cached.py keeps the results for the whole server, bounded).
+images = None

@@ -107,8 +107,11 @@ def show_comparison(result: InferenceResult) -> None:
 
 
 @st.fragment
-def show_details(result: InferenceResult) -> None:
-    """The detailed views; only the open tab is built, and switching reruns only this fragment."""
+def show_details(settings, digit) -> None:
+    """The detailed views; only the open tab is built, and switching reruns only this fragment.
+    Streamlit keeps a fragment's arguments with the session, after its tab has closed too: so
+    the digit and the settings, not their megabytes of trace (kept apart: ``explorer.cached``)."""
+    result = explore_result(settings, digit)
     tabs = visibility.tabs("view", VIEWS, key="view", bind="query-params")
     for tab, show in zip(tabs, (show_latent, show_layer, show_activity, show_comparison)):
         with tab:
@@ -116,12 +119,15 @@ def show_details(result: InferenceResult) -> None:
                 show(result)
 
 
-def show_downloads(result: InferenceResult) -> None:
+def show_downloads(settings, digit) -> None:
+    """The files are made when asked for, from the kept trace (``explorer.cached``): a callable that
+    held the trace itself would keep megabytes for as long as Streamlit keeps the session's buttons,
+    which is after its tab has closed."""
     left, right, _ = st.columns([1, 1, 2])
     left.download_button(
         "Trace (.npz)",
         icon=":material/download:",
-        data=lambda: trace_npz_bytes(result),
+        data=lambda: trace_npz_bytes(explore_result(settings, digit)),
         file_name="sae_trace.npz",
         mime="application/octet-stream",
         on_click="ignore",
@@ -131,7 +137,7 @@ def show_downloads(result: InferenceResult) -> None:
     right.download_button(
         "Latent raster (.csv)",
         icon=":material/download:",
-        data=lambda: latent_raster_csv(result),
+        data=lambda: latent_raster_csv(explore_result(settings, digit)),
         file_name="latent_raster.csv",
         mime="text/csv",
         on_click="ignore",
@@ -171,6 +177,10 @@ else:
     show_overview(result)
     if note := texts.dec0_note(settings.neuron):
         st.warning(note, icon=":material/block:")
-    show_details(result)
+    show_details(settings, choice.digit)
     show_energy(result, settings)
-    show_downloads(result)
+    show_downloads(settings, choice.digit)
+    # Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)
+    # with the session after its tab has closed, and with them this script's globals: the trace must
+    # not be among them (explorer/cached.py keeps it for the whole server, bounded).
+    result = None

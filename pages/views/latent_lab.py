@@ -22,7 +22,10 @@ from sae.plots import latent as figs
 
 
 @st.fragment
-def show_editor(settings, digit, own) -> None:
+def show_editor(settings, digit) -> None:
+    """A click reruns only this.  Streamlit keeps a fragment's arguments with the session, after
+    its tab has closed too: so the digit, not its code and traces (kept apart: ``explorer.cached``)."""
+    own = lab.own_code(settings, digit)
     code, _ = lab.current_code(digit, own)
     neurons = code.shape[0]
     pick, *buttons = st.columns([1.3, 1, 1, 1, 1], vertical_alignment="bottom")
@@ -111,7 +114,7 @@ tabs = visibility.tabs("lab_view", texts.VIEWS, key="lab_view", bind="query-para
 for tab, show in zip(
     tabs,
     (
-        lambda: show_editor(settings, digit_a, own),
+        lambda: show_editor(settings, digit_a),
         lambda: show_atlas(settings, digit_a, own),
         lambda: show_blend(settings, digit_a, digit_b),
         lambda: show_map(settings, digit_a, own),
@@ -120,3 +123,7 @@ for tab, show in zip(
     with tab:
         if tab.open:
             show()
+# Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)
+# with the session after its tab has closed, and with them this script's globals: the code and its traces must
+# not be among them (explorer/cached.py keeps them for the whole server, bounded).
+own = None

@@ -44,6 +44,10 @@ from sae.model import LIF, SAEConfig, SpikingAutoencoder
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 USER_DIR = Path(os.environ.get("SAE_USER_CHECKPOINTS", "user_checkpoints"))
 MAX_CHECKPOINT_BYTES = 20 * 1024 * 1024  # the model is about 1.3 MB
+# The image side every page and the training feed the network: MNIST resized to 32x32, as the
+# tutorial does (sae.data).  The network itself can be built for other sizes; a checkpoint made
+# for one would fail at its first digit, so it is refused at load with one line.
+INPUT_SIZE = 32
 
 FORMAT = "sae-checkpoint"
 VERSION = 1
@@ -371,6 +375,8 @@ def _check_state(config: SAEConfig, state: dict) -> None:
     The expected tensors come from the model built on the meta device (no memory,
     no initialisation), so a config asking for a huge model costs nothing.
     """
+    if config.input_size != INPUT_SIZE:
+        raise CheckpointError(f"made for {config.input_size}x{config.input_size} images; this app feeds the network {INPUT_SIZE}x{INPUT_SIZE} digits")
     template = _template(config)
     expected = template.state_dict()
     missing = [k for k in expected if k not in state]
@@ -527,15 +533,3 @@ def safe_name(name: str) -> str:
             raise CheckpointError(f"the name may only use letters, digits, - _ and . (not {bad!r})")
         raise CheckpointError("the name must start with a letter, digit or _")
     return stem
-
-
-def new_user_checkpoint_path(name: str) -> Path:
-    """Where a checkpoint the user names ``name`` is saved: a safe file name, not a shipped
-    checkpoint's name, not an existing file (CheckpointError with the reason otherwise)."""
-    stem = safe_name(name)
-    if stem in {info.name for info in list_checkpoints() if info.shipped}:
-        raise CheckpointError(f"{stem!r} is the name of a shipped checkpoint: choose another")
-    path = USER_DIR / f"{stem}.pt"
-    if path.exists():
-        raise CheckpointError(f"a checkpoint named {stem!r} exists already: choose another name")
-    return path
