@@ -24,7 +24,7 @@ from teaching.links import read_query
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 SCRIPTS = {"home": "pages/views/home.py", "explore": "pages/views/explore.py", "compare": "pages/views/compare.py"}
-SCRIPTS |= {"lab": "pages/views/latent_lab.py", "train": "pages/views/train.py"}
+SCRIPTS |= {"lab": "pages/views/latent_lab.py", "train": "pages/views/train.py", "teach": "pages/views/teach.py", "join": "pages/views/join.py"}
 TIMEOUT = 300
 PAYLOADS = {
     "huge": "1e400",
