@@ -225,7 +225,7 @@ def panel(page: str) -> None:
 def _navigation(here: Position, total: int, title: str | None = None) -> None:
     """Back, next and leave; on the projector, one row with the title and no leave."""
     if title is None:
-        back, forward, leave, _ = st.columns([1, 1, 1, 3])
+        back, forward, leave, _ = st.columns([1, 1, 1.6, 2.4])
         leave.button("Leave the lesson", on_click=_leave, width="stretch")
     else:
         heading, back, forward = st.columns([6, 1, 1], vertical_alignment="center")
