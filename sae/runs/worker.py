@@ -7,7 +7,7 @@ runs at a lower CPU priority (``nice``), so the pages get the CPU first and the
 run gets the rest.
 
 Two transports use this module: ``sae.runs.local`` (the embedded default, a
-process per run on the app's machine) and ``sae.runs.redis_queue`` (``sae worker``
+fresh interpreter per run on the app's machine) and ``sae.runs.redis_queue`` (``sae worker``
 processes behind a Redis queue).  Both hand :func:`run` a way to send plain-data
 events (``sae.runs.messages``) and a stop flag; failures become the same one line an
 in-process run gives.
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -25,7 +25,7 @@ from sae.devices import DeviceUnavailableError, resolve_device
 from sae.errors import first_line
 from sae.model import SAEConfig
 from sae.runs import messages
-from sae.training.loop import TrainConfig, TrainingError, train
+from sae.training.loop import Finished, TrainConfig, TrainingError, final_metrics, train
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,16 @@ def describe_failure(error: BaseException, device: str) -> str:
 def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None) -> None:
     """Train, sending every event through ``send`` as a ``sae.runs.messages`` dict; a failure is sent as one line.
 
-    ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must take the same arguments."""
+    The trained model's test MSE over all of ``test_images`` (what Save records) is measured
+    here, before ``Finished`` is sent: it is part of the run, in this process at its priority,
+    never in the server.  ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must
+    take the same arguments."""
     device = train_config.device
     try:
         device = str(resolve_device(train_config.device))
         for event in (train_fn or train)(model_config, train_config, train_images, test_images, stop=stop):
+            if isinstance(event, Finished) and event.metrics is None:
+                event = replace(event, metrics=final_metrics(event.model, test_images, event, stop=stop))
             send(messages.encode(event))
     except (KeyboardInterrupt, SystemExit):
         send(messages.failed("the training worker was shut down during the run; start it again"))
