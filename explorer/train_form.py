@@ -16,6 +16,7 @@ from explorer import texts
 from sae import limits
 from sae.devices import available_devices
 from sae.model import SAEConfig
+from sae.runs.jobs import default_manager
 from sae.training.loop import TrainConfig
 from sae.training.recipes import RECIPES
 
@@ -171,7 +172,8 @@ def settings_form(locked: bool) -> None:
         _number(limits.SEED, "Seed", locked, help="Same seed, same settings: same run.")
     with run_col:
         st.markdown("**How long, and where**")
-        _number(limits.EPOCHS, "Epochs", locked)
+        class_limits = default_manager().limits
+        _number(limits.EPOCHS, "Epochs", locked, help=f"This server trains at most {class_limits.max_epochs} epochs per run.")
         st.number_input(
             "Time limit (seconds, 0: none)",
             0,
@@ -180,7 +182,8 @@ def settings_form(locked: bool) -> None:
             key=key("time_budget"),
             disabled=locked,
             **KEEP,
-            help="The run stops at the time limit or after the epochs, whichever comes first.",
+            help="The run stops at the time limit or after the epochs, whichever comes first. "
+            f"This server stops every run after {class_limits.max_run_seconds} s at most (and with no limit set).",
         )
         st.selectbox("Device", available_devices(), key=key("device"), disabled=locked, **KEEP, help="Only devices present here are listed.")
     with more_col:

@@ -15,8 +15,7 @@ from explorer import resources, state, train_form
 from sae.data.mnist import DataUnavailableError
 from sae.devices import DeviceUnavailableError
 from sae.io.checkpoints import CheckpointError, new_user_checkpoint_path, save_checkpoint
-from sae.runs.jobs import ENDED, JobLimitError, TrainingJob, default_manager
-from sae.training.loop import final_metrics
+from sae.runs.jobs import ENDED, TrainingJob, default_manager
 
 JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
 STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner
@@ -42,12 +41,28 @@ def session_alive_check():
     return lambda: instance.is_active_session(session_id)
 
 
+def client_address() -> str | None:
+    """The student's network address, for the class's share of runs per address.
+
+    The connection's own address, unless the operator says reverse proxies stand in front
+    (``SAE_TRUSTED_PROXIES``, ``sae.runs.class_limits``): then the address the outermost
+    trusted one saw.  Each proxy appends what it saw to X-Forwarded-For, so only the last
+    entries are the proxies' word; whatever comes before them the browser itself could write."""
+    proxies = default_manager().limits.trusted_proxies
+    if proxies:
+        hops = [hop.strip() for hop in st.context.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
+        if len(hops) >= proxies:
+            return hops[-proxies]
+    return st.context.ip_address
+
+
 def start_run() -> None:
     """Start button callback: runs before the script, so the settings render locked at once."""
     try:
         net, cfg = train_form.configs()
-        job = default_manager().submit(owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check())
-    except (ValueError, JobLimitError, DeviceUnavailableError, DataUnavailableError) as error:
+        data = resources.train_set()[0], resources.test_set()[0]
+        job = default_manager().submit(owner(), net, cfg, *data, keepalive=session_alive_check(), address=client_address())
+    except (ValueError, DeviceUnavailableError, DataUnavailableError) as error:  # RunRefused is a ValueError
         st.session_state[NOTICE] = str(error)
         return
     st.session_state[JOB] = job
@@ -62,12 +77,16 @@ def stop_run(job: TrainingJob) -> None:
 
 
 def save_run(job: TrainingJob) -> None:
-    """Save button callback: measure on the whole test set, then write the checkpoint atomically."""
+    """Save button callback: write the checkpoint, with the test MSE its worker measured, atomically.
+
+    Nothing is measured here: the worker measured the whole test set before the run
+    ended (``sae.runs.worker.run``), in its own process, not in the server."""
+    metrics = job.result.metrics if job.result is not None else None
+    if not metrics:
+        st.session_state[SAVED] = {"job": job.id, "error": "this run has no test measurement to save with it: train it again"}
+        return
     try:
         path = new_user_checkpoint_path(st.session_state.get("tr_save_name", ""))
-        test_images = resources.test_set()[0]
-        with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
-            metrics = final_metrics(job.model, test_images, job.result)
         provenance = {
             "command": "Train page",
             "seed": job.train_config.seed,

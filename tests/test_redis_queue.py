@@ -25,14 +25,19 @@ from sae.runs.jobs import ENDED, QUEUED, JobManager
 from sae.runs.redis_queue import RedisRunner
 from sae.training.loop import TrainConfig
 from tests.browser.conftest import ROOT
-from tests.services import redis_server, sae_worker, wait_for
+from tests.services import QUEUE_KEY, redis_server, sae_worker, wait_for
 from tests.test_app_train import TEST_X, TRAIN_X, batch_points, button, poll_until, session, start, texts
 
 
 @pytest.fixture
-def redis_url(tmp_path):
-    with redis_server(tmp_path) as url:
-        yield url
+def redis_service(tmp_path):
+    with redis_server(tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+def redis_url(redis_service):
+    return redis_service.url
 
 
 @pytest.fixture
@@ -47,6 +52,7 @@ def app(monkeypatch, tmp_path, redis_url):
     import torch
 
     monkeypatch.setenv("SAE_REDIS_URL", redis_url)
+    monkeypatch.setenv("SAE_QUEUE_KEY", QUEUE_KEY)
     monkeypatch.setattr(checkpoints, "USER_DIR", tmp_path)
     if not checkpoints.default_checkpoint_path().exists():
         checkpoints.save_checkpoint(tmp_path / "placeholder.pt", SpikingAutoencoder(SAEConfig()))
@@ -120,7 +126,7 @@ def test_a_worker_killed_mid_run_is_one_line_in_that_session_and_the_app_lives_o
 
 def test_runs_wait_in_the_shared_line_in_order_and_a_cancelled_one_never_trains(redis_url):
     """No worker yet: both runs wait in Redis, see their places, and one leaves the line."""
-    manager = JobManager(runner=RedisRunner(redis_url))
+    manager = JobManager(runner=RedisRunner(redis_url, key=QUEUE_KEY.encode()))
     tiny = TrainConfig(epochs=1, batch_size=16, train_subset=64, eval_images=16, device="cpu")
     first = manager.submit("a", SAEConfig(), tiny, TRAIN_X, TEST_X)
     wait_for(lambda: manager.poll("a", first).queue_position == 1, 20, "the first place in line")
