@@ -42,18 +42,8 @@ def session_alive_check():
 
 
 def client_address() -> str | None:
-    """The student's network address, for the class's share of runs per address.
-
-    The connection's own address, unless the operator says reverse proxies stand in front
-    (``SAE_TRUSTED_PROXIES``, ``sae.runs.class_limits``): then the address the outermost
-    trusted one saw.  Each proxy appends what it saw to X-Forwarded-For, so only the last
-    entries are the proxies' word; whatever comes before them the browser itself could write."""
-    proxies = default_manager().limits.trusted_proxies
-    if proxies:
-        hops = [hop.strip() for hop in st.context.headers.get("X-Forwarded-For", "").split(",") if hop.strip()]
-        if len(hops) >= proxies:
-            return hops[-proxies]
-    return st.context.ip_address
+    """The student's network address (behind trusted proxies: ``sae.runs.class_limits``)."""
+    return default_manager().limits.client_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For", ""))
 
 
 def start_run() -> None:

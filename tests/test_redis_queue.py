@@ -141,3 +141,30 @@ def test_runs_wait_in_the_shared_line_in_order_and_a_cancelled_one_never_trains(
     assert manager.counts()["queued"] == 1
     second.stop()
     assert second.wait(10) and not manager.poll("b", second).has_model
+
+
+def test_a_worker_outlives_redis_its_lost_run_is_one_line_and_it_trains_the_next_runs(redis_service, worker):
+    """Redis goes away under a run and comes back empty (nothing is saved), twice: once while the
+    worker trains, once while it waits.  The same worker process trains the runs after each."""
+    manager = JobManager(runner=RedisRunner(redis_service.url, key=QUEUE_KEY.encode()))
+    net = SAEConfig(latent_dim=8, num_steps=2)
+    long_run = TrainConfig(epochs=100, batch_size=16, eval_images=16, time_budget=240.0, device="cpu")
+    short_run = TrainConfig(epochs=1, batch_size=16, train_subset=64, eval_images=16, time_budget=60.0, device="cpu")
+    job = manager.submit("alice", net, long_run, TRAIN_X, TEST_X)
+    wait_for(lambda: manager.poll("alice", job).step >= 2, 180, "the run to train")
+
+    redis_service.stop()
+    assert job.wait(120), "the session was not told"
+    snap = manager.poll("alice", job)
+    assert snap.status == jobs.FAILED and "\n" not in snap.error, snap.error
+    assert snap.error.startswith(f"the training queue at redis://127.0.0.1:{redis_service.port}/0 cannot be reached"), snap.error
+    wait_for(lambda: "reconnecting" in worker.log(), 120, "the worker to notice")
+    redis_service.start()
+    wait_for(lambda: "is back: serving the queue again" in worker.log(), 60, "the worker to reconnect")
+    again = manager.submit("alice", net, short_run, TRAIN_X, TEST_X)
+    assert again.wait(240) and manager.poll("alice", again).reason == "completed"
+
+    redis_service.restart()  # the worker waits for a run meanwhile
+    third = manager.submit("alice", net, short_run, TRAIN_X, TEST_X)
+    assert third.wait(240) and manager.poll("alice", third).reason == "completed"
+    assert worker.process.poll() is None and "Traceback" not in worker.log(), worker.log()[-3000:]

@@ -73,6 +73,19 @@ class TrainingLimits:
             values[f.name] = value
         return cls(**values)
 
+    def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
+        """The address a student's browser connects from, for the share per address.
+
+        The connection's own address, unless ``trusted_proxies`` reverse proxies stand in
+        front of the app: then the address the outermost of them saw.  Each proxy appends
+        the address it saw to X-Forwarded-For, so only the last ``trusted_proxies`` entries
+        are the proxies' word; anything before them the browser itself could have written."""
+        if self.trusted_proxies:
+            hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+            if len(hops) >= self.trusted_proxies:
+                return hops[-self.trusted_proxies]
+        return connection
+
     def fit(self, cfg: TrainConfig) -> TrainConfig:
         """``cfg`` as this class runs it (a run without a time limit gets the class's), or RunRefused."""
         if cfg.epochs > self.max_epochs:
