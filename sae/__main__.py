@@ -192,7 +192,7 @@ def _add_worker_args(p):
     """One flag per WorkerConfig field, its default from the dataclass."""
     from dataclasses import fields
 
-    from sae.runs.redis_queue import WorkerConfig
+    from sae.runs.queue_worker import WorkerConfig
 
     defaults = WorkerConfig()
     for f in fields(WorkerConfig):
@@ -206,7 +206,7 @@ def _add_worker_args(p):
 def cmd_worker(args) -> int:
     from dataclasses import fields
 
-    from sae.runs.redis_queue import WorkerConfig, serve
+    from sae.runs.queue_worker import WorkerConfig, serve
 
     return serve(WorkerConfig(**{f.name: getattr(args, f.name) for f in fields(WorkerConfig)}))
 

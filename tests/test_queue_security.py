@@ -30,7 +30,8 @@ from sae.model import SAEConfig
 from sae.runs import messages
 from sae.runs.class_limits import TrainingLimits
 from sae.runs.jobs import ENDED, FAILED, JobManager
-from sae.runs.redis_queue import JOB_FUNCTION, QUEUE, RedisRunner, _rq_classes
+from sae.runs.queue_worker import rq_classes
+from sae.runs.redis_queue import JOB_FUNCTION, QUEUE, RedisRunner
 from sae.runs.signing import sign
 from sae.runs.spec import spec_of
 from sae.training.loop import TrainConfig
@@ -145,7 +146,7 @@ def test_rq_callbacks_and_webhooks_named_in_redis_are_never_used_by_the_worker(s
 
     pwned = tmp_path / "pwned.txt"
     planted = attacker_queue(service).enqueue("os.getcwd", description=str(pwned), on_failure=Callback("tests.test_queue_security.leave_a_mark"))
-    job_class, _ = _rq_classes()
+    job_class, _ = rq_classes()
     seen = job_class.fetch(planted.id, connection=redis.Redis.from_url(service.url), serializer=JSONSerializer)
     execute_failure_callback(seen, UnixSignalDeathPenalty, RuntimeError, RuntimeError("abandoned"), None)
     assert not pwned.exists() and seen.failure_callback is None and seen.webhooks == []

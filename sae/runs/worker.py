@@ -2,12 +2,13 @@
 
 A run trains in a process of its own, never in a thread of the Streamlit
 server: in a thread it shared the server's GIL and cores with every page, and
-kept 42 % of its steps beside 30 explorers (design.md section 9).  The process
-runs at a lower CPU priority (``nice``), so the pages get the CPU first and the
-run gets the rest.
+lost most of its steps beside a class of explorers
+(``python -m benchmarks.load --sessions 30 --train-alone --train`` shows the cost).
+The process runs at a lower CPU priority (``nice``), so the pages get the CPU
+first and the run gets the rest.
 
 Two transports use this module: ``sae.runs.local`` (the embedded default, a
-fresh interpreter per run on the app's machine) and ``sae.runs.redis_queue`` (``sae worker``
+fresh interpreter per run on the app's machine) and ``sae.runs.queue_worker`` (``sae worker``
 processes behind a Redis queue).  Both hand :func:`run` a way to send plain-data
 events (``sae.runs.messages``) and a stop flag; failures become the same one line an
 in-process run gives.
@@ -62,9 +63,9 @@ def lower_priority(settings: ProcessSettings) -> None:
 
     Why a core is left free: torch splits every operation over its threads and
     waits for the slowest.  At a lower priority, a thread that shares its core
-    with a page stalls every operation: on 2 cores, beside a process keeping one
-    core 60 % busy, a 20 s run made 39 steps with 2 threads (135 alone) and 107
-    with 1 thread (101 alone)."""
+    with a page stalls every operation, so beside a busy page a run with a thread
+    on every core makes far fewer steps than one with a core left free (compare
+    ``SAE_WORKER_THREADS`` settings with ``python -m benchmarks.load --sessions 30 --train``)."""
     if settings.nice:
         try:
             os.nice(settings.nice)
