@@ -19,6 +19,7 @@ from sae.runs.jobs import ENDED, TrainingJob, default_manager
 
 JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
 STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner
+MEASURE_WAIT_S = 30.0  # Save waits this long for the worker's test MSE of a run that has just ended
 
 
 def owner() -> str:
@@ -69,11 +70,14 @@ def stop_run(job: TrainingJob) -> None:
 def save_run(job: TrainingJob) -> None:
     """Save button callback: write the checkpoint, with the test MSE its worker measured, atomically.
 
-    Nothing is measured here: the worker measured the whole test set before the run
-    ended (``sae.runs.worker.run``), in its own process, not in the server."""
+    Nothing is measured here: the worker measures the whole test set right after the
+    run ends (``sae.runs.worker.run``), in its own process, not in the server."""
+    job.wait(MEASURE_WAIT_S)  # the worker measures right after the run ends: usually done by now
     metrics = job.result.metrics if job.result is not None else None
     if not metrics:
-        st.session_state[SAVED] = {"job": job.id, "error": "this run has no test measurement to save with it: train it again"}
+        measuring = not job.wait(0)
+        problem = "the worker is still measuring its test MSE: press Save again in a moment" if measuring else "it has no test MSE"
+        st.session_state[SAVED] = {"job": job.id, "error": f"this run cannot be saved yet: {problem}"}
         return
     try:
         path = new_user_checkpoint_path(st.session_state.get("tr_save_name", ""))

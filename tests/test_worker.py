@@ -22,7 +22,9 @@ import torch
 from benchmarks.load import Session, streamlit_server, wait_healthy
 from sae.runs.jobs import ENDED, FAILED, JobManager
 from sae.runs.local import LocalRunner
+from sae.runs.messages import Measured
 from sae.runs.worker import ProcessSettings
+from sae.runs.worker import run as run_in_this_process
 from sae.training.loop import BatchEnd, Evaluation, Finished, evaluate, train
 from tests.browser.conftest import ROOT
 from tests.conftest import run_async
@@ -70,6 +72,7 @@ def test_a_run_trains_in_its_own_process_at_lower_priority_with_the_in_process_r
     assert child != os.getpid() and running(child)
     assert nice_of(child) == min(nice_of(0) + ProcessSettings.nice, 19)
     got, expected = [first, *events], list(train(NET, tiny(), *images))
+    *got, measured = got  # after Finished, the worker's measurement of the trained model
     assert [type(e) for e in got] == [type(e) for e in expected]
     for a, b in zip(got, expected):
         if isinstance(a, BatchEnd):
@@ -82,9 +85,23 @@ def test_a_run_trains_in_its_own_process_at_lower_priority_with_the_in_process_r
     for key, value in reference.model.state_dict().items():
         assert torch.equal(finished.model.state_dict()[key], value), key
     # The test MSE that Save records was measured in the worker, on every test image it was given.
-    assert reference.metrics is None and finished.metrics["test_images"] == len(images[1])
-    assert finished.metrics["test_mse"] == pytest.approx(evaluate(reference.model, images[1])[0], rel=1e-6)
+    assert isinstance(measured, Measured) and measured.metrics["test_images"] == len(images[1])
+    assert measured.metrics["test_mse"] == pytest.approx(evaluate(reference.model, images[1])[0], rel=1e-6)
     wait_until(lambda: not running(child), timeout=10)
+
+
+def test_the_worker_measures_the_whole_test_set_after_finished_even_when_stopped(images):
+    """A Stop ends the run at once; its measurement follows in full (Save needs it), unless nobody will read it."""
+    test_images = torch.rand(1200, 1, 32, 32)
+    stop, sent = threading.Event(), []
+    stop.set()  # stopped before the first step
+    run_in_this_process(NET, tiny(), images[0], test_images, sent.append, stop)
+    assert [m["type"] for m in sent][-2:] == ["finished", "measured"] and sent[-2]["reason"] == "stopped"
+    assert sent[-1]["metrics"]["test_images"] == 1200
+    gone, sent = threading.Event(), []
+    gone.set()  # the app is gone: one batch, then the worker is free
+    run_in_this_process(NET, tiny(), images[0], test_images, sent.append, stop, gone=gone)
+    assert sent[-1]["type"] == "measured" and sent[-1]["metrics"]["test_images"] == 500
 
 
 def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trains(images):
@@ -105,6 +122,7 @@ APP = """
 import sys, threading, time
 import torch
 from sae.runs.local import LocalRunner
+from sae.runs.messages import Measured
 from sae.model import SAEConfig
 from sae.training.loop import TrainConfig
 from tests.test_worker import training_processes
@@ -147,12 +165,13 @@ with open(os.environ["SAE_TEST_MARKER"], "a") as marker:
     marker.write(f"{os.getpid()}\\n")  # every process that runs this script says so
 from sae.model import SAEConfig
 from sae.runs.local import LocalRunner
+from sae.runs.messages import Measured
 from sae.training.loop import TrainConfig
 
 if "outcome" not in st.session_state:
     cfg = TrainConfig(epochs=1, batch_size=16, train_subset=32, eval_images=16, device="cpu")
     events = LocalRunner()(SAEConfig(latent_dim=8, num_steps=2), cfg, torch.rand(32, 1, 32, 32), torch.rand(16, 1, 32, 32), threading.Event())
-    st.session_state.outcome = type(list(events)[-1]).__name__
+    st.session_state.outcome = " ".join(type(e).__name__ for e in events if type(e).__name__ in ("Finished", "Measured"))
 st.markdown(f"outcome: {st.session_state.outcome}")
 """
 
@@ -172,6 +191,6 @@ def test_a_run_started_from_a_streamlit_server_does_not_run_the_app_script_in_it
 
         session, run = run_async(visit())
         log = (tmp_path / "streamlit.log").read_text()
-        assert run.status == "ok" and "outcome: Finished" in session.texts, (session.texts, session.exceptions, log[-3000:])
+        assert run.status == "ok" and "outcome: Finished Measured" in session.texts, (session.texts, session.exceptions, log[-3000:])
     assert marker.read_text().split() == [str(server.pid)], "the app script ran in another process too"
     assert "missing ScriptRunContext" not in log, log[-3000:]

@@ -44,7 +44,7 @@ import torch
 from sae.devices import available_devices, resolve_device
 from sae.model import SAEConfig
 from sae.runs.class_limits import RunRefused, TrainingLimits
-from sae.runs.messages import Started, Waiting
+from sae.runs.messages import Measured, Started, Waiting
 from sae.runs.worker import describe_failure
 from sae.training.loop import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
 
@@ -155,7 +155,7 @@ class TrainingJob:
                 self._status = STOPPING
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run has ended and freed its place (or ``timeout``); True when it has."""
+        """Block until the run has ended, been measured and freed its place (or ``timeout``); True when it has."""
         return self._ended.wait(timeout)
 
     def touch(self) -> None:
@@ -221,7 +221,7 @@ class TrainingJob:
             for event in events:
                 self._record(event)
                 waiting_alone = self.status == QUEUED and not self.connected()  # a shared queue's place, its session gone
-                if not self._stop.is_set() and (self.orphaned() or waiting_alone):
+                if self.active and not self._stop.is_set() and (self.orphaned() or waiting_alone):
                     log.info("training job %s orphaned: stopping it", self.id)
                     with self._lock:
                         self._reason = "abandoned"
@@ -240,6 +240,11 @@ class TrainingJob:
         now = self._clock()
         if isinstance(event, Waiting | Started):
             self._follow_queue(event, now)
+            return
+        if isinstance(event, Measured):  # after Finished: the test MSE that Save records
+            with self._lock:
+                if self.result is not None:
+                    self.result.metrics = event.metrics
             return
         with self._lock:
             self._history.record(event)

@@ -5,7 +5,7 @@ events, but the training happens in a child process (``sae.runs.worker``) at a l
 CPU priority.  Events come back over a socket as plain data; a stop request goes
 the other way.  If the child dies under a run (killed, out of memory) the
 generator raises ``WorkerLost`` with one line, and the app goes on.  If the app
-dies, the child sees its socket close and stops.
+dies, the child sees its socket close and stops (and measures nothing more).
 
 Each child is a fresh interpreter, ``python -m sae.runs.local FD``, as the forward
 process is (``sae.runs.forward_process``): ``multiprocessing`` prepares its children
@@ -65,23 +65,28 @@ def _child(fd: int) -> None:
     if train_fn_name:
         module, _, name = train_fn_name.partition(":")
         train_fn = getattr(importlib.import_module(module), name)
-    stop = threading.Event()
+    stop, gone = threading.Event(), threading.Event()
 
     def listen():
         try:
+            conn.recv()  # "stop"
+        except (EOFError, OSError):
+            gone.set()  # the app closed its end: nobody reads any more
+        stop.set()
+        try:
             conn.recv()
         except (EOFError, OSError):
-            pass
-        stop.set()
+            gone.set()
 
     def send(message: dict) -> None:
         try:
             conn.send(message)
-        except OSError:  # the app is gone: nobody reads any more
+        except OSError:  # the app is gone
+            gone.set()
             stop.set()
 
     threading.Thread(target=listen, name="sae-stop-listener", daemon=True).start()
-    run_in_this_process(model_config, train_config, train_images, test_images, send, stop, train_fn)
+    run_in_this_process(model_config, train_config, train_images, test_images, send, stop, train_fn, gone)
     conn.close()
 
 
@@ -164,7 +169,7 @@ class LocalRunner:
                     if isinstance(event, BatchEnd):
                         step = event.step
                     yield event
-                    if isinstance(event, Finished):
+                    if isinstance(event, messages.Measured) or (isinstance(event, Finished) and event.model is None):
                         return
                 elif process.poll() is not None and not conn.poll():
                     break
@@ -176,7 +181,7 @@ class LocalRunner:
         finally:
             conn.close()  # the child stops if it still runs (a failure, or nobody reads any more)
             try:
-                process.wait(5)  # it ends at once after Finished, or within a layer after the socket closed
+                process.wait(5)  # it ends at once after Measured, or within a layer after the socket closed
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)

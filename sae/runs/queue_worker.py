@@ -89,11 +89,12 @@ class _Presence:
 
     Twice a second it renews ``sae:worker:<name>`` (what it trains on, which run it
     trains), which is how the app counts workers and notices a dead one; and it
-    stops the current run when the app asked, or when nobody reads it any more."""
+    stops the current run when the app asked, or when nobody reads it any more
+    (then it is ``gone`` too: not even its final measurement is wanted)."""
 
     def __init__(self, r, name: str, device: str):
         self.r, self.name, self.device = r, name, device
-        self.run: tuple[str, threading.Event] | None = None
+        self.run: tuple[str, threading.Event, threading.Event] | None = None  # id, stop, gone
         self.reachable = True
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -103,7 +104,7 @@ class _Presence:
         self._thread = threading.Thread(target=self._loop, name="sae-heartbeat", daemon=True)
         self._thread.start()
 
-    def current(self, run: tuple[str, threading.Event] | None) -> None:
+    def current(self, run: tuple[str, threading.Event, threading.Event] | None) -> None:
         with self._lock:
             self.run = run
         self.beat()
@@ -123,6 +124,8 @@ class _Presence:
                 pipe.exists(keys["stop"])
                 pipe.exists(keys["watched"])
             replies = pipe.execute()
+            if run is not None and not replies[2]:
+                run[2].set()
             if run is not None and (replies[1] or not replies[2]):
                 run[1].set()
         except RedisError as error:
@@ -163,8 +166,8 @@ class _RunEvents:
     """A run's events into its stream, numbered and signed.  When Redis is gone the run stops:
     nobody can see it any more, and the worker should go back to waiting for Redis."""
 
-    def __init__(self, r, run_id: str, stop: threading.Event):
-        self.r, self.run_id, self.stop = r, run_id, stop
+    def __init__(self, r, run_id: str, stop: threading.Event, gone: threading.Event):
+        self.r, self.run_id, self.stop, self.gone = r, run_id, stop, gone
         self.key = run_keys(run_id)["events"]
         self.sent, self.last_type, self.lost = 0, "failed", None
 
@@ -181,6 +184,7 @@ class _RunEvents:
             pipe.execute()
         except RedisError as error:
             self.lost = error
+            self.gone.set()
             self.stop.set()
             log.warning("run %s: Redis unreachable (%s): stopping the run", self.run_id, first_line(error))
             return
@@ -195,16 +199,16 @@ def run_job(job_arguments: dict) -> dict:
     from rq import get_current_job
 
     job = get_current_job()
-    presence, stop = _presence(), threading.Event()
-    events = _RunEvents(job.connection, job.id, stop)
+    presence, stop, gone = _presence(), threading.Event(), threading.Event()
+    events = _RunEvents(job.connection, job.id, stop, gone)
     model_config, train_config = read_spec(job_arguments["spec"], _LIMITS)
     train_config = replace(train_config, device=presence.device)
-    presence.current((job.id, stop))  # also stops at once a run that was stopped while it waited
+    presence.current((job.id, stop, gone))  # also stops at once a run that was stopped while it waited
     try:
         events.send(messages.encode(messages.Started(presence.name, presence.device)))
         train_images, test_images = _mnist()
         log.info("run %s: training %s on %s", job.id, train_config, presence.device)
-        run_in_this_process(model_config, train_config, train_images, test_images, events.send, stop)
+        run_in_this_process(model_config, train_config, train_images, test_images, events.send, stop, gone=gone)
     finally:
         presence.current(None)
     log.info("run %s: %s", job.id, "lost with Redis" if events.lost else events.last_type)
@@ -254,7 +258,8 @@ def rq_classes():
             if refusal:
                 log.warning("refused job %s: %s", job.id, refusal[:300])
                 if signed:  # the app's own run: its session reads why
-                    _RunEvents(self.connection, job.id, threading.Event()).send(messages.failed(f"the worker refused this run: {refusal}"))
+                    refused = messages.failed(f"the worker refused this run: {refusal}")
+                    _RunEvents(self.connection, job.id, threading.Event(), threading.Event()).send(refused)
                 self.handle_job_failure(job, queue, exc_string=f"refused by the sae worker: {refusal}")
                 return
             try:

@@ -203,7 +203,8 @@ class RedisRunner:
                             step = event.step
                         yield event
                         if isinstance(event, Finished):
-                            finished = True
+                            finished = True  # the run has ended: what follows is its measurement
+                        if isinstance(event, messages.Measured):
                             return
                 if entries:
                     continue

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -85,20 +85,24 @@ def describe_failure(error: BaseException, device: str) -> str:
     return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
-def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None) -> None:
+def run(
+    model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None, gone=None
+) -> None:
     """Train, sending every event through ``send`` as a ``sae.runs.messages`` dict; a failure is sent as one line.
 
-    The trained model's test MSE over all of ``test_images`` (what Save records) is measured
-    here, before ``Finished`` is sent: it is part of the run, in this process at its priority,
-    never in the server.  ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must
-    take the same arguments."""
+    After ``Finished`` comes ``Measured``: the trained model's test MSE over all of
+    ``test_images`` (what Save records), measured here, in this process at its
+    priority, never in the server.  A Stop does not cut it short (the run has ended;
+    Save needs the measurement); ``gone``, set when nobody will read it, does.
+    ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must take the
+    same arguments."""
     device = train_config.device
     try:
         device = str(resolve_device(train_config.device))
         for event in (train_fn or train)(model_config, train_config, train_images, test_images, stop=stop):
-            if isinstance(event, Finished) and event.metrics is None:
-                event = replace(event, metrics=final_metrics(event.model, test_images, event, stop=stop))
             send(messages.encode(event))
+            if isinstance(event, Finished) and event.model is not None:
+                send(messages.encode(messages.Measured(final_metrics(event.model, test_images, event, stop=gone))))
     except (KeyboardInterrupt, SystemExit):
         send(messages.failed("the training worker was shut down during the run; start it again"))
         raise
