@@ -95,13 +95,15 @@ def test_a_run_goes_through_redis_to_a_worker_streams_to_the_page_stops_and_open
     assert present["run"] == run_id and r.xlen(stream) >= 4  # started, the first evaluation, three batches
 
     at.button(key="tr_stop").click().run()
-    assert job.wait(10)
+    wait_for(lambda: job.status == ENDED, 10, "the stop to reach the page")
     at.run()
     assert "Stopped" in texts(at.success) and batch_points(at) == job.snapshot().step
+    assert job.wait(300), "the worker did not measure the test MSE"  # all 10,000 of its MNIST test images
     next(t for t in at.text_input if t.label == "Name").set_value("via redis")
     button(at, "Save checkpoint").click().run()
     assert not at.error, texts(at.error)
-    assert checkpoints.load_checkpoint(app / "via_redis.pt").metrics["steps"] == job.snapshot().step
+    saved = checkpoints.load_checkpoint(app / "via_redis.pt").metrics
+    assert saved["steps"] == job.snapshot().step and saved["test_images"] == 10_000 and saved["test_mse"] == job.result.metrics["test_mse"]
     assert f"run {run_id}: training" in worker.log()
 
     env = {**os.environ, "SAE_USER_CHECKPOINTS": str(app), "PYTHONPATH": str(ROOT)}
