@@ -319,7 +319,6 @@ def serve(config: WorkerConfig) -> int:
     Refuses to start, with one line, without ``SAE_QUEUE_KEY`` or a Redis it can reach; once
     serving, a lost Redis is waited for, and the worker serves again when it is back."""
     from redis.exceptions import RedisError
-    from rq.serializers import JSONSerializer
 
     from sae.devices import resolve_device
 
@@ -340,6 +339,14 @@ def serve(config: WorkerConfig) -> int:
     _mnist()  # once, before the first run
     _presence()
     log.info("sae worker %s: queue %r on %s, training on %s, nice +%d", name, config.queue, safe_url(config.redis_url), device, config.nice)
+    return _work(r, config, name)
+
+
+def _work(r, config: WorkerConfig, name: str) -> int:
+    """RQ's work loop, started again each time Redis comes back, until the worker is asked to stop."""
+    from redis.exceptions import RedisError
+    from rq.serializers import JSONSerializer
+
     job_class, worker_class = rq_classes()
     previous = None
     while True:
