@@ -16,6 +16,7 @@ from explorer import texts, visibility
 from sae import limits
 from sae.devices import available_devices
 from sae.model import SAEConfig
+from sae.runs.jobs import default_manager
 from sae.training.loop import TrainConfig
 from sae.training.recipes import RECIPES
 
@@ -183,7 +184,8 @@ def _training_inputs(locked: bool) -> None:
 
 def _run_inputs(locked: bool) -> None:
     st.markdown("**How long, and where**")
-    _number(limits.EPOCHS, "Epochs", locked)
+    class_limits = default_manager().limits
+    _number(limits.EPOCHS, "Epochs", locked, help=f"This server trains at most {class_limits.max_epochs} epochs per run.")
     if _shown("time_budget"):
         st.number_input(
             "Time limit (seconds, 0: none)",
@@ -193,7 +195,8 @@ def _run_inputs(locked: bool) -> None:
             key=key("time_budget"),
             disabled=_locked("time_budget", locked),
             **KEEP,
-            help="The run stops at the time limit or after the epochs, whichever comes first.",
+            help="The run stops at the time limit or after the epochs, whichever comes first. "
+            f"This server stops every run after {class_limits.max_run_seconds} s at most (and with no limit set).",
         )
     if _shown("device"):
         st.selectbox(

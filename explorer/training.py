@@ -18,11 +18,11 @@ from sae.data.mnist import DataUnavailableError
 from sae.devices import DeviceUnavailableError
 from sae.io import student_checkpoints
 from sae.io.checkpoints import CheckpointError, save_checkpoint
-from sae.runs.jobs import ENDED, JobLimitError, TrainingJob, default_manager
-from sae.training.loop import final_metrics
+from sae.runs.jobs import ENDED, TrainingJob, default_manager
 
 JOB, OWNER, SAVED, NOTICE, GOTO_EXPLORE = "train_job", "_train_owner", "_train_saved", "_train_notice", "_train_goto_explore"
 STOP_WAIT_S = 1.0  # a stopped run ends within a layer or two: usually far sooner
+MEASURE_WAIT_S = 30.0  # Save waits this long for the worker's test MSE of a run that has just ended
 
 
 def owner() -> str:
@@ -45,12 +45,18 @@ def session_alive_check():
     return lambda: instance.is_active_session(session_id)
 
 
+def client_address() -> str | None:
+    """The student's network address (behind trusted proxies: ``sae.runs.class_limits``)."""
+    return default_manager().limits.client_address(st.context.ip_address, st.context.headers.get("X-Forwarded-For", ""))
+
+
 def start_run() -> None:
     """Start button callback: runs before the script, so the settings render locked at once."""
     try:
         net, cfg = train_form.configs()
-        job = default_manager().submit(owner(), net, cfg, resources.train_set()[0], resources.test_set()[0], keepalive=session_alive_check())
-    except (ValueError, JobLimitError, DeviceUnavailableError, DataUnavailableError) as error:
+        data = resources.train_set()[0], resources.test_set()[0]
+        job = default_manager().submit(owner(), net, cfg, *data, keepalive=session_alive_check(), address=client_address())
+    except (ValueError, DeviceUnavailableError, DataUnavailableError) as error:  # RunRefused is a ValueError
         st.session_state[NOTICE] = str(error)
         return
     st.session_state[JOB] = job
@@ -65,14 +71,21 @@ def stop_run(job: TrainingJob) -> None:
 
 
 def save_run(job: TrainingJob) -> None:
-    """Save button callback: measure on the whole test set, then write the checkpoint atomically."""
+    """Save button callback: write the checkpoint, with the test MSE its worker measured, atomically.
+
+    Nothing is measured here: the worker measures the whole test set right after the
+    run ends (``sae.runs.worker.run``), in its own process, not in the server."""
+    job.wait(MEASURE_WAIT_S)  # the worker measures right after the run ends: usually done by now
+    metrics = job.result.metrics if job.result is not None else None
+    if not metrics:
+        measuring = not job.wait(0)
+        problem = "the worker is still measuring its test MSE: press Save again in a moment" if measuring else "it has no test MSE"
+        st.session_state[SAVED] = {"job": job.id, "error": f"this run cannot be saved yet: {problem}"}
+        return
     try:
         limits = page_limits()  # the student's own folder, within the class's bounds (sae.io.student_checkpoints)
         name = st.session_state.get("tr_save_name", "")
         path = student_checkpoints.new_path(name, checkpoint_owner.owner(), per_owner=limits.checkpoints_per_student, total=limits.max_checkpoints)
-        test_images = resources.test_set()[0]
-        with st.spinner(f"Measuring the test MSE on all {len(test_images):,} test images…"):
-            metrics = final_metrics(job.model, test_images, job.result)
         provenance = {
             "command": "Train page",
             "seed": job.train_config.seed,

@@ -179,7 +179,7 @@ def cmd_eval(args) -> int:
 
 
 WORKER_HELP = {
-    "redis_url": "the Redis that the app's SAE_REDIS_URL names (default: $SAE_REDIS_URL or %(default)s)",
+    "redis_url": "the Redis that the app's SAE_REDIS_URL names, with its password (default: $SAE_REDIS_URL, else redis://localhost:6379/0)",
     "queue": "default: %(default)s",
     "device": "cpu, cuda, mps or auto: every run this worker takes trains here (default: %(default)s)",
     "nice": "added CPU niceness, so an app on the same machine stays quick (default: %(default)s)",
@@ -193,7 +193,7 @@ def _add_worker_args(p):
     """One flag per WorkerConfig field, its default from the dataclass."""
     from dataclasses import fields
 
-    from sae.runs.redis_queue import WorkerConfig
+    from sae.runs.queue_worker import WorkerConfig
 
     defaults = WorkerConfig()
     for f in fields(WorkerConfig):
@@ -207,7 +207,7 @@ def _add_worker_args(p):
 def cmd_worker(args) -> int:
     from dataclasses import fields
 
-    from sae.runs.redis_queue import WorkerConfig, serve
+    from sae.runs.queue_worker import WorkerConfig, serve
 
     return serve(WorkerConfig(**{f.name: getattr(args, f.name) for f in fields(WorkerConfig)}))
 
@@ -226,7 +226,12 @@ def main(argv=None) -> int:
     p.add_argument("--beta", type=float)
     p.add_argument("--num-steps", type=int)
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("worker", help="train the runs of a Redis queue (the app with SAE_REDIS_URL set sends them)")
+    p = sub.add_parser(
+        "worker",
+        help="train the runs of a Redis queue (the app with SAE_REDIS_URL set sends them)",
+        description="Trains the runs the app sends through Redis. Needs SAE_QUEUE_KEY, the app's secret (docs/classroom.md); "
+        "the Redis URL (with its password) is best given as $SAE_REDIS_URL, out of sight of other users' process lists.",
+    )
     _add_worker_args(p)
     p.set_defaults(func=cmd_worker)
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -1,7 +1,9 @@
 """Real services for the tests: redis-server, ``sae worker`` processes and nginx, each on a free port.
 
 Every test starts its own (``--save ''``: nothing on disk; a temporary nginx
-prefix), so tests never share state and CI starts nothing in advance.  A
+prefix), so tests never share state and CI starts nothing in advance.  Redis
+wants a password, as everywhere the project starts it, and the workers and apps
+share the queue key ``QUEUE_KEY``.  A
 missing binary skips the test loudly, and fails it under ``CI=true``
 (``make test`` installs Debian's ``redis-server`` and ``nginx`` when run as root).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,6 +25,7 @@ import pytest
 from tests.browser.conftest import ROOT, free_port
 
 REDIS_BINARY = "redis-server"
+QUEUE_KEY = secrets.token_hex(32)  # SAE_QUEUE_KEY of every app and worker in this test session
 NGINX_CANDIDATES = ("nginx", "/usr/sbin/nginx")
 
 
@@ -57,37 +61,84 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
             process.wait(5)
 
 
-@contextlib.contextmanager
-def redis_server(tmp_path: Path):
-    """A private redis-server; yields its URL."""
-    binary = require(REDIS_BINARY, "redis-server")
-    import redis
+class RedisService:
+    """A private redis-server with a password (and, with ``tls``, TLS only), which a test may restart."""
 
-    port = free_port()
-    log = open(tmp_path / f"redis-{port}.log", "w")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(tmp_path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    def __init__(self, tmp_path: Path, tls: bool = False):
+        self.binary = require(REDIS_BINARY, "redis-server")
+        self.tmp_path, self.tls = tmp_path, tls
+        self.port, self.password = free_port(), secrets.token_hex(16)
+        self.process: subprocess.Popen | None = None
+        self._log = None
+        self.ca = self._certificate() if tls else None
 
-    def up():
-        if process.poll() is not None:
-            raise AssertionError(f"redis-server exited with {process.returncode}")
+    @property
+    def url(self) -> str:
+        if self.tls:  # the worker and the app check the server's certificate against this CA
+            return f"rediss://:{self.password}@127.0.0.1:{self.port}/0?ssl_ca_certs={self.ca}"
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def _certificate(self) -> Path:
+        """A self-signed certificate for 127.0.0.1, which is also its own CA."""
+        openssl = require("openssl", "openssl")
+        cert, key = self.tmp_path / "redis-cert.pem", self.tmp_path / "redis-key.pem"
+        subprocess.run(
+            [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+             "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        return cert
+
+    def _arguments(self) -> list[str]:
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            cert, key = str(self.ca), str(self.tmp_path / "redis-key.pem")
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert, "--tls-key-file", key]
+            listen += ["--tls-ca-cert-file", cert, "--tls-auth-clients", "no"]
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.tmp_path)]
+        return [self.binary, *listen, *common, "--requirepass", self.password]
+
+    def start(self) -> None:
+        import redis
+
+        self._log = open(self.tmp_path / f"redis-{self.port}.log", "a")
+        self.process = subprocess.Popen(self._arguments(), stdout=self._log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url)
+
+        def up():
+            if self.process.poll() is not None:
+                raise AssertionError(f"redis-server exited with {self.process.returncode}")
+            try:
+                return client.ping()
+            except redis.ConnectionError:
+                return False
+
         try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
+            wait_for(up, 20, "redis-server")
+        finally:
+            client.close()
 
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+        if self._log is not None:
+            self._log.close()
+
+    def restart(self) -> None:
+        """Stopped and started again on the same port, empty (nothing is saved), as a restarted Redis is."""
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def redis_server(tmp_path: Path, tls: bool = False):
+    """A private redis-server that wants a password; yields its :class:`RedisService` (``.url`` has the password)."""
+    service = RedisService(tmp_path, tls)
+    service.start()
     try:
-        wait_for(up, 20, "redis-server")
-        yield url
+        yield service
     finally:
-        client.close()
-        stop_process(process)
-        log.close()
+        service.stop()
 
 
 class Worker:
@@ -109,14 +160,15 @@ class Worker:
 
 
 @contextlib.contextmanager
-def sae_worker(redis_url: str, log_path: Path, *extra: str):
-    """``python -m sae worker`` on ``redis_url``, on the CPU, one thread; yields a :class:`Worker` once it listens."""
+def sae_worker(redis_url: str, log_path: Path, *extra: str, env: dict | None = None):
+    """``python -m sae worker`` on ``redis_url`` (given in its environment, as the docs advise), on the
+    CPU, one thread, with the tests' queue key; yields a :class:`Worker` once it listens."""
     import redis
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SAE_REDIS_URL": redis_url, "SAE_QUEUE_KEY": QUEUE_KEY, **(env or {})}
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "sae", "worker", "--redis-url", redis_url, "--device", "cpu", "--threads", "1", *extra],
+            [sys.executable, "-m", "sae", "worker", "--device", "cpu", "--threads", "1", *extra],
             cwd=ROOT,
             env=env,
             stdout=log,

@@ -418,20 +418,70 @@ def test_a_crash_while_saving_leaves_the_old_file_intact(crash, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temporary file left
 
 
-def test_save_is_a_rename_of_a_complete_file(tmp_path, monkeypatch):
-    renames = []
-    real_replace = os.replace
+@pytest.mark.parametrize("overwrite, system_call", [(False, "link"), (True, "replace")])
+def test_save_is_a_rename_of_a_complete_file(overwrite, system_call, tmp_path, monkeypatch):
+    """A new name is taken by a hard link (refused when it exists), an overwrite is a rename."""
+    calls = []
+    real = getattr(os, system_call)
 
-    def spying_replace(source, target):
-        renames.append((Path(source).parent, Path(source).name, Path(target)))
-        assert load_checkpoint(Path(source)).config.latent_dim == 8  # complete before the rename
-        real_replace(source, target)
+    def spying(source, target):
+        calls.append((Path(source).parent, Path(source).name, Path(target)))
+        assert load_checkpoint(Path(source)).config.latent_dim == 8  # complete before it gets the name
+        real(source, target)
 
-    monkeypatch.setattr(checkpoints.os, "replace", spying_replace)
-    path = save_checkpoint(tmp_path / "m.pt", make_model(latent_dim=8))
-    [(folder, temp_name, target)] = renames
+    monkeypatch.setattr(checkpoints.os, system_call, spying)
+    path = save_checkpoint(tmp_path / "m.pt", make_model(latent_dim=8), overwrite=overwrite)
+    [(folder, temp_name, target)] = calls
     assert folder == tmp_path and target == path and not temp_name.endswith(".pt")
     assert (path.stat().st_mode & 0o777) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]  # the temporary file is gone
+
+
+def test_two_saves_of_one_name_at_the_same_moment_one_wins_and_the_other_gets_one_line(tmp_path, monkeypatch):
+    """Both saves have passed the name check and written their file before either takes the name."""
+    both_written = threading.Barrier(2, timeout=60)
+    real_save = checkpoints.torch.save
+
+    def save_then_wait(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        both_written.wait()
+
+    monkeypatch.setattr(checkpoints.torch, "save", save_then_wait)
+    outcome = {}
+
+    def save(seed):
+        try:
+            save_checkpoint(tmp_path / "same.pt", make_model(seed=seed), metrics={"seed": seed})
+            outcome[seed] = "saved"
+        except CheckpointError as error:
+            outcome[seed] = str(error)
+
+    threads = [threading.Thread(target=save, args=(seed,)) for seed in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    winners = [seed for seed, said in outcome.items() if said == "saved"]
+    assert len(outcome) == 2 and len(winners) == 1, outcome
+    (loser,) = set(outcome) - set(winners)
+    assert outcome[loser] == "a checkpoint named 'same.pt' already exists: choose another name"
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "same.pt").metrics == {"seed": winners[0]}  # the file is the winner's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.pt"]  # the loser's temporary file is gone
+
+
+def test_without_hard_links_the_name_is_still_taken_once(tmp_path, monkeypatch):
+    """Some file systems have no hard links: the name is reserved with O_EXCL instead."""
+
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(checkpoints.os, "link", no_links)
+    path = save_checkpoint(tmp_path / "m.pt", make_model(), metrics={"run": 1})
+    assert load_checkpoint(path).metrics == {"run": 1}
+    with pytest.raises(CheckpointError, match="already exists"):
+        save_checkpoint(path, make_model(), metrics={"run": 2})
+    assert load_checkpoint(path).metrics == {"run": 1} and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
 
 
 def test_overwrite_is_refused_unless_asked(tmp_path):

@@ -25,14 +25,19 @@ from sae.runs.jobs import ENDED, QUEUED, JobManager
 from sae.runs.redis_queue import RedisRunner
 from sae.training.loop import TrainConfig
 from tests.browser.conftest import ROOT
-from tests.services import redis_server, sae_worker, wait_for
+from tests.services import QUEUE_KEY, redis_server, sae_worker, wait_for
 from tests.test_app_train import TEST_X, TRAIN_X, batch_points, button, poll_until, session, start, texts
 
 
 @pytest.fixture
-def redis_url(tmp_path):
-    with redis_server(tmp_path) as url:
-        yield url
+def redis_service(tmp_path):
+    with redis_server(tmp_path) as service:
+        yield service
+
+
+@pytest.fixture
+def redis_url(redis_service):
+    return redis_service.url
 
 
 @pytest.fixture
@@ -47,6 +52,7 @@ def app(monkeypatch, tmp_path, redis_url):
     import torch
 
     monkeypatch.setenv("SAE_REDIS_URL", redis_url)
+    monkeypatch.setenv("SAE_QUEUE_KEY", QUEUE_KEY)
     monkeypatch.setattr(checkpoints, "USER_DIR", tmp_path)
     if not checkpoints.default_checkpoint_path().exists():
         checkpoints.save_checkpoint(tmp_path / "placeholder.pt", SpikingAutoencoder(SAEConfig()))
@@ -89,13 +95,15 @@ def test_a_run_goes_through_redis_to_a_worker_streams_to_the_page_stops_and_open
     assert present["run"] == run_id and r.xlen(stream) >= 4  # started, the first evaluation, three batches
 
     at.button(key="tr_stop").click().run()
-    assert job.wait(10)
+    wait_for(lambda: job.status == ENDED, 10, "the stop to reach the page")
     at.run()
     assert "Stopped" in texts(at.success) and batch_points(at) == job.snapshot().step
+    assert job.wait(300), "the worker did not measure the test MSE"  # all 10,000 of its MNIST test images
     next(t for t in at.text_input if t.label == "Name").set_value("via redis")
     button(at, "Save checkpoint").click().run()
     assert not at.error, texts(at.error)
-    assert checkpoints.load_checkpoint(app / "via_redis.pt").metrics["steps"] == job.snapshot().step
+    saved = checkpoints.load_checkpoint(app / "via_redis.pt").metrics
+    assert saved["steps"] == job.snapshot().step and saved["test_images"] == 10_000 and saved["test_mse"] == job.result.metrics["test_mse"]
     assert f"run {run_id}: training" in worker.log()
 
     env = {**os.environ, "SAE_USER_CHECKPOINTS": str(app), "PYTHONPATH": str(ROOT)}
@@ -120,7 +128,7 @@ def test_a_worker_killed_mid_run_is_one_line_in_that_session_and_the_app_lives_o
 
 def test_runs_wait_in_the_shared_line_in_order_and_a_cancelled_one_never_trains(redis_url):
     """No worker yet: both runs wait in Redis, see their places, and one leaves the line."""
-    manager = JobManager(runner=RedisRunner(redis_url))
+    manager = JobManager(runner=RedisRunner(redis_url, key=QUEUE_KEY.encode()))
     tiny = TrainConfig(epochs=1, batch_size=16, train_subset=64, eval_images=16, device="cpu")
     first = manager.submit("a", SAEConfig(), tiny, TRAIN_X, TEST_X)
     wait_for(lambda: manager.poll("a", first).queue_position == 1, 20, "the first place in line")
@@ -135,3 +143,30 @@ def test_runs_wait_in_the_shared_line_in_order_and_a_cancelled_one_never_trains(
     assert manager.counts()["queued"] == 1
     second.stop()
     assert second.wait(10) and not manager.poll("b", second).has_model
+
+
+def test_a_worker_outlives_redis_its_lost_run_is_one_line_and_it_trains_the_next_runs(redis_service, worker):
+    """Redis goes away under a run and comes back empty (nothing is saved), twice: once while the
+    worker trains, once while it waits.  The same worker process trains the runs after each."""
+    manager = JobManager(runner=RedisRunner(redis_service.url, key=QUEUE_KEY.encode()))
+    net = SAEConfig(latent_dim=8, num_steps=2)
+    long_run = TrainConfig(epochs=100, batch_size=16, eval_images=16, time_budget=240.0, device="cpu")
+    short_run = TrainConfig(epochs=1, batch_size=16, train_subset=64, eval_images=16, time_budget=60.0, device="cpu")
+    job = manager.submit("alice", net, long_run, TRAIN_X, TEST_X)
+    wait_for(lambda: manager.poll("alice", job).step >= 2, 180, "the run to train")
+
+    redis_service.stop()
+    assert job.wait(120), "the session was not told"
+    snap = manager.poll("alice", job)
+    assert snap.status == jobs.FAILED and "\n" not in snap.error, snap.error
+    assert snap.error.startswith(f"the training queue at redis://127.0.0.1:{redis_service.port}/0 cannot be reached"), snap.error
+    wait_for(lambda: "reconnecting" in worker.log(), 120, "the worker to notice")
+    redis_service.start()
+    wait_for(lambda: "is back: serving the queue again" in worker.log(), 60, "the worker to reconnect")
+    again = manager.submit("alice", net, short_run, TRAIN_X, TEST_X)
+    assert again.wait(240) and manager.poll("alice", again).reason == "completed"
+
+    redis_service.restart()  # the worker waits for a run meanwhile
+    third = manager.submit("alice", net, short_run, TRAIN_X, TEST_X)
+    assert third.wait(240) and manager.poll("alice", third).reason == "completed"
+    assert worker.process.poll() is None and "Traceback" not in worker.log(), worker.log()[-3000:]

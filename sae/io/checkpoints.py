@@ -14,8 +14,10 @@ checks keys, shapes, values and the neuron settings against the config before
 ``load_state_dict(strict=True)``.  A bare ``state_dict`` saved from the
 tutorial's own ``SAE`` class loads too.
 
-Saving is atomic (temporary file in the same folder, fsync, ``os.replace``), so
-a crash never leaves a half-written checkpoint where a good one was.
+Saving is atomic (temporary file in the same folder, fsync, then a rename), so
+a crash never leaves a half-written checkpoint where a good one was; and a new
+name is taken once: of two saves of one name at the same moment, one writes the
+file and the other gets a one-line refusal (``sae.io.atomic``, ``exclusive``).
 """
 
 from __future__ import annotations
@@ -109,8 +111,11 @@ def save_checkpoint(path, model: SpikingAutoencoder, *, metrics=None, history=No
         "provenance": _plain(_complete_provenance(provenance or {})),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    try:
+        with atomic_path(path, exclusive=not overwrite) as tmp:
+            torch.save(payload, tmp)
+    except FileExistsError:  # taken between the check above and now: by another save of the same name
+        raise CheckpointError(_taken(path)) from None
     return path
 
 
@@ -121,7 +126,11 @@ def _check_writable(path: Path, overwrite: bool) -> None:
     if path.resolve().is_relative_to(Path(SHIPPED_DIR).resolve()):
         raise CheckpointError(f"{path} is a shipped checkpoint and is never overwritten; choose another name")
     if not overwrite:
-        raise CheckpointError(f"{path} already exists; choose another name or allow overwriting")
+        raise CheckpointError(_taken(path))
+
+
+def _taken(path: Path) -> str:
+    return f"a checkpoint named {path.name!r} already exists: choose another name"
 
 
 def _complete_provenance(given: dict) -> dict:

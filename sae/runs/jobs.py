@@ -17,11 +17,13 @@ job may run: at most ``runs_per_device`` at once on each device (env
 ``SAE_MAX_TRAINING_RUNS``, default 1, as training fills a CPU or GPU by itself);
 the others wait in a first-come queue and learn their place.  A shared queue
 (Redis) does its own admitting: its runs start at once here and report their
-place in the shared line.  It also bounds
-what a classroom can leave behind: a job nobody has polled (and whose session
-is gone) for ``orphan_after_s`` is stopped, ended jobs are forgotten after
-``keep_ended_s``, and at most ``max_jobs`` are kept at all.  Jobs belong to an
-owner (a session's token): a session only ever sees its own.
+place in the shared line.  It also holds the class's fair shares
+(``sae.runs.class_limits``): runs per session and per client address, the
+longest run, and the most runs kept.  A waiting run holds its place only while
+its session is connected; a job nobody has polled (and whose session is gone)
+for ``orphan_after_s`` is stopped, and ended jobs are forgotten after
+``keep_ended_s``.  Jobs belong to an owner (a session's token): a session only
+ever sees its own.
 
 No Streamlit here: the page passes in a liveness check for its session.
 """
@@ -41,7 +43,8 @@ import torch
 
 from sae.devices import available_devices, resolve_device
 from sae.model import SAEConfig
-from sae.runs.messages import Started, Waiting
+from sae.runs.class_limits import RunRefused, TrainingLimits
+from sae.runs.messages import Measured, Started, Waiting
 from sae.runs.worker import describe_failure
 from sae.training.loop import BatchEnd, Evaluation, Finished, History, TrainConfig, TrainingError, train
 
@@ -53,8 +56,8 @@ RUNS_ENV = "SAE_MAX_TRAINING_RUNS"
 REDIS_ENV = "SAE_REDIS_URL"
 
 
-class JobLimitError(RuntimeError):
-    """The job cannot be accepted now (one already running for this owner, or the server is full)."""
+class JobLimitError(RunRefused):
+    """The job cannot be accepted now (its session or address has its share going, or the server is full)."""
 
 
 def default_runner():
@@ -109,12 +112,14 @@ class TrainingJob:
         test_images: torch.Tensor,
         *,
         keepalive: Callable[[], bool] | None = None,
+        address: str | None = None,
         orphan_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         runner=train,
     ):
         self.id = uuid.uuid4().hex[:12]
         self.owner = owner
+        self.address = address  # the client's network address, for the class's share per address
         self.model_config = model_config
         self.train_config = train_config
         self.device = str(resolve_device(train_config.device))
@@ -150,7 +155,7 @@ class TrainingJob:
                 self._status = STOPPING
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run has ended and freed its place (or ``timeout``); True when it has."""
+        """Block until the run has ended, been measured and freed its place (or ``timeout``); True when it has."""
         return self._ended.wait(timeout)
 
     def touch(self) -> None:
@@ -166,6 +171,20 @@ class TrainingJob:
             except Exception:  # a broken check must not keep a job alive or kill it
                 log.exception("keepalive check failed")
         return self._clock() - self.last_seen > self._orphan_after_s
+
+    def connected(self) -> bool:
+        """The owner's session is still connected (True when no check was given, or it broke)."""
+        if self._keepalive is None:
+            return True
+        try:
+            return bool(self._keepalive())
+        except Exception:  # a broken check must not cancel a run
+            log.exception("keepalive check failed")
+            return True
+
+    def holds_a_place(self) -> bool:
+        """Counts against its session's and address's shares: training, or waiting while its session is connected."""
+        return self.active and (self.status != QUEUED or self.connected())
 
     @property
     def stop_requested(self) -> bool:
@@ -201,7 +220,8 @@ class TrainingJob:
             events = self._runner(self.model_config, self.train_config, self._train_images, self._test_images, stop=self._stop)
             for event in events:
                 self._record(event)
-                if not self._stop.is_set() and self.orphaned():
+                waiting_alone = self.status == QUEUED and not self.connected()  # a shared queue's place, its session gone
+                if self.active and not self._stop.is_set() and (self.orphaned() or waiting_alone):
                     log.info("training job %s orphaned: stopping it", self.id)
                     with self._lock:
                         self._reason = "abandoned"
@@ -220,6 +240,11 @@ class TrainingJob:
         now = self._clock()
         if isinstance(event, Waiting | Started):
             self._follow_queue(event, now)
+            return
+        if isinstance(event, Measured):  # after Finished: the test MSE that Save records
+            with self._lock:
+                if self.result is not None:
+                    self.result.metrics = event.metrics
             return
         with self._lock:
             self._history.record(event)
@@ -296,6 +321,10 @@ class TrainingJob:
             )
 
 
+def _runs(count: int) -> str:
+    return "a run" if count == 1 else f"{count} runs"
+
+
 def _runs_per_device_from_env() -> int:
     raw = os.environ.get(RUNS_ENV, "").strip()
     if not raw:
@@ -318,17 +347,19 @@ class JobManager:
         runs_per_device: int | None = None,
         *,
         runner=None,
+        limits: TrainingLimits | None = None,
         orphan_after_s: float = 60.0,
         keep_ended_s: float = 1800.0,
-        max_jobs: int = 64,
+        max_jobs: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.runner = runner or default_runner()
         self.shared_queue = hasattr(self.runner, "counts")  # the runner's queue admits runs, not this manager
         self.runs_per_device = runs_per_device or _runs_per_device_from_env()
+        self.limits = limits or TrainingLimits.from_env()
         self.orphan_after_s = orphan_after_s
         self.keep_ended_s = keep_ended_s
-        self.max_jobs = max_jobs
+        self.max_jobs = max_jobs or self.limits.max_runs_kept
         self._clock = clock
         self._lock = threading.RLock()
         self._jobs: dict[str, TrainingJob] = {}
@@ -351,11 +382,16 @@ class JobManager:
         test_images: torch.Tensor,
         *,
         keepalive: Callable[[], bool] | None = None,
+        address: str | None = None,
     ) -> TrainingJob:
-        """Queue a run for ``owner``; it starts as soon as its device has a free slot.
+        """Queue a run for ``owner`` (whose browser connects from ``address``); it starts as soon
+        as its device has a free slot.  A run without a time limit gets the class's.
 
-        Raises JobLimitError when the owner already has a run, or when the server keeps
-        ``max_jobs`` unfinished runs; DeviceUnavailableError for a device not here."""
+        Raises RunRefused (JobLimitError when the refusal is for now only) with one line naming
+        the limit: a run longer than the class allows, the session's or the address's share
+        already going, the server's table of runs full; DeviceUnavailableError for a device
+        not here."""
+        train_config = self.limits.fit(train_config)
         job = TrainingJob(
             owner,
             model_config,
@@ -363,25 +399,40 @@ class JobManager:
             train_images,
             test_images,
             keepalive=keepalive,
+            address=address,
             orphan_after_s=self.orphan_after_s,
             clock=self._clock,
             runner=self.runner,
         )
         with self._lock:
             self._sweep()
-            mine = [j for j in self._jobs.values() if j.owner == owner]
-            if any(j.active for j in mine):
-                raise JobLimitError("you already have a run going: stop it before starting another")
-            for ended in mine:  # a session keeps only its latest run here
-                del self._jobs[ended.id]
+            self._check_shares(owner, address)
+            for ended in [j for j in self._jobs.values() if j.owner == owner and not j.active]:
+                del self._jobs[ended.id]  # a session keeps only its latest run here
             if len(self._jobs) >= self.max_jobs:
                 self._forget_oldest_ended()
             if len(self._jobs) >= self.max_jobs:
-                raise JobLimitError(f"the server already holds {len(self._jobs)} training runs: try again in a few minutes")
+                raise JobLimitError(f"the server already holds {len(self._jobs)} training runs, its limit: try again in a few minutes")
             self._jobs[job.id] = job
             self._queue.append(job)
             self._start_ready()
         return job
+
+    def _check_shares(self, owner: str, address: str | None) -> None:
+        """JobLimitError when the session, or the address, already has its share of runs going."""
+        holding = [j for j in self._jobs.values() if j.holds_a_place()]
+        limits = self.limits
+        mine = sum(1 for j in holding if j.owner == owner)
+        if mine >= limits.runs_per_session:
+            raise JobLimitError(
+                f"you already have {_runs(mine)} going, the most one session may have ({limits.runs_per_session}): stop one before starting another"
+            )
+        from_address = sum(1 for j in holding if j.address == address)
+        if from_address >= limits.runs_per_address:
+            raise JobLimitError(
+                f"your network address already has {_runs(from_address)} waiting or training, the most one address may have "
+                f"({limits.runs_per_address}): try again when one has ended"
+            )
 
     def poll(self, owner: str, job: TrainingJob) -> JobSnapshot:
         """The owner looks at its job: keeps it alive and returns a snapshot with its place in the queue."""
@@ -421,7 +472,7 @@ class JobManager:
     def _start_ready(self) -> None:
         """Start queued jobs in arrival order wherever their device has a free slot."""
         for job in list(self._queue):
-            if job.stop_requested or job.orphaned():
+            if job.stop_requested or job.orphaned() or not job.connected():  # a waiting run holds its place only while connected
                 self._queue.remove(job)
                 job._cancel("cancelled" if job.stop_requested else "abandoned")
             elif self.shared_queue or self._busy(job.device) < self.runs_per_device:

@@ -2,23 +2,36 @@
 
 A :class:`LocalRunner` is called like ``sae.training.loop.train`` and yields the same
 events, but the training happens in a child process (``sae.runs.worker``) at a lower
-CPU priority.  Events come back over a pipe as plain data; a stop request goes
+CPU priority.  Events come back over a socket as plain data; a stop request goes
 the other way.  If the child dies under a run (killed, out of memory) the
 generator raises ``WorkerLost`` with one line, and the app goes on.  If the app
-dies, the child sees its control pipe close and stops.
+dies, the child sees its socket close and stops (and measures nothing more).
 
-Children come from a ``multiprocessing`` fork server that imported ``sae.runs.worker``
-(torch included) and the main module once and never computed anything: starting
-a run costs a fork, not seconds of imports, and a child inherits no threads and
-no CUDA state.  As with any ``multiprocessing`` program, the main script must
-guard its work with ``if __name__ == "__main__"`` (Streamlit's and pytest's do).
+Each child is a fresh interpreter, ``python -m sae.runs.local FD``, as the forward
+process is (``sae.runs.forward_process``): ``multiprocessing`` prepares its children
+from the parent's ``__main__``, and in a Streamlit server that is whichever page
+script runs at that moment, so a child started that way ran ``app.py`` (its sidebar,
+a checkpoint load, a screen of warnings) before it trained.  A fresh interpreter
+runs nothing of the app; it costs the imports of torch once per run.
+
+The images travel as raw float32 bytes over the socket: no shared memory to clean
+up, and the child's copy is its own.  Only this process and its child share the
+socket, so its messages are pickled (``multiprocessing.connection``).
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import importlib
+import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import torch
 
 from sae.runs import messages
 from sae.runs.worker import ProcessSettings, lower_priority
@@ -26,29 +39,58 @@ from sae.runs.worker import run as run_in_this_process
 from sae.training.loop import BatchEnd, Finished
 
 POLL_S = 0.1  # how often the app forwards a stop request while it waits for events
+CHILD_NAME = "sae.runs.local"  # the child's module: ``python -m sae.runs.local FD``
 
 
-def _context():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", "sae.runs.worker"])  # __main__ once here, not in every child
-    return ctx
+# --------------------------------------------------------------------------- the child
 
 
-def _child(model_config, train_config, train_images, test_images, events, control, settings, train_fn) -> None:
-    """The worker process: stop on the app's word, or when the app is gone (its pipe end closes)."""
+def _receive_images(conn: Connection, shape: list[int]) -> torch.Tensor:
+    """A float32 tensor of ``shape`` from the raw bytes that follow on ``conn``."""
+    buffer = bytearray(4 * int(torch.Size(shape).numel()))
+    if buffer:
+        conn.recv_bytes_into(buffer)
+    else:
+        conn.recv_bytes()
+    return torch.frombuffer(buffer, dtype=torch.float32).reshape(shape) if buffer else torch.empty(shape)
+
+
+def _child(fd: int) -> None:
+    """The worker process: read the run, train it, stop on the app's word or when the app is gone."""
+    conn = Connection(fd)
+    model_config, train_config, settings, train_fn_name, train_shape, test_shape = conn.recv()
     lower_priority(settings)
-    stop = threading.Event()
+    train_images, test_images = _receive_images(conn, train_shape), _receive_images(conn, test_shape)
+    train_fn = None
+    if train_fn_name:
+        module, _, name = train_fn_name.partition(":")
+        train_fn = getattr(importlib.import_module(module), name)
+    stop, gone = threading.Event(), threading.Event()
 
     def listen():
         try:
-            control.recv()
+            conn.recv()  # "stop"
         except (EOFError, OSError):
-            pass
+            gone.set()  # the app closed its end: nobody reads any more
         stop.set()
+        try:
+            conn.recv()
+        except (EOFError, OSError):
+            gone.set()
+
+    def send(message: dict) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # the app is gone
+            gone.set()
+            stop.set()
 
     threading.Thread(target=listen, name="sae-stop-listener", daemon=True).start()
-    run_in_this_process(model_config, train_config, train_images, test_images, events.send, stop, train_fn)
-    events.close()
+    run_in_this_process(model_config, train_config, train_images, test_images, send, stop, train_fn, gone)
+    conn.close()
+
+
+# --------------------------------------------------------------------------- the app's side
 
 
 def _how(exitcode: int | None) -> str:
@@ -62,6 +104,25 @@ def _how(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+def _float32(images: torch.Tensor) -> torch.Tensor:
+    """``images`` as contiguous float32 on the CPU (a view, not a copy, when they already are)."""
+    return images.detach().to("cpu", torch.float32).contiguous()
+
+
+def _start_child() -> tuple[Connection, subprocess.Popen]:
+    mine, theirs = socket.socketpair()
+    root = str(Path(__file__).resolve().parent.parent.parent)  # where the sae package is, for the child's import
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", CHILD_NAME, str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), env=env, stdin=subprocess.DEVNULL, close_fds=True,
+        )  # fmt: skip
+    finally:
+        theirs.close()
+    return Connection(mine.detach()), process
+
+
 class LocalRunner:
     """Runs each training in a child process; call it like ``sae.training.loop.train``."""
 
@@ -69,63 +130,67 @@ class LocalRunner:
         self.settings = settings or ProcessSettings.from_env()
         self.train_fn = train_fn  # a module-level stand-in for sae.training.loop.train (tests)
 
-    def warm(self) -> None:
-        """Start the fork server now, so the first run does not wait for its imports."""
-        from multiprocessing import forkserver
-
-        _context()
-        forkserver.ensure_running()
-
     def __call__(self, model_config, train_config, train_images, test_images, stop):
-        ctx = _context()
-        # Only what the run reads, as private copies: sending a tensor moves its storage to
-        # shared memory in place, which must never happen to the app's shared MNIST.
+        # Only what the run reads.  The whole test set goes along: the child measures the
+        # trained model's test MSE on it (sae.runs.worker.run).
         if train_config.train_subset:
             train_images = train_images[: train_config.train_subset]
-        train_images, test_images = train_images.clone(), test_images[: train_config.eval_images].clone()
-        events_in, events_out = ctx.Pipe(duplex=False)
-        control_in, control_out = ctx.Pipe(duplex=False)
-        process = ctx.Process(
-            target=_child,
-            name="sae-train",
-            daemon=True,
-            args=(model_config, train_config, train_images, test_images, events_out, control_in, self.settings, self.train_fn),
-        )
-        process.start()
-        events_out.close()
-        control_in.close()
+        train_images, test_images = _float32(train_images), _float32(test_images)
+        train_fn = f"{self.train_fn.__module__}:{self.train_fn.__qualname__}" if self.train_fn else None
+        conn, process = _start_child()
+        try:
+            conn.send((model_config, train_config, self.settings, train_fn, list(train_images.shape), list(test_images.shape)))
+            for images in (train_images, test_images):
+                conn.send_bytes(memoryview(images.numpy()).cast("B"))
+        except OSError:
+            conn.close()
+            process.wait(5)
+            raise messages.WorkerLost(messages.lost_message(_how(process.poll()), 0)) from None
         del train_images, test_images
-        return self._events(process, events_in, control_out, model_config, stop)
+        return self._events(process, conn, model_config, stop)
 
     @staticmethod
-    def _events(process, events_in, control_out, model_config, stop):
+    def _events(process: subprocess.Popen, conn: Connection, model_config, stop):
         step, stop_sent = 0, False
         try:
             while True:
                 if stop.is_set() and not stop_sent:
                     stop_sent = True
                     try:
-                        control_out.send("stop")
+                        conn.send("stop")
                     except OSError:
-                        pass  # the child is gone: the pipe below tells
-                if events_in.poll(POLL_S):
+                        pass  # the child is gone: the socket below tells
+                if conn.poll(POLL_S):
                     try:
-                        message = events_in.recv()
-                    except EOFError:
+                        message = conn.recv()
+                    except (EOFError, OSError):
                         break  # the child closed its end: it has ended
                     event = messages.decode(message, model_config)  # a "failed" message raises its one line
                     if isinstance(event, BatchEnd):
                         step = event.step
                     yield event
-                    if isinstance(event, Finished):
+                    if isinstance(event, messages.Measured) or (isinstance(event, Finished) and event.model is None):
                         return
-                elif not process.is_alive() and not events_in.poll():
+                elif process.poll() is not None and not conn.poll():
                     break
-            process.join(5)
-            raise messages.WorkerLost(messages.lost_message(_how(process.exitcode), step))
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            raise messages.WorkerLost(messages.lost_message(_how(process.poll()), step))
         finally:
-            control_out.close()  # the child stops if it still runs (a failure, or nobody reads any more)
-            events_in.close()
-            process.join(5)  # it ends at once after Finished, or within a layer after the pipe closed
-            if process.is_alive():
-                process.terminate()
+            conn.close()  # the child stops if it still runs (a failure, or nobody reads any more)
+            try:
+                process.wait(5)  # it ends at once after Measured, or within a layer after the socket closed
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+if __name__ == "__main__":
+    _child(int(sys.argv[1]))
+    # Exit at once, as a forked child does: everything is sent, and an interpreter that
+    # imported torch takes seconds to tear itself down, which the app's Stop would wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -8,9 +8,10 @@ base64 float32, the trained model as ``torch.save`` bytes of its state_dict,
 loaded back with ``weights_only=True``: nothing here unpickles code, which
 matters once the bytes come through Redis.
 
-Two events exist only across processes: ``Waiting`` (still in a shared queue,
-at this place) and ``Started`` (a worker took the run).  ``WorkerLost`` is the
-one-line failure for a worker that died under a run.
+Three events exist only across processes: ``Waiting`` (still in a shared queue,
+at this place), ``Started`` (a worker took the run) and ``Measured`` (after
+``Finished``: the trained model's test MSE over the whole test set, which Save
+records).  ``WorkerLost`` is the one-line failure for a worker that died under a run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,16 @@ class Started:
     device: str
 
 
+@dataclass
+class Measured:
+    """The trained model measured on the whole test set (``sae.training.loop.final_metrics``).
+
+    It follows ``Finished``: the run's end is reported at once (a stopped run shows
+    as stopped within a second), and the worker measures before it takes another run."""
+
+    metrics: dict
+
+
 class WorkerLost(TrainingError):
     """The process that trained a run died under it (killed, out of memory, machine gone)."""
 
@@ -51,7 +62,15 @@ def lost_message(how: str, step: int) -> str:
     return f"the training worker stopped unexpectedly ({how}) {where}; the app is fine: start the run again"
 
 
-EVENTS = {"batch": BatchEnd, "eval": Evaluation, "epoch": EpochEnd, "finished": Finished, "waiting": Waiting, "started": Started}
+EVENTS = {
+    "batch": BatchEnd,
+    "eval": Evaluation,
+    "epoch": EpochEnd,
+    "finished": Finished,
+    "measured": Measured,
+    "waiting": Waiting,
+    "started": Started,
+}
 _TYPE_OF = {cls: name for name, cls in EVENTS.items()}
 
 

@@ -2,12 +2,13 @@
 
 A run trains in a process of its own, never in a thread of the Streamlit
 server: in a thread it shared the server's GIL and cores with every page, and
-kept 42 % of its steps beside 30 explorers (design.md section 9).  The process
-runs at a lower CPU priority (``nice``), so the pages get the CPU first and the
-run gets the rest.
+lost most of its steps beside a class of explorers
+(``python -m benchmarks.load --sessions 30 --train-alone --train`` shows the cost).
+The process runs at a lower CPU priority (``nice``), so the pages get the CPU
+first and the run gets the rest.
 
 Two transports use this module: ``sae.runs.local`` (the embedded default, a
-process per run on the app's machine) and ``sae.runs.redis_queue`` (``sae worker``
+fresh interpreter per run on the app's machine) and ``sae.runs.queue_worker`` (``sae worker``
 processes behind a Redis queue).  Both hand :func:`run` a way to send plain-data
 events (``sae.runs.messages``) and a stop flag; failures become the same one line an
 in-process run gives.
@@ -25,7 +26,7 @@ from sae.devices import DeviceUnavailableError, resolve_device
 from sae.errors import first_line
 from sae.model import SAEConfig
 from sae.runs import messages
-from sae.training.loop import TrainConfig, TrainingError, train
+from sae.training.loop import Finished, TrainConfig, TrainingError, final_metrics, train
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ def lower_priority(settings: ProcessSettings) -> None:
 
     Why a core is left free: torch splits every operation over its threads and
     waits for the slowest.  At a lower priority, a thread that shares its core
-    with a page stalls every operation: on 2 cores, beside a process keeping one
-    core 60 % busy, a 20 s run made 39 steps with 2 threads (135 alone) and 107
-    with 1 thread (101 alone)."""
+    with a page stalls every operation, so beside a busy page a run with a thread
+    on every core makes far fewer steps than one with a core left free (compare
+    ``SAE_WORKER_THREADS`` settings with ``python -m benchmarks.load --sessions 30 --train``)."""
     if settings.nice:
         try:
             os.nice(settings.nice)
@@ -84,15 +85,24 @@ def describe_failure(error: BaseException, device: str) -> str:
     return f"training failed: {type(error).__name__}: {first_line(str(error))}".rstrip(": ")
 
 
-def run(model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None) -> None:
+def run(
+    model_config: SAEConfig, train_config: TrainConfig, train_images: torch.Tensor, test_images: torch.Tensor, send, stop, train_fn=None, gone=None
+) -> None:
     """Train, sending every event through ``send`` as a ``sae.runs.messages`` dict; a failure is sent as one line.
 
-    ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must take the same arguments."""
+    After ``Finished`` comes ``Measured``: the trained model's test MSE over all of
+    ``test_images`` (what Save records), measured here, in this process at its
+    priority, never in the server.  A Stop does not cut it short (the run has ended;
+    Save needs the measurement); ``gone``, set when nobody will read it, does.
+    ``train_fn`` stands in for ``sae.training.loop.train`` (tests); it must take the
+    same arguments."""
     device = train_config.device
     try:
         device = str(resolve_device(train_config.device))
         for event in (train_fn or train)(model_config, train_config, train_images, test_images, stop=stop):
             send(messages.encode(event))
+            if isinstance(event, Finished) and event.model is not None:
+                send(messages.encode(messages.Measured(final_metrics(event.model, test_images, event, stop=gone))))
     except (KeyboardInterrupt, SystemExit):
         send(messages.failed("the training worker was shut down during the run; start it again"))
         raise

@@ -145,6 +145,7 @@ class Finished:
     steps: int
     elapsed: float
     images_seen: int
+    metrics: dict | None = None  # final_metrics, where a worker process measured them before it reported the end
 
 
 @dataclass
@@ -191,10 +192,19 @@ class History:
 def evaluate(model, images, batch_size: int = 500, settings: NeuronSettings | None = None) -> tuple[float, dict]:
     """Test MSE (mean over all pixels) and spike rate per layer, in eval mode, at ``settings``
     (default: the model's own)."""
+    test_mse, rates, _ = _evaluate(model, images, batch_size, None, settings)
+    return test_mse, rates
+
+
+def _evaluate(model, images, batch_size: int, stop: threading.Event | None, settings: NeuronSettings | None = None) -> tuple[float, dict, int]:
+    """``evaluate``, plus how many images it measured: with ``stop`` set it ends after the current
+    batch (always one batch at least), so a stopped run is not held up by a long measurement."""
     was_training = model.training
     model.eval()
     total, rates, count = 0.0, {n: 0.0 for n in SPIKING_LAYERS}, 0
     for start in range(0, len(images), batch_size):
+        if count and stop is not None and stop.is_set():
+            break
         x = images[start : start + batch_size]
         recon, trace = model(x, trace=True, settings=settings)
         total += F.mse_loss(recon, x, reduction="sum").item()
@@ -202,18 +212,21 @@ def evaluate(model, images, batch_size: int = 500, settings: NeuronSettings | No
             rates[name] += rate * len(x)
         count += len(x)
     model.train(was_training)
-    return total / images[:count].numel(), {n: r / count for n, r in rates.items()}
+    return total / images[:count].numel(), {n: r / count for n, r in rates.items()}, count
 
 
-def final_metrics(model, test_images: torch.Tensor, finished: Finished) -> dict:
+def final_metrics(model, test_images: torch.Tensor, finished: Finished, stop: threading.Event | None = None) -> dict:
     """What a saved checkpoint records of its run (the CLI and the Train page alike):
-    test MSE and spike rates on ``test_images``, and how the training went."""
+    test MSE and spike rates on ``test_images``, and how the training went.
+
+    With ``stop`` set during the measurement it ends early: ``test_images`` then says
+    how many were measured."""
     device = next(model.parameters()).device
-    test_mse, rates = evaluate(model, test_images.to(device))
+    test_mse, rates, measured = _evaluate(model, test_images.to(device), 500, stop)
     return {
         "test_mse": test_mse,
         "spike_rates": rates,
-        "test_images": len(test_images),
+        "test_images": measured,
         "train_seconds": finished.elapsed,
         "steps": finished.steps,
         "images_seen": finished.images_seen,
@@ -244,102 +257,119 @@ def train(
     ``train_images``/``test_images`` are [N, 1, H, W] tensors in [0, 1]; the held-out
     loss uses the first ``cfg.eval_images`` of ``test_images``.
     """
-    device = resolve_device(cfg.device)
-    stop = stop or threading.Event()
-    model = (model or seeded_model(model_config, cfg.seed)).to(device).train()
-    if cfg.compile:
-        fuse(model)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
-    if cfg.train_subset:
-        train_images = train_images[: cfg.train_subset]
-    train_images = train_images.to(device)
-    if cfg.calibrate:
-        calibrate(model, train_images[:CALIBRATION_IMAGES])
-    held_out = test_images[: cfg.eval_images].to(device)
-    samples = held_out[: cfg.sample_count]
-    generator = torch.Generator().manual_seed(cfg.seed)
-    batches_per_epoch = max(1, math.ceil(len(train_images) / cfg.batch_size))
-    planned_steps = cfg.epochs * batches_per_epoch
-    if cfg.compile:  # a one-off cost of the machine, not of this run: outside the time budget
-        compile_now(model, train_images[: cfg.batch_size], cfg.loss, cfg.engine)
-    start = time.perf_counter()
-    last_eval = start
-    step, images_seen, reason = 0, 0, "completed"
-
-    def progress_now() -> float:
-        by_steps = step / planned_steps
-        if cfg.time_budget:
-            return max(by_steps, (time.perf_counter() - start) / cfg.time_budget)
-        return by_steps
-
-    def measure(epoch: float) -> Evaluation:
-        nonlocal last_eval
-        test_loss, rates = evaluate(model, held_out)
-        with torch.no_grad():
-            model.eval()
-            recon = model(samples)
-            model.train()
-        last_eval = time.perf_counter()
-        evaluation = Evaluation(step, epoch, test_loss, rates, samples.cpu(), recon.cpu(), last_eval - start)
-        return evaluation
-
+    run = _Run(model_config, cfg, train_images, test_images, stop or threading.Event(), model)
     # A stop request cuts the current batch (or evaluation) short.  A cut batch's
     # BatchNorm statistics are rolled back: the model is the one after the last full step.
-    hooks = _stop_hooks(model, stop)
-    batch_start_buffers = None
+    hooks = _stop_hooks(run.model, run.stop)
     try:
-        yield measure(0.0)
+        yield run.measure(0.0)
         for epoch in range(cfg.epochs):
-            order = torch.randperm(len(train_images), generator=generator).to(device)
-            epoch_loss, epoch_images = 0.0, 0
-            for first in range(0, len(train_images), cfg.batch_size):
-                if stop.is_set():
-                    reason = "stopped"
-                    break
-                if cfg.time_budget and time.perf_counter() - start >= cfg.time_budget:
-                    reason = "time budget"
-                    break
-                tick = time.perf_counter()
-                images = train_images[order[first : first + cfg.batch_size]]
-                lr = learning_rate(cfg, step, progress_now())
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                optimizer.zero_grad(set_to_none=True)
-                batch_start_buffers = [b.detach().clone() for b in model.buffers()]
-                loss = training_loss(model, images, cfg.loss, cfg.engine)
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"the loss became {loss.item()} at step {step}: try a lower learning rate")
-                loss.backward()
-                optimizer.step()
-                batch_start_buffers = None
-                loss_value = loss.item()
-                step += 1
-                images_seen += len(images)
-                epoch_loss += loss_value * len(images)
-                epoch_images += len(images)
-                now = time.perf_counter()
-                batch_end = BatchEnd(step, epoch, loss_value, lr, len(images) / (now - tick), now - start, min(progress_now(), 1.0))
-                yield batch_end
-                if now - last_eval >= cfg.eval_every_s:
-                    yield measure(epoch + first / len(train_images))
-            if epoch_images and reason != "stopped":
-                evaluation = measure(epoch + epoch_images / len(train_images))
-                yield evaluation
-                train_loss = epoch_loss / epoch_images
-                epoch_end = EpochEnd(epoch + 1, train_loss, evaluation.test_loss, time.perf_counter() - start)
-                yield epoch_end
-            if reason != "completed":
+            yield from run.epoch(epoch)
+            if run.reason != "completed":
                 break
     except _StopRequested:
-        reason = "stopped"
-        if batch_start_buffers is not None:
-            with torch.no_grad():
-                for live, saved in zip(model.buffers(), batch_start_buffers):
-                    live.copy_(saved)
+        run.roll_back_cut_batch()
     finally:
         for hook in hooks:
             hook.remove()
         if cfg.compile:
-            unfuse(model)
-    model.eval()
-    yield Finished(reason, model, step, time.perf_counter() - start, images_seen)
+            unfuse(run.model)
+    yield run.finish()
+
+
+class _Run:
+    """One run of ``train``: its setup, the steps of an epoch, the held-out measurement, the end."""
+
+    def __init__(self, model_config: SAEConfig, cfg: TrainConfig, train_images, test_images, stop: threading.Event, model):
+        self.cfg, self.stop = cfg, stop
+        self.device = device = resolve_device(cfg.device)
+        self.model = model = (model or seeded_model(model_config, cfg.seed)).to(device).train()
+        if cfg.compile:
+            fuse(model)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), weight_decay=cfg.weight_decay)
+        if cfg.train_subset:
+            train_images = train_images[: cfg.train_subset]
+        self.train_images = train_images = train_images.to(device)
+        if cfg.calibrate:
+            calibrate(model, train_images[:CALIBRATION_IMAGES])
+        self.held_out = test_images[: cfg.eval_images].to(device)
+        self.samples = self.held_out[: cfg.sample_count]
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.planned_steps = cfg.epochs * max(1, math.ceil(len(train_images) / cfg.batch_size))
+        if cfg.compile:  # a one-off cost of the machine, not of this run: outside the time budget
+            compile_now(model, train_images[: cfg.batch_size], cfg.loss, cfg.engine)
+        self.start = self.last_eval = time.perf_counter()
+        self.step, self.images_seen, self.reason = 0, 0, "completed"
+        self.batch_start_buffers = None  # BatchNorm's statistics before the batch under way
+
+    def progress(self) -> float:
+        by_steps = self.step / self.planned_steps
+        if self.cfg.time_budget:
+            return max(by_steps, (time.perf_counter() - self.start) / self.cfg.time_budget)
+        return by_steps
+
+    def measure(self, epoch: float) -> Evaluation:
+        """The held-out loss and spike rates, and the fixed digits' reconstructions."""
+        test_loss, rates = evaluate(self.model, self.held_out)
+        with torch.no_grad():
+            self.model.eval()
+            recon = self.model(self.samples)
+            self.model.train()
+        self.last_eval = time.perf_counter()
+        return Evaluation(self.step, epoch, test_loss, rates, self.samples.cpu(), recon.cpu(), self.last_eval - self.start)
+
+    def epoch(self, epoch: int):
+        """One pass over the training images in a fresh order: its batches, then (unless stopped) its evaluation."""
+        cfg, images = self.cfg, self.train_images
+        order = torch.randperm(len(images), generator=self.generator).to(self.device)
+        epoch_loss, epoch_images = 0.0, 0
+        for first in range(0, len(images), cfg.batch_size):
+            if self.stop.is_set():
+                self.reason = "stopped"
+                break
+            if cfg.time_budget and time.perf_counter() - self.start >= cfg.time_budget:
+                self.reason = "time budget"
+                break
+            batch = order[first : first + cfg.batch_size]
+            batch_end, now = self._step(images[batch], epoch)
+            epoch_loss += batch_end.loss * len(batch)
+            epoch_images += len(batch)
+            yield batch_end
+            if now - self.last_eval >= cfg.eval_every_s:
+                yield self.measure(epoch + first / len(images))
+        if epoch_images and self.reason != "stopped":
+            evaluation = self.measure(epoch + epoch_images / len(images))
+            yield evaluation
+            yield EpochEnd(epoch + 1, epoch_loss / epoch_images, evaluation.test_loss, time.perf_counter() - self.start)
+
+    def _step(self, images: torch.Tensor, epoch: int) -> tuple[BatchEnd, float]:
+        """One optimizer step on ``images``: its BatchEnd, and when it ended."""
+        tick = time.perf_counter()
+        lr = learning_rate(self.cfg, self.step, self.progress())
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.optimizer.zero_grad(set_to_none=True)
+        self.batch_start_buffers = [b.detach().clone() for b in self.model.buffers()]
+        loss = training_loss(self.model, images, self.cfg.loss, self.cfg.engine)
+        if not torch.isfinite(loss):
+            raise TrainingError(f"the loss became {loss.item()} at step {self.step}: try a lower learning rate")
+        loss.backward()
+        self.optimizer.step()
+        self.batch_start_buffers = None
+        loss_value = loss.item()
+        self.step += 1
+        self.images_seen += len(images)
+        now = time.perf_counter()
+        return BatchEnd(self.step, epoch, loss_value, lr, len(images) / (now - tick), now - self.start, min(self.progress(), 1.0)), now
+
+    def roll_back_cut_batch(self) -> None:
+        """A stop cut a batch short: put back the BatchNorm statistics from before it."""
+        self.reason = "stopped"
+        if self.batch_start_buffers is not None:
+            with torch.no_grad():
+                for live, saved in zip(self.model.buffers(), self.batch_start_buffers):
+                    live.copy_(saved)
+
+    def finish(self) -> Finished:
+        self.model.eval()
+        return Finished(self.reason, self.model, self.step, time.perf_counter() - self.start, self.images_seen)

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import ensure_a_checkpoint, running_app, wait_for_app
 from tests.browser.test_train_browser import click, open_train, save_as, start_short_run, watch_updates
-from tests.services import nginx, redis_server, sae_worker, wait_for
+from tests.services import QUEUE_KEY, nginx, redis_server, sae_worker, wait_for
 
 COOKIE = "sae_replica"
 
@@ -30,8 +30,10 @@ def replicas(tmp_path_factory):
     user_dir = tmp / "user_checkpoints"
     user_dir.mkdir()
     ensure_a_checkpoint(user_dir)
-    with pytest.MonkeyPatch.context() as env, redis_server(tmp) as redis_url:
-        env.setenv("SAE_REDIS_URL", redis_url)
+    with pytest.MonkeyPatch.context() as env, redis_server(tmp) as redis:
+        redis_url = redis.url
+        env.setenv("SAE_REDIS_URL", redis_url)  # with its password
+        env.setenv("SAE_QUEUE_KEY", QUEUE_KEY)  # the same on every replica and worker
         env.setenv("STREAMLIT_SERVER_COOKIE_SECRET", secrets.token_hex(16))  # the same on every replica
         with (
             sae_worker(redis_url, tmp / "worker.log") as worker,
