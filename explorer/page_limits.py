@@ -27,11 +27,9 @@ Why these defaults:
 from __future__ import annotations
 
 import functools
-import logging
-import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-log = logging.getLogger(__name__)
+from sae.runs.class_limits import client_address, limits_from_env
 
 ENV = {
     "max_sessions": "SAE_MAX_SESSIONS",
@@ -56,35 +54,10 @@ class PageLimits:
 
     @classmethod
     def from_env(cls, environ=None) -> PageLimits:
-        environ = os.environ if environ is None else environ
-        values = {}
-        for f in fields(cls):
-            raw, default = environ.get(ENV[f.name], "").strip(), getattr(cls, f.name)
-            if not raw:
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                value = -1
-            lowest = 0 if f.name == "trusted_proxies" else 1
-            if value < lowest:
-                log.warning("%s=%r is not a whole number of at least %d: using %d", ENV[f.name], raw[:40], lowest, default)
-                continue
-            values[f.name] = value
-        return cls(**values)
+        return limits_from_env(cls, ENV, environ)
 
     def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
-        """The address a student's browser connects from, for the shares per address.
-
-        The connection's own address, unless ``trusted_proxies`` reverse proxies stand in
-        front of the app: then the address the outermost of them saw.  Each proxy appends
-        the address it saw to X-Forwarded-For, so only the last ``trusted_proxies`` entries
-        are the proxies' word; anything before them the browser itself could have written."""
-        if self.trusted_proxies:
-            hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-            if len(hops) >= self.trusted_proxies:
-                return hops[-self.trusted_proxies]
-        return connection
+        return client_address(connection, forwarded_for, self.trusted_proxies)
 
 
 @functools.cache

@@ -56,35 +56,11 @@ class TrainingLimits:
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For is believed
 
     @classmethod
-    def from_env(cls) -> TrainingLimits:
-        values = {}
-        for f in fields(cls):
-            raw, default = os.environ.get(ENV[f.name], "").strip(), getattr(cls, f.name)
-            if not raw:
-                continue
-            try:
-                value = int(raw)
-            except ValueError:
-                value = -1
-            lowest = 0 if f.name == "trusted_proxies" else 1
-            if value < lowest:
-                log.warning("%s=%r is not an integer of at least %d: using %d", ENV[f.name], raw, lowest, default)
-                continue
-            values[f.name] = value
-        return cls(**values)
+    def from_env(cls, environ=None) -> TrainingLimits:
+        return limits_from_env(cls, ENV, environ)
 
     def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
-        """The address a student's browser connects from, for the share per address.
-
-        The connection's own address, unless ``trusted_proxies`` reverse proxies stand in
-        front of the app: then the address the outermost of them saw.  Each proxy appends
-        the address it saw to X-Forwarded-For, so only the last ``trusted_proxies`` entries
-        are the proxies' word; anything before them the browser itself could have written."""
-        if self.trusted_proxies:
-            hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-            if len(hops) >= self.trusted_proxies:
-                return hops[-self.trusted_proxies]
-        return connection
+        return client_address(connection, forwarded_for, self.trusted_proxies)
 
     def fit(self, cfg: TrainConfig) -> TrainConfig:
         """``cfg`` as this class runs it (a run without a time limit gets the class's), or RunRefused."""
@@ -95,3 +71,40 @@ class TrainingLimits:
         if cfg.time_budget > self.max_run_seconds:
             raise RunRefused(f"a run here may last at most {self.max_run_seconds} s: set a time limit of {self.max_run_seconds} s or less")
         return cfg
+
+
+def limits_from_env(cls, names: dict[str, str], environ=None):
+    """``cls()`` with each field read from its environment variable in ``names`` where one is set.
+
+    A value that is not a whole number of at least 1 (0 for ``trusted_proxies``) is logged and
+    the default kept: a typo in a class server's settings must not stop it."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in fields(cls):
+        raw, default = environ.get(names[f.name], "").strip(), getattr(cls, f.name)
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = -1
+        lowest = 0 if f.name == "trusted_proxies" else 1
+        if value < lowest:
+            log.warning("%s=%r is not a whole number of at least %d: using %d", names[f.name], raw[:40], lowest, default)
+            continue
+        values[f.name] = value
+    return cls(**values)
+
+
+def client_address(connection: str | None, forwarded_for: str, trusted_proxies: int) -> str | None:
+    """The address a student's browser connects from, for the shares per address.
+
+    The connection's own address, unless ``trusted_proxies`` reverse proxies stand in front of
+    the app (``SAE_TRUSTED_PROXIES``): then the address the outermost of them saw.  Each proxy
+    appends the address it saw to X-Forwarded-For, so only the last ``trusted_proxies`` entries
+    are the proxies' word; anything before them the browser itself could have written."""
+    if trusted_proxies:
+        hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return connection
