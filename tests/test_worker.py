@@ -24,7 +24,7 @@ from sae.runs.local import LocalRunner
 from sae.runs.worker import ProcessSettings
 from sae.training.loop import BatchEnd, Evaluation, Finished, train
 from tests.browser.conftest import ROOT
-from tests.test_jobs import NET, tiny, wait_until
+from tests.test_jobs import NET, connected, tiny, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trai
     snap = manager.poll("alice", job)
     assert snap.status == FAILED and "stopped unexpectedly (killed by SIGKILL)" in snap.error, snap.error
     assert "\n" not in snap.error and manager.counts()["running"] == 0
-    again = manager.submit("alice", NET, tiny(), *images)
+    again = manager.submit("alice", NET, tiny(), *images, keepalive=connected)
     assert again.wait(120) and manager.poll("alice", again).status == ENDED
 
 
