@@ -14,8 +14,12 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from benchmarks.load import Session, free_port, streamlit_server, wait_healthy
 from tests.conftest import run_async
+
+pytestmark = pytest.mark.slow  # a whole app under `streamlit run` and twenty sessions
 
 ARRIVALS = 20
 WITHIN_S = 2.0

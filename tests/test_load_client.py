@@ -6,8 +6,12 @@ benchmarks/load.py times speaks the protocol the way the browser does.  No timin
 is asserted here (that is the benchmark's job, not a unit test's).
 """
 
+import pytest
+
 from benchmarks.load import ROOT, Session, streamlit_server, wait_healthy
 from tests.conftest import run_async
+
+pytestmark = pytest.mark.slow  # each test starts a whole app under `streamlit run`
 
 
 def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):

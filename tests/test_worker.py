@@ -105,6 +105,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # a second app process that imports torch
 def test_a_worker_process_ends_when_the_app_dies(tmp_path):
     script = tmp_path / "app.py"
     script.write_text(APP)
