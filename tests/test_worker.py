@@ -24,7 +24,7 @@ from sae.runs.local import LocalRunner
 from sae.runs.worker import ProcessSettings
 from sae.training.loop import BatchEnd, Evaluation, Finished, train
 from tests.browser.conftest import ROOT
-from tests.test_jobs import NET, connected, tiny, wait_until
+from tests.test_jobs import HANG_S, NET, connected, tiny, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_a_run_trains_in_its_own_process_at_lower_priority_with_the_in_process_r
     assert isinstance(finished, Finished) and finished.steps == reference.steps == 6
     for key, value in reference.model.state_dict().items():
         assert torch.equal(finished.model.state_dict()[key], value), key
-    child.join(5)
+    child.join(HANG_S)
     assert not running(child.pid)
 
 
@@ -79,7 +79,7 @@ def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trai
     wait_until(lambda: job.snapshot().step >= 1)
     (child,) = training_processes()
     os.kill(child.pid, signal.SIGKILL)
-    assert job.wait(10)
+    assert job.wait(HANG_S)
     snap = manager.poll("alice", job)
     assert snap.status == FAILED and "stopped unexpectedly (killed by SIGKILL)" in snap.error, snap.error
     assert "\n" not in snap.error and manager.counts()["running"] == 0
@@ -115,7 +115,7 @@ def test_a_worker_process_ends_when_the_app_dies(tmp_path):
         assert running(child)
         app.kill()  # no clean-up code runs: the worker learns it from its pipe
         app.wait(10)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + HANG_S  # the worker hears of it at once (its pipe closes): the bound is for a hang
         while running(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not running(child), "the worker process outlived the app"
