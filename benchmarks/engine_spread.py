@@ -9,7 +9,7 @@ run on each engine, then each engine's mean and standard deviation over the seed
 the standard deviation of the per-seed difference.  tests/test_engine.py derives its
 tolerance from these figures (docs/performance.md has them).
 
-    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.engine_spread --seeds 12
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.engine_spread --seeds 16
     .venv/bin/python -m benchmarks.engine_spread --seeds 4 --steps 100,200,300
 
 MSE statistics do not depend on the machine's load; only the run time does.
@@ -47,7 +47,7 @@ def mse_after_steps(engine: str, seed: int, marks: tuple[int, ...], train_images
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=12, help="seeds 0..N-1, each trained on both engines")
+    parser.add_argument("--seeds", type=int, default=16, help="seeds 0..N-1, each trained on both engines")
     parser.add_argument("--steps", default="300", help="comma-separated step counts at which to measure the test MSE")
     args = parser.parse_args()
     marks = tuple(sorted(int(s) for s in args.steps.split(",")))
@@ -63,7 +63,8 @@ def main() -> None:
         diff = [f - r for f, r in zip(fast, ref)]
         print(
             f"{mark} steps, {args.seeds} seeds: reference {statistics.mean(ref):.5f} ± {statistics.stdev(ref):.5f} (sd), "
-            f"fast {statistics.mean(fast):.5f} ± {statistics.stdev(fast):.5f}, fast - reference per seed {statistics.mean(diff):+.5f} ± {statistics.stdev(diff):.5f}"
+            f"fast {statistics.mean(fast):.5f} ± {statistics.stdev(fast):.5f}, "
+            f"fast - reference per seed {statistics.mean(diff):+.5f} ± {statistics.stdev(diff):.5f}"
         )
 
 
