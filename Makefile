@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    install into .venv (first time only) and start the app
 #   make test   install the test tools too, check the style (ruff) and run the whole test suite
+# While working, `make test-fast` runs the tests that need no browser, no services and no long runs.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test lint install install-dev chromium services clean
+.PHONY: run test test-fast lint install install-dev chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,10 @@ lint: install-dev
 
 test: install-dev chromium services lint
 	$(BIN)/python -m pytest
+
+# The markers are listed in pyproject.toml; tests/conftest.py gives `browser` and `services` by itself.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not browser and not services and not slow"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

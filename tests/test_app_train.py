@@ -26,6 +26,7 @@ from sae.training.recipes import RECIPES
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 TRAIN_PAGE = "pages/views/train.py"
+HANG_S = 120.0  # a bound on waits for a run's events that only a hang reaches, even on a busy 2-core machine
 G = torch.Generator().manual_seed(0)
 TRAIN_X, TEST_X = torch.rand(64, 1, 32, 32, generator=G), torch.rand(24, 1, 32, 32, generator=G)
 
@@ -69,7 +70,7 @@ def start(at):
     return at.session_state["train_job"]
 
 
-def poll_until(at, condition, timeout: float = 120.0):
+def poll_until(at, condition, timeout: float = HANG_S):
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -132,19 +133,31 @@ def test_the_calibrated_start_switch_is_off_by_default_and_reaches_the_run(manag
     job.wait(30)
 
 
+def test_the_live_chart_grows_with_each_poll(manager, monkeypatch):
+    """A run that the test paces (one batch per release, in the job's thread): each poll draws the
+    batches that arrived since the last one, however fast or slow the machine."""
+    from tests.test_jobs import FakeTrain
+
+    fake = FakeTrain()
+    monkeypatch.setattr(jobs, "_DEFAULT", jobs.JobManager(runs_per_device=1, max_jobs=2, runner=fake))
+    at = session()
+    job = start(at)
+    try:
+        for steps in (1, 2, 5):
+            fake.release(steps - job.snapshot().step)
+            poll_until(at, lambda steps=steps: job.snapshot().step == steps)
+            assert job.active and batch_points(at) == steps
+            assert "elapsed" in at.get("progress")[0].proto.text
+    finally:
+        fake.finish.set()
+        for thread in fake.threads:
+            thread.join(30)
+
+
 def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     at = session(tr_batch_size=8)  # 8 steps an epoch, 16 in all
     job = start(at)
-    seen = set()
-    while job.active:
-        at.run()
-        assert not at.exception, at.exception
-        if at.get("plotly_chart") and job.active:  # still running after the run: it drew the live view
-            seen.add(batch_points(at))
-            assert "elapsed" in at.get("progress")[0].proto.text
-        time.sleep(0.2)
-    assert len(seen - {0}) >= 2, f"the loss chart never grew while polled: {seen}"
-    at.run()
+    poll_until(at, lambda: not job.active)
     assert "every planned epoch is done" in texts(at.success)
     assert batch_points(at) == 16
     assert at.get("download_button"), "the history CSV download is missing"
@@ -179,16 +192,14 @@ def test_saving_refuses_a_name_in_use(manager, tmp_path):
     assert taken.read_bytes() == b"an earlier run"
 
 
-def test_stop_ends_the_run_quickly_and_keeps_the_model(manager):
+def test_stop_ends_the_run_and_keeps_the_model(manager):
     at = session(tr_epochs=100)
     job = start(at)
     poll_until(at, lambda: job.snapshot().step >= 1)
     assert button(at, "Start training").disabled and at.slider(key="tr_beta").disabled  # one run at a time, settings locked
-    clicked = time.perf_counter()
     at.button(key="tr_stop").click().run()
-    assert job.wait(5)
-    latency = time.perf_counter() - clicked
-    assert latency < 2.0, f"stop took {latency:.2f} s"  # includes one script run; the job alone: test_jobs
+    assert job.wait(HANG_S)  # 100 epochs: only the stop can end it (how soon: tests/test_jobs.py)
+    assert job.snapshot().reason == "stopped"
     at.run()
     assert "Stopped" in texts(at.success)
     assert any(b.label.startswith("Save") for b in at.button), "a stopped run can be saved"
@@ -211,7 +222,7 @@ def test_over_the_limit_a_session_waits_in_line_and_others_see_nothing_of_it(man
     poll_until(bob, lambda: bob_job.snapshot().step >= 1)
     assert alice_job.status == jobs.ENDED and bob_job.status == jobs.RUNNING
     bob_job.stop()
-    assert bob_job.wait(10)
+    assert bob_job.wait(HANG_S)
     bob.run()
     assert batch_points(bob) == len(bob_job.snapshot().history["batch"]["step"])  # his own run, now on his page
 

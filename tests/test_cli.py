@@ -9,6 +9,7 @@ from sae.__main__ import main
 from sae.io.checkpoints import load_checkpoint
 
 
+@pytest.mark.slow  # measures the whole 10,000-image test set
 def test_train_then_eval_print_real_figures_and_save_a_loadable_checkpoint(tmp_path, capsys):
     out = tmp_path / "tiny.pt"
     assert main(["train", "--epochs", "1", "--train-subset", "96", "--batch-size", "32", "--out", str(out)]) == 0
@@ -39,6 +40,7 @@ def test_a_missing_device_and_a_bad_checkpoint_get_one_line_errors(tmp_path, cap
     assert not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.slow  # measures the whole 10,000-image test set
 def test_init_starts_from_a_checkpoints_weights_and_refuses_other_settings(tmp_path, capsys):
     out = tmp_path / "warm.pt"
     shipped = "checkpoints/sae_mnist.pt"

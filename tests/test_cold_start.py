@@ -14,9 +14,13 @@ import asyncio
 import os
 import time
 
+import pytest
+
 from benchmarks.server_launcher import free_port, streamlit_server, wait_healthy
 from benchmarks.streamlit_session import Session
 from tests.conftest import run_async
+
+pytestmark = pytest.mark.slow  # a whole app under `streamlit run` and twenty sessions
 
 ARRIVALS = 20
 WITHIN_S = 2.0
@@ -36,6 +40,7 @@ async def arrive(base_url: str, delay: float, index: int) -> dict:
     async with WatchedSession(base_url, "explore", f"source=MNIST&index={index}") as session:
         sent = time.perf_counter()
         run = await session.rerun(timeout=240)
+        done = time.perf_counter()
         return {
             "index": index,
             "delay": delay,
@@ -43,6 +48,7 @@ async def arrive(base_url: str, delay: float, index: int) -> dict:
             "exceptions": list(session.exceptions),
             "texts": list(session.texts),
             "sent": sent,
+            "done": done,
         }
 
 
@@ -56,9 +62,11 @@ def test_twenty_deep_links_at_a_cold_start_all_render_their_page(tmp_path):
     env = {**os.environ, "SAE_USER_CHECKPOINTS": str(tmp_path / "user")}
     with streamlit_server(port=port, env=env, log=tmp_path / "streamlit.log") as (base_url, process):
         wait_healthy(base_url, process)
-        healthy = time.perf_counter()
         arrivals = run_async(a_class(base_url))
-    assert max(a["sent"] for a in arrivals) - healthy <= WITHIN_S + 1.0  # all arrived while the server was cold
+    # The class met a cold server: the first arrival's run is the server's first, and others were sent
+    # before any page came back.  An order of events, not a clock limit, so a slow machine cannot fail it.
+    first_page_back = min(a["done"] for a in arrivals)
+    assert sum(a["sent"] < first_page_back for a in arrivals) >= 2, "no arrival overlapped the server's first script run"
     failures = []
     for a in arrivals:
         caption = f"MNIST test image #{a['index']}:"

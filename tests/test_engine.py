@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 
 import sae.model as model_module
+from benchmarks.engine_spread import mse_after_steps
 from benchmarks.tutorial_sae import tutorial_optimizer, tutorial_train_step
 from sae.data.mnist import mnist_tensors
 from sae.engine import compile_now, compiled, fast_train_step, fuse, unfuse
-from sae.model import LIF, SAEConfig, SpikingAutoencoder
-from sae.training.loop import Finished, TrainConfig, evaluate, train
+from sae.model import LIF, SpikingAutoencoder
 from tests.test_model import assert_train_step_matches_tutorial, spiking_pair
 
 
@@ -70,7 +70,7 @@ def fast_pass(ours, images):
 
 
 def assert_agrees_with_the_tutorial(tutorial, ours, images):
-    """The tolerances of the fast engine against the tutorial's code, one training pass (issue 13):
+    """The tolerances of the fast engine against the tutorial's code, one training pass:
     spikes flip for < 0.1 % of neuron-steps, the output agrees to 1e-4 in every image with no flip,
     gradients to 1e-3 of the largest gradient, BatchNorm running statistics to 1e-5."""
     tutorial.train(), ours.train()
@@ -136,18 +136,69 @@ def test_the_tolerances_catch_real_mistakes(mistake, monkeypatch):
         assert_agrees_with_the_tutorial(*spiking_pair(), images)
 
 
-def test_a_300_step_run_on_the_fast_engine_ends_within_3_percent_of_the_reference_engine():
-    """One seed, the One-minute recipe's settings, 300 steps: the fast engine with fused LIF
-    updates against the tutorial's loops, test MSE on 1,000 test images."""
+# ---------------------------------------------------------------- a whole short run, over seeds
+#
+# In spiking dynamics one flipped spike changes the rest of a run, so a fast run and a reference run
+# from one seed part ways within a few steps: one seed against one seed measures the seed as much as
+# the engine.  The claim is about distributions.  Each seed gives both engines the same starting
+# weights and batches, so the per-seed difference (fast - reference) of the test MSE after STEPS steps
+# is the statistic; over SEEDS its mean must stay within Z standard errors of zero.
+#
+# The standard error comes from the measured spread of that difference, taken at the one-sided 95 %
+# upper confidence bound of a standard deviation estimated from 16 seeds, so that a lucky measurement
+# cannot make the test strict.  Measured (the figures are in docs/performance.md) with
+#     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.engine_spread --seeds 16
+# MSE statistics do not depend on the machine's speed or load, and the rule does not depend on the
+# instruction set: another CPU rounds differently and so draws other runs from the same spread.
+SEEDS = (0, 1, 2)
+STEPS = 300
+MEASURED_SD = 0.00161  # of (fast - reference) per seed, 16 seeds
+UPPER_95 = 1.44  # sqrt(15 / chi2_0.05(15 degrees of freedom))
+Z = 4.0  # two-sided, normal: a false alarm about once in 16,000 runs
+TOLERANCE = Z * MEASURED_SD * UPPER_95 / len(SEEDS) ** 0.5
+
+
+def mean_difference_from_the_reference(fast: list[float], reference: list[float]) -> float:
+    return sum(f - r for f, r in zip(fast, reference)) / len(SEEDS)
+
+
+def engine_mses(engine: str) -> list[float]:
+    """The test MSE after STEPS steps on ``engine``, one run per seed (benchmarks.engine_spread's runs)."""
     train_x, test_x = mnist_tensors(train=True)[0], mnist_tensors(train=False)[0]
-    results = {}
-    for engine, fused in (("reference", False), ("fast", True)):
-        cfg = TrainConfig(epochs=1, lr=6e-3, batch_size=16, train_subset=300 * 16, eval_images=100, eval_every_s=1e9, engine=engine, compile=fused)
-        finished = [e for e in train(SAEConfig(), cfg, train_x, test_x) if isinstance(e, Finished)][0]
-        assert finished.steps == 300
-        results[engine], _ = evaluate(finished.model, test_x[:1000])
-    assert results["reference"] < 0.06  # it learned (all zeros scores 0.091)
-    assert abs(results["fast"] - results["reference"]) <= 0.03 * results["reference"], results
+    return [mse_after_steps(engine, seed, (STEPS,), train_x, test_x)[STEPS] for seed in SEEDS]
+
+
+@pytest.fixture(scope="module")
+def reference_mses() -> list[float]:
+    mses = engine_mses("reference")
+    assert max(mses) < 0.06, mses  # they learned (all zeros scores 0.091)
+    return mses
+
+
+@pytest.mark.slow
+def test_the_fast_engine_trains_to_the_reference_engines_test_mse_over_seeds(reference_mses):
+    fast = engine_mses("fast")
+    difference = mean_difference_from_the_reference(fast, reference_mses)
+    assert abs(difference) <= TOLERANCE, {"fast": fast, "reference": reference_mses, "tolerance": TOLERANCE}
+
+
+def _output_without_its_leak(self, latent, beta, thresh):
+    """SpikingAutoencoder._output_once with the output layer's leak forgotten: a plain sum of its input."""
+    *body, conv, _ = list(self.linearNet) + list(self.decoder)
+    mem, total = {}, 0
+    for spikes in latent:
+        total = total + self._through(body, spikes, mem, beta, thresh, None)
+    out = F.conv_transpose2d(total, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
+    return out + conv.bias.view(1, -1, 1, 1) * len(latent)
+
+
+@pytest.mark.slow
+def test_the_rule_over_seeds_catches_a_real_mistake(reference_mses, monkeypatch):
+    """The same rule fails on a fast engine whose one-pass output layer forgets its leak (training only:
+    the evaluation runs the per-step loop), so the check above can fail."""
+    monkeypatch.setattr(SpikingAutoencoder, "_output_once", _output_without_its_leak)
+    mistaken = engine_mses("fast")
+    assert abs(mean_difference_from_the_reference(mistaken, reference_mses)) > TOLERANCE, {"mistaken": mistaken, "reference": reference_mses}
 
 
 def test_whole_model_compile_differs_from_the_tutorial_only_by_rare_spike_flips():

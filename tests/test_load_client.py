@@ -7,9 +7,13 @@ way the browser does.  No timing is asserted here (that is the benchmark's job,
 not a unit test's).
 """
 
+import pytest
+
 from benchmarks.server_launcher import ROOT, streamlit_server, wait_healthy
 from benchmarks.streamlit_session import Session
 from tests.conftest import run_async
+
+pytestmark = pytest.mark.slow  # each test starts a whole app under `streamlit run`
 
 
 def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):

@@ -176,6 +176,7 @@ def test_eight_threads_on_one_instance_match_serial_calls_bit_for_bit():
         assert torch.equal(got, want)
 
 
+@pytest.mark.slow  # 200 models
 def test_building_and_dropping_models_leaves_nothing_behind():
     neurons_before = len(SpikingNeuron.instances)
     refs = []

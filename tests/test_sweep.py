@@ -283,17 +283,17 @@ def test_result_cache_runs_one_computation_for_concurrent_requests():
     def slow():
         runs.append(1)
         started.set()
-        release.wait(5)
+        assert release.wait(60)  # events, not sleeps: the bound only turns a hang into a failure
         return "done"
 
     results = []
     threads = [threading.Thread(target=lambda: results.append(cache.get_or_compute("k", slow))) for _ in range(3)]
     for t in threads:
         t.start()
-    started.wait(5)
+    assert started.wait(60)
     release.set()
     for t in threads:
-        t.join(5)
+        t.join(60)
     assert results == ["done"] * 3 and len(runs) == 1
 
 

@@ -28,7 +28,7 @@ from sae.runs.worker import run as run_in_this_process
 from sae.training.loop import BatchEnd, Evaluation, Finished, evaluate, train
 from tests.browser.conftest import ROOT
 from tests.conftest import run_async
-from tests.test_jobs import NET, tiny, wait_until
+from tests.test_jobs import HANG_S, NET, connected, tiny, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_a_run_trains_in_its_own_process_at_lower_priority_with_the_in_process_r
     # The test MSE that Save records was measured in the worker, on every test image it was given.
     assert isinstance(measured, Measured) and measured.metrics["test_images"] == len(images[1])
     assert measured.metrics["test_mse"] == pytest.approx(evaluate(reference.model, images[1])[0], rel=1e-6)
-    wait_until(lambda: not running(child), timeout=10)
+    wait_until(lambda: not running(child), timeout=HANG_S)
 
 
 def test_the_worker_measures_the_whole_test_set_after_finished_even_when_stopped(images):
@@ -110,11 +110,11 @@ def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trai
     wait_until(lambda: job.snapshot().step >= 1)
     (child,) = training_processes()
     os.kill(child, signal.SIGKILL)
-    assert job.wait(10)
+    assert job.wait(HANG_S)
     snap = manager.poll("alice", job)
     assert snap.status == FAILED and "stopped unexpectedly (killed by SIGKILL)" in snap.error, snap.error
     assert "\n" not in snap.error and manager.counts()["running"] == 0
-    again = manager.submit("alice", NET, tiny(), *images)
+    again = manager.submit("alice", NET, tiny(), *images, keepalive=connected)
     assert again.wait(120) and manager.poll("alice", again).status == ENDED
 
 
@@ -138,6 +138,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # a second app process that imports torch
 def test_a_worker_process_ends_when_the_app_dies(tmp_path):
     script = tmp_path / "app.py"
     script.write_text(APP)
@@ -147,7 +148,7 @@ def test_a_worker_process_ends_when_the_app_dies(tmp_path):
         assert running(child)
         app.kill()  # no clean-up code runs: the worker learns it from its pipe
         app.wait(10)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + HANG_S  # the worker hears of it at once (its pipe closes): the bound is for a hang
         while running(child) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not running(child), "the worker process outlived the app"

@@ -2,6 +2,7 @@
 by Playwright in Debian's headless Chromium (``playwright install`` cannot download here).
 
 No Chromium: the tests fail under CI=true and are skipped, loudly, elsewhere.
+Every test in this folder is marked ``browser`` (tests/conftest.py), so ``make test-fast`` leaves them out.
 The server pattern follows Streamlit's own e2e_playwright/conftest.py: wait on
 /_stcore/health, then for the app to be connected and not running.
 """

@@ -24,6 +24,9 @@ from tests.services import QUEUE_KEY, nginx, redis_server, sae_worker, wait_for
 COOKIE = "sae_replica"
 
 
+LOGGED_S = 60  # nginx logs a request as it ends; the bound only turns a hang into a failure on a busy machine
+
+
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("replicas")
@@ -58,7 +61,11 @@ def replica_for(replicas, value: str) -> str:
     request = urllib.request.Request(replicas.url + "/_stcore/health", headers={"Cookie": f"{COOKIE}={value}"})
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200 and any(c.startswith(f"{COOKIE}={value};") for c in response.headers.get_all("Set-Cookie"))
-    return wait_for(lambda: next((u for a, u, _ in reversed(log_lines(replicas.access_log)) if a == value), None), 5, "nginx to log the request")
+
+    def logged():
+        return next((u for a, u, _ in reversed(log_lines(replicas.access_log)) if a == value), None)
+
+    return wait_for(logged, LOGGED_S, "nginx to log the request")
 
 
 def cookie_per_replica(replicas) -> dict[str, str]:
@@ -122,7 +129,7 @@ def test_a_run_trained_through_one_replica_opens_on_the_other(browser, replicas)
         logged = {affinity for affinity, _, request in rows if "/_stcore/stream" in request}
         return rows if {cookies[a], cookies[b]} <= logged else None
 
-    rows = wait_for(both_websockets_logged, 10, "both websockets in nginx's log")
+    rows = wait_for(both_websockets_logged, LOGGED_S, "both websockets in nginx's log")
     for value, replica in ((cookies[a], a), (cookies[b], b)):
         reached = {upstream for affinity, upstream, _ in rows if affinity == value}
         assert reached == {replica}, f"the browser with {COOKIE}={value} reached {sorted(reached)}, not only {replica}"
