@@ -23,23 +23,17 @@ threshold, so its results are close to, not equal to, the tutorial's.  It stays 
 contender in ``python -m benchmarks.engine``, which times every path here against
 the tutorial's code (docs/performance.md has the figures and what was dropped).
 
-Compiled kernels are cached on disk by Inductor: only the first run on a machine
-pays the compile time.
+Compiled kernels are cached on disk by Inductor (in the project's .cache/, see
+``sae/__init__.py``): only the first run on a machine pays the compile time.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import torch
 import torch._dynamo
 from torch import nn
 
 from sae.model import LIF, buffers_kept, lif_step, reconstruction_loss
-
-# Keep Inductor's cache with the project unless the user chose a place.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "inductor"))
 
 # Dynamo still compiles a few variants of the one LIF function: it specialises ranks
 # (2-D latent, 4-D maps), size-1 dimensions (the output's single channel, a batch of
