@@ -318,22 +318,33 @@ class SpikingAutoencoder(nn.Module):
         (:func:`batch_norm_repeated`), but conv1's gradient is summed in another fp32
         order, so it is held to the tutorial by tolerances (tests/test_engine.py).  Without
         it, training keeps the tutorial's per-step calls, bit for bit."""
-        once = None
-        if fast or not self.training:
-            once = batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=steps)
-        modules = list(self.encoder) if once is None else list(self.encoder)[2:]
         mem = {}
-        return torch.stack([self._through(modules, x if once is None else once, mem, beta, thresh, record) for _ in range(steps)])
+        if fast or not self.training:
+            once = self.first_layer(x, repeats=steps)
+            return torch.stack([self.encoder_step(once, mem, beta=beta, thresh=thresh, record=record) for _ in range(steps)])
+        modules = list(self.encoder)
+        return torch.stack([self._through(modules, x, mem, beta, thresh, record) for _ in range(steps)])
+
+    def first_layer(self, x, repeats: int = 1):
+        """conv1 + BN of ``x``: what the encoder's first LIF receives, the same at every step
+        (``repeats`` steps' worth of running-statistic updates in training)."""
+        return batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=repeats)
+
+    def encoder_step(self, first, mem: dict, *, beta=None, thresh=None, record=None):
+        """One step of the tutorial's first loop, from ``first = first_layer(x)`` to the latent
+        spikes.  ``mem`` maps layer names to membranes (empty before step 1) and is updated in place."""
+        return self._through(list(self.encoder)[2:], first, mem, beta, thresh, record)
+
+    def decoder_step(self, latent_spikes, mem: dict, *, beta=None, thresh=None, record=None):
+        """One step of the tutorial's second loop: one step's latent spikes to the output membrane.
+        ``mem`` as in :meth:`encoder_step`; decoding step t needs only step t's latent spikes."""
+        self._through(list(self.linearNet) + list(self.decoder), latent_spikes, mem, beta, thresh, record)
+        return mem["output"]
 
     def _decode_steps(self, latent, beta, thresh, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
-        modules = list(self.linearNet) + list(self.decoder)
         mem = {}
-        outputs = []
-        for spikes in latent:
-            self._through(modules, spikes, mem, beta, thresh, record)
-            outputs.append(mem["output"])
-        return torch.stack(outputs)
+        return torch.stack([self.decoder_step(spikes, mem, beta=beta, thresh=thresh, record=record) for spikes in latent])
 
     @torch.compiler.disable  # a Python bool: under torch.compile it runs eager, without a warning
     def _output_cannot_fire(self, steps) -> bool:

@@ -41,7 +41,7 @@ from sae.errors import first_line
 from sae.io.atomic import atomic_path
 from sae.model import LIF, SAEConfig, SpikingAutoencoder
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 USER_DIR = Path(os.environ.get("SAE_USER_CHECKPOINTS", "user_checkpoints"))
 MAX_CHECKPOINT_BYTES = 20 * 1024 * 1024  # the model is about 1.3 MB
 

@@ -94,7 +94,7 @@ def _start_child():
     child ran app.py (seen: the app's sidebar loading a model in the forward process).  Fork would
     copy the server's threads and locks."""
     mine, theirs = socket.socketpair()
-    root = str(Path(__file__).resolve().parent.parent)  # where the sae package is, for the child's import
+    root = str(Path(__file__).resolve().parents[2])  # where the sae package is, for the child's import
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     try:
         process = subprocess.Popen(
