@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import state, texts
+from explorer import in_page, state, texts
 from explorer.cached import explore_result
 from explorer.digit_input import choose_source, read_digit
 from explorer.energy_view import show_energy
@@ -144,6 +144,7 @@ def show_downloads(result: InferenceResult) -> None:
 
 settings = current()
 st.title(":material/biotech: Explore the spiking autoencoder")
+on_server = in_page.server_reason()  # None: the network runs in the browser (explorer/in_page.py)
 source = choose_source()
 
 input_col, seen_col, playback_col = st.columns([1.15, 1, 1.35])
@@ -167,11 +168,16 @@ else:
             f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "
             "28x28 and resized to 32x32, as MNIST digits were made."
         )
-    with playback_col:
-        show_playback(result)
-    show_overview(result)
+    if on_server is None:
+        in_page.explore_view(settings, result.input, LAYER_CHOICES, st.query_params.get("layer", LAYER_CHOICES[0]))
+    else:
+        in_page.show_server_reason(on_server)
+        with playback_col:
+            show_playback(result)
+        show_overview(result)
     if note := texts.dec0_note(settings.thresh, settings.beta, settings.num_steps):
         st.warning(note, icon=":material/block:")
-    show_details(result)
+    if on_server is not None:
+        show_details(result)
     show_energy(result, settings)
     show_downloads(result)

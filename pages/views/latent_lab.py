@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import lab
+from explorer import in_page, lab
 from explorer import lab_texts as texts
 from explorer.energy_view import show_report
 from explorer.sidebar import current
@@ -42,11 +42,17 @@ def show_editor(settings, digit, own) -> None:
         image, spikes = answer.images[0], latent.edited_spikes(own, code, answer)
     else:
         image, spikes = own.recon, own.spikes
-    left, right = st.columns([1, 1.7])
-    with left:
-        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click, selection_mode="points")
+    if (on_server := in_page.server_reason()) is None:  # the editor computes in the browser (explorer/in_page.py)
+        in_page.lab_editor(settings, own, code)
+        right = st.container()
+    else:
+        in_page.show_server_reason(on_server)
+        left, right = st.columns([1, 1.7])
+        with left:
+            chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), on_select=lab.on_cell_click, selection_mode="points")
     with right:
-        chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
+        if on_server is not None:
+            chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
         looks, own_looks = lab.nearest_class(np.stack([image, own.recon]))
         st.caption(
             texts.editor(

@@ -174,20 +174,22 @@ def browser_model(model: SpikingAutoencoder, folder: Path) -> BrowserModel:
     """The model's two graph files in ``folder``, exported the first time they are asked for.
 
     Safe to call from many threads (one export at a time) and processes (atomic renames:
-    a reader sees a whole file or none)."""
+    a reader sees a whole file or none, and two processes exporting the same weights write
+    the same content under the same name)."""
     folder = Path(folder)
     fingerprint = model_fingerprint(model)
     names = file_names(fingerprint)
     paths = [folder / name for name in names]
-    with _export_lock:
+    if all(p.exists() for p in paths):
+        for path in paths:
+            _touch(path)  # recently used: the last to be forgotten
+        return BrowserModel(fingerprint, *names)
+    with _export_lock:  # one export at a time (seconds of CPU each); pages whose files exist never wait here
         if not all(p.exists() for p in paths):
             for path, data in zip(paths, export_onnx(model)):
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(data)
             _forget_old(folder, keep=KEPT_MODELS)
-        else:
-            for path in paths:
-                _touch(path)
     return BrowserModel(fingerprint, *names)
 
 
