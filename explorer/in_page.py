@@ -111,6 +111,11 @@ def _vendor_files() -> dict[str, str] | None:
     return found
 
 
+def vendored() -> bool:
+    """Whether ``make vendor`` has put the pages' JavaScript and WebAssembly in place."""
+    return _vendor_files() is not None
+
+
 @functools.cache
 def _code_version() -> str:
     """A hash of static/in_page/: the query that makes every change a new URL for the browser."""
@@ -125,7 +130,7 @@ def server_reason() -> str | None:
     A link asking for the server path gets no line: it asked."""
     if st.query_params.get(ENGINE_PARAM) == "server":
         return ""
-    if _vendor_files() is None:
+    if not vendored():
         return "The network runs on the server here: the in-page engine's files are not installed (`make vendor`)."
     for key in (EXPLORE_KEY, LAB_KEY):  # a failure either view reported keeps the session on the server
         reported = (st.session_state.get(key) or {}).get("failure")
