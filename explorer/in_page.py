@@ -184,6 +184,16 @@ def _module(name: str) -> str:
 
 # --------------------------------------------------------------------------- Explore's view
 
+SEEN_SCALE = 8  # pixels per pixel of the 32x32 image, without smoothing
+
+
+def show_seen(image: np.ndarray) -> None:
+    """What the network sees, as a picture: one st.plotly_chart on the page would make the browser
+    load Streamlit's own 4.7 MB Plotly as well (the page's figures show its values on hover)."""
+    pixels = (np.clip(np.asarray(image, np.float32), 0, 1) * 255).round().astype(np.uint8)
+    st.image(np.kron(pixels, np.ones((SEEN_SCALE, SEEN_SCALE), np.uint8)), caption="what the network sees (32x32)", width=260)
+
+
 _explore = st.components.v2.component("sae_in_page_explore", html=_read("explore.html"), css=_read("in_page.css"), js=_LOADER, isolate_styles=False)
 
 

@@ -163,7 +163,10 @@ else:
     state.set_explore_digit(choice.digit, choice.label)
     result = explore_result(settings, choice.digit)
     with seen_col:
-        chart(inside.digit_image(result.input), "network_input", "explore_seen")
+        if on_server is None:  # the page draws it with its figures: Streamlit need not load its own Plotly
+            in_page.show_seen(result.input)
+        else:
+            chart(inside.digit_image(result.input), "network_input", "explore_seen")
         st.caption(
             f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "
             "28x28 and resized to 32x32, as MNIST digits were made."

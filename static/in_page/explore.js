@@ -12,6 +12,10 @@ const [page, figures, network] = await Promise.all(["page", "figures", "network"
 
 const SETTINGS = ["thresh", "beta", "steps"];
 const PLAY_MS = 600; // per step, as the server's playback
+// Drawn on every frame: the reconstruction, the raster and the numbers.  The other figures take
+// turns, one a frame while the slider moves, and all are brought up to date once it rests:
+// drawing all of them every frame would make a frame several times longer.
+const TAKING_TURNS = ["membrane", "comparison", "layer", "activity"];
 
 class ExploreView {
   constructor(root) {
@@ -24,6 +28,8 @@ class ExploreView {
     this.timings = new page.Timings(); // slider input event -> reconstruction and raster painted
     this.frames = 0; // traces drawn: tests wait on it
     this.trace = null;
+    this.stale = new Set(); // figures of TAKING_TURNS that do not show this.trace yet
+    this.turn = 0;
     this.request = page.latestWins((request) => this.compute(request), (error) => page.reportFailure(this, error));
     this.listen();
   }
@@ -38,12 +44,12 @@ class ExploreView {
     for (const slider of Object.values(this.sliders)) {
       slider.addEventListener("input", (event) => {
         this.showValues();
-        this.request({ start: event.timeStamp });
+        this.request({ start: event.timeStamp, kind: "input" });
       });
       // Released: the app takes the value (URL, sidebar, other pages); one rerun per release.
       slider.addEventListener("change", () => this.component.setTriggerValue("settings", this.settings()));
     }
-    this.layerSelect.addEventListener("change", () => this.request({ start: performance.now() }));
+    this.layerSelect.addEventListener("change", (event) => this.request({ start: event.timeStamp, kind: "layer" }));
     this.stepSlider.addEventListener("input", () => this.drawStep(Number(this.stepSlider.value)));
     this.playButton.addEventListener("click", () => this.togglePlay());
   }
@@ -77,7 +83,7 @@ class ExploreView {
     if (this.component !== component) return; // newer data arrived while loading
     Object.assign(this, loaded, { ready: true });
     this.status("");
-    this.request({ start: performance.now() });
+    this.request({ start: performance.now(), kind: "open" });
   }
 
   build(data) {
@@ -92,14 +98,45 @@ class ExploreView {
     const { thresh, beta, steps } = this.settings();
     const layer = this.layerSelect.value;
     const started = performance.now();
-    this.trace = await this.run(thresh, beta, steps, layer);
-    this.trace.ms = performance.now() - started;
+    const trace = (this.trace = await this.run(thresh, beta, steps, layer));
+    trace.ms = performance.now() - started;
     this.stopPlay();
-    this.drawFirst(this.trace);
+    this.drawFirst(trace);
     const painted = await page.afterPaint();
-    this.timings.add(request.start, painted);
+    this.timings.add(request.start, painted, request.kind);
     this.frames += 1;
-    this.drawRest(this.trace); // on the next frame's budget: a new slider value may replace it first
+    this.stale = new Set(TAKING_TURNS);
+    // One more figure while the slider moves, unless the next value is already waiting: it goes first.
+    if (!this.request.waiting()) this.drawTurn(trace, TAKING_TURNS[this.turn++ % TAKING_TURNS.length]);
+    requestAnimationFrame(() => this.catchUp(trace));
+  }
+
+  /** Once no newer slider value waits, draw every figure that does not show ``trace`` yet. */
+  catchUp(trace) {
+    if (this.trace !== trace || this.request.waiting()) return;
+    for (const name of [...this.stale]) this.drawTurn(trace, name);
+  }
+
+  drawTurn(trace, name) {
+    this.stale.delete(name);
+    const { Plotly } = this;
+    const [h, w] = this.side();
+    const rows = (values) => figures.grid(values, this.network.latentDim, trace.steps);
+    if (name === "membrane") {
+      Plotly.react(this.figure.membrane, ...figures.latentMembrane(this.look, rows(trace.latentMem), rows(trace.latentSpikes), trace.steps, trace.thresh),
+        figures.config("latent_membrane"));
+    } else if (name === "comparison") {
+      const recon = trace.outputs[trace.steps - 1];
+      const error = recon.map((v, i) => v - trace.input[i]);
+      Plotly.react(this.figure.comparison, ...figures.comparison(this.look, figures.grid(trace.input, h, w), figures.grid(recon, h, w),
+        figures.grid(error, h, w), trace.stepMse[trace.steps - 1]), figures.config("input_reconstruction_error"));
+    } else if (name === "activity") {
+      const layers = network.SPIKING_LAYERS;
+      Plotly.react(this.figure.activity, ...figures.activity(this.look, layers, layers.map((n) => trace.counts[n]),
+        layers.map((n) => this.network.neurons(n)), trace.steps), figures.config("spikes_per_layer"));
+    } else if (name === "layer") {
+      this.drawLayer(trace, trace.steps);
+    }
   }
 
   async run(thresh, beta, steps, layer) {
@@ -172,26 +209,6 @@ class ExploreView {
     set("spikes", Math.round(total).toLocaleString("en"));
     set("latent", `${fired} of ${dim}`);
     set("ms", `${trace.ms.toFixed(1)} ms`);
-  }
-
-  drawRest(trace) {
-    requestAnimationFrame(() => {
-      if (this.trace !== trace) return; // a newer trace is on its way
-      const { Plotly } = this;
-      const [h, w] = this.side();
-      const dim = this.network.latentDim;
-      const rows = (values) => figures.grid(values, dim, trace.steps);
-      Plotly.react(this.figure.membrane, ...figures.latentMembrane(this.look, rows(trace.latentMem), rows(trace.latentSpikes), trace.steps, trace.thresh),
-        figures.config("latent_membrane"));
-      const recon = trace.outputs[trace.steps - 1];
-      const error = recon.map((v, i) => v - trace.input[i]);
-      Plotly.react(this.figure.comparison, ...figures.comparison(this.look, figures.grid(trace.input, h, w), figures.grid(recon, h, w),
-        figures.grid(error, h, w), trace.stepMse[trace.steps - 1]), figures.config("input_reconstruction_error"));
-      const layers = network.SPIKING_LAYERS;
-      Plotly.react(this.figure.activity, ...figures.activity(this.look, layers, layers.map((n) => trace.counts[n]),
-        layers.map((n) => this.network.neurons(n)), trace.steps), figures.config("spikes_per_layer"));
-      this.drawLayer(trace, trace.steps);
-    });
   }
 
   drawLayer(trace, step) {

@@ -39,7 +39,7 @@ class LabView {
     if (this.component !== component) return;
     Object.assign(this, loaded, { ready: true });
     this.status("");
-    this.request({ start: performance.now() });
+    this.request({ start: performance.now(), kind: "open" });
   }
 
   /** Flip the spike of ``neuron`` at ``step`` (0-based) and redraw from the page's own decode. */
@@ -47,7 +47,7 @@ class LabView {
     const { neurons, steps } = this.data;
     if (!(neuron >= 0 && neuron < neurons && step >= 0 && step < steps)) return;
     this.code[neuron * steps + step] ^= 1;
-    this.request({ start });
+    this.request({ start, kind: "click" });
     clearTimeout(this.writeBack);
     this.writeBack = setTimeout(() => {
       this.writeBack = null;
@@ -63,7 +63,7 @@ class LabView {
       if (name === "output") image = mem;
     });
     this.draw(image);
-    this.timings.add(request.start, await page.afterPaint());
+    this.timings.add(request.start, await page.afterPaint(), request.kind);
     this.frames += 1;
   }
 

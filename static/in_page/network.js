@@ -13,12 +13,16 @@ let runtime = null; // one onnxruntime-web per page, shared by every view
 async function loadRuntime(urls) {
   if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
   if (!runtime) {
-    runtime = import(urls.ort).then((ort) => {
+    // The runtime's JavaScript and its 15 MB of WebAssembly are fetched side by side (and beside
+    // the model files and plotly.js): on a first visit they are most of the wait.
+    const binary = fetchBytes(urls.wasm);
+    runtime = Promise.all([import(urls.ort), binary]).then(([ort, wasm]) => {
       // Threads need a cross-origin isolated page (SharedArrayBuffer); one thread is plenty
       // for about 5 M multiply-adds a step, and a proxy worker would add a hop per call.
       ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
       ort.env.wasm.proxy = false;
       ort.env.wasm.wasmPaths = { mjs: urls.wasmLoader, wasm: urls.wasm };
+      ort.env.wasm.wasmBinary = wasm;
       return ort;
     });
     runtime.catch(() => { runtime = null; }); // a failed load may be retried by the next view
@@ -27,8 +31,14 @@ async function loadRuntime(urls) {
 }
 
 async function fetchBytes(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url.split("/").pop()}: HTTP ${response.status}`);
+  const name = url.split("/").pop().split("?")[0];
+  let response;
+  try {
+    response = await fetch(url);
+  } catch {
+    throw new Error(`${name} could not be loaded`);
+  }
+  if (!response.ok) throw new Error(`${name} could not be loaded (HTTP ${response.status})`);
   return new Uint8Array(await response.arrayBuffer());
 }
 
@@ -38,11 +48,11 @@ const networks = new Map(); // encoder URL -> Promise<Network>: each model is lo
 export function openNetwork(urls, model) {
   if (!networks.has(model.encoder)) {
     const loading = (async () => {
+      const graphs = Promise.all([model.encoder, model.decoder].map(fetchBytes));
+      graphs.catch(() => {}); // reported below, or made moot by a failed runtime
       const ort = await loadRuntime(urls);
       const options = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
-      const [encoder, decoder] = await Promise.all(
-        [model.encoder, model.decoder].map(async (url) => ort.InferenceSession.create(await fetchBytes(url), options)),
-      );
+      const [encoder, decoder] = await Promise.all((await graphs).map((bytes) => ort.InferenceSession.create(bytes, options)));
       return new Network(ort, encoder, decoder, model.shapes);
     })();
     loading.catch(() => networks.delete(model.encoder));

@@ -20,7 +20,7 @@ export function reportFailure(view, error) {
 /**
  * ``work(request)`` for the latest request only, one at a time, started on an animation frame:
  * requests that arrive while one is being computed and drawn replace each other, so a slow
- * frame never builds a queue behind the slider.
+ * frame never builds a queue behind the slider.  ``ask.waiting()`` says whether one waits.
  */
 export function latestWins(work, onError) {
   let pending = null, busy = false, scheduled = false;
@@ -45,10 +45,12 @@ export function latestWins(work, onError) {
       requestAnimationFrame(frame);
     }
   };
-  return (request) => {
+  const ask = (request) => {
     pending = request;
     schedule();
   };
+  ask.waiting = () => pending !== null;
+  return ask;
 }
 
 /** Resolves after the browser has painted the frame in which it was called. */
@@ -72,15 +74,15 @@ export function toBase64(typed) {
   return btoa(text);
 }
 
-/** A bounded list of timings for the benchmark: [input event time, painted time]. */
+/** A bounded list of timings for the benchmark: [asked at, painted at, why] ("open", "input", "click"). */
 export class Timings {
   constructor(limit = 1000) {
     this.limit = limit;
     this.list = [];
   }
 
-  add(start, end) {
-    this.list.push([start, end]);
+  add(start, end, kind) {
+    this.list.push([start, end, kind]);
     if (this.list.length > this.limit) this.list.shift();
   }
 }
