@@ -24,7 +24,9 @@ import streamlit as st
 
 from explorer import lab
 from sae import limits
-from sae.io.browser_model import BrowserModel, browser_model, layer_shapes
+from sae.io.browser_model import ExportError, browser_model, export_onnx_in_child, layer_shapes
+from sae.io.checkpoints import CheckpointError
+from sae.io.fingerprints import model_fingerprint
 from sae.model import SpikingAutoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +36,7 @@ CODE = STATIC / "in_page"
 VENDOR_SUMS = STATIC / "vendor" / "SHA256SUMS"
 ENGINE_PARAM = "engine"  # ?engine=server
 _FAILED = "_in_page_failed"  # why the page could not compute, for this session
+_NOT_EXPORTED = "_in_page_not_exported"  # weights fingerprint -> why their graphs could not be made
 EXPLORE_KEY, LAB_KEY = "in_page_explore", "in_page_lab"  # the components' keys
 # The sidebar's session keys (explorer/sidebar.py) for the settings the in-page sliders set.
 SETTING_KEYS = {"thresh": "sb_thresh", "beta": "sb_beta", "steps": "sb_steps"}
@@ -125,9 +128,10 @@ def _code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def server_reason() -> str | None:
-    """Why this session computes on the server (one line to show), or None: the page computes.
-    A link asking for the server path gets no line: it asked."""
+def server_reason(model: SpikingAutoencoder) -> str | None:
+    """Why this session computes ``model`` on the server (one line to show), or None: the page
+    computes, and the model's graphs are ready (exported now if they were not).  A link asking
+    for the server path gets no line: it asked."""
     if st.query_params.get(ENGINE_PARAM) == "server":
         return ""
     if not vendored():
@@ -139,7 +143,8 @@ def server_reason() -> str | None:
     failed = st.session_state.get(_FAILED)
     if failed:
         return f"The network runs on the server: it could not run in this browser ({failed})."
-    return None
+    files = model_files(model)
+    return f"The network runs on the server: it could not be prepared for the browser ({files})." if isinstance(files, str) else None
 
 
 def show_server_reason(reason: str | None) -> None:
@@ -171,10 +176,20 @@ def _shapes(config) -> dict:
     return {name: list(shape) for name, shape in layer_shapes(SpikingAutoencoder(config).eval()).items()}
 
 
-def model_files(model: SpikingAutoencoder) -> dict:
-    """The model's two graphs as URLs (exported on first use), with every layer's shape."""
-    with st.spinner("Preparing the network for your browser (once per checkpoint)…"):
-        made: BrowserModel = browser_model(model, MODELS)
+def model_files(model: SpikingAutoencoder) -> dict | str:
+    """The model's two graphs as URLs, with every layer's shape; exported on first use (in a child
+    process: seconds of the exporter would stall every session of this server).  When the export
+    fails, why, in one line (remembered for these weights in this session)."""
+    fingerprint = model_fingerprint(model)
+    failed = st.session_state.setdefault(_NOT_EXPORTED, {})
+    if fingerprint in failed:
+        return failed[fingerprint]
+    try:
+        with st.spinner("Preparing the network for your browser (once per checkpoint)…"):
+            made = browser_model(model, MODELS, export=export_onnx_in_child)
+    except (ExportError, OSError, CheckpointError) as error:
+        failed[fingerprint] = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        return failed[fingerprint]
     return {"encoder": static_url(f"models/{made.encoder}"), "decoder": static_url(f"models/{made.decoder}"), "shapes": _shapes(model.config)}
 
 
@@ -209,7 +224,7 @@ def explore_view(settings, image, layers: list[str], layer: str) -> None:
         "layers": layers,
         "layer": layer if layer in layers else layers[0],
     }
-    _explore(key="in_page_explore", data=data, on_settings_change=_on_settings, on_failure_change=_registers_state, width="stretch")
+    _explore(key=EXPLORE_KEY, data=data, on_settings_change=_on_settings, on_failure_change=_registers_state, width="stretch")
 
 
 # --------------------------------------------------------------------------- the Latent lab's editor

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 import explorer.in_page as in_page
 from sae.analysis import latent
 from sae.data.mnist import mnist_tensors
+from sae.io.browser_model import ExportError
 from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 from sae.io.fingerprints import model_fingerprint
 from sae.model import SPIKING_LAYERS
@@ -136,6 +137,23 @@ def test_without_the_vendored_files_the_server_computes_and_says_why(monkeypatch
         in_page._vendor_files.cache_clear()
     assert component(at, "sae_in_page_explore") is None
     assert [i.value for i in at.info if "make vendor" in i.value] and "explore_playback" in plotly_keys(at)
+
+
+def test_a_model_whose_graphs_cannot_be_made_is_run_on_the_server_with_one_line(monkeypatch, tmp_path):
+    exports = []
+
+    def failing(model):
+        exports.append(model)
+        raise ExportError("the exporter does not know this layer")
+
+    monkeypatch.setattr(in_page, "MODELS", tmp_path)  # no graphs made yet
+    monkeypatch.setattr(in_page, "export_onnx_in_child", failing)
+    at = page("pages/views/explore.py")
+    assert component(at, "sae_in_page_explore") is None and "explore_playback" in plotly_keys(at)
+    lines = [i.value for i in at.info if "could not be prepared for the browser" in i.value]
+    assert len(lines) == 1 and "does not know this layer" in lines[0]
+    at.run()
+    assert len(exports) == 1  # not tried again on every rerun
 
 
 def test_the_lab_editor_runs_in_the_page_on_the_digits_own_code():

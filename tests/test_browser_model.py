@@ -120,33 +120,33 @@ def test_the_rule_allows_one_flip_per_image_and_otherwise_scales_torchs_own_spre
 # --- the files: made on demand, named by the weights, written atomically, bounded ------------
 
 
-def test_files_are_made_once_per_weights_and_named_by_their_fingerprint(model, graphs, tmp_path, monkeypatch):
+def test_files_are_made_once_per_weights_and_named_by_their_fingerprint(model, graphs, tmp_path):
     exports = []
-    monkeypatch.setattr(bm, "export_onnx", lambda m: exports.append(m) or graphs)
-    made = bm.browser_model(model, tmp_path)
+    export = lambda m: exports.append(m) or graphs
+    made = bm.browser_model(model, tmp_path, export)
     assert made.fingerprint == model_fingerprint(model)
     assert made.encoder.endswith("-encoder.onnx") and made.fingerprint in made.encoder
     for name in (made.encoder, made.decoder):
         onnx.checker.check_model(onnx.load(tmp_path / name))
-    assert bm.browser_model(model, tmp_path) == made
+    assert bm.browser_model(model, tmp_path, export) == made
     assert len(exports) == 1  # the second call found the files
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([made.encoder, made.decoder])  # no temporary files left
 
 
 def test_other_weights_get_other_files_and_the_least_recently_used_go_beyond_the_bound(tmp_path, monkeypatch):
     monkeypatch.setattr(bm, "KEPT_MODELS", 2)
-    monkeypatch.setattr(bm, "export_onnx", lambda m: (b"encoder", b"decoder"))
+    export = lambda m: (b"encoder", b"decoder")
     models, made = [], []
     for seed in range(3):
         torch.manual_seed(seed)
         models.append(SpikingAutoencoder(SAEConfig(latent_dim=4)).eval())
-        made.append(bm.browser_model(models[-1], tmp_path))
+        made.append(bm.browser_model(models[-1], tmp_path, export))
         for name in (made[-1].encoder, made[-1].decoder):  # one second apart: file times can be coarse
             os.utime(tmp_path / name, (time.time() - 100 + seed,) * 2)
     assert len({m.fingerprint for m in made}) == 3
     assert {p.name for p in tmp_path.iterdir()} == {made[1].encoder, made[1].decoder, made[2].encoder, made[2].decoder}
-    bm.browser_model(models[1], tmp_path)  # used again: now the newest
-    bm.browser_model(models[0], tmp_path)  # made again; the bound drops models[2], the least recently used
+    bm.browser_model(models[1], tmp_path, export)  # used again: now the newest
+    bm.browser_model(models[0], tmp_path, export)  # made again; the bound drops models[2], the least recently used
     assert {p.name for p in tmp_path.iterdir()} == {made[0].encoder, made[0].decoder, made[1].encoder, made[1].decoder}
 
 
@@ -156,6 +156,14 @@ def test_the_export_runs_the_model_in_eval_mode_and_leaves_the_callers_model_alo
     encoder, _ = bm.export_onnx(live)
     assert live.training and all(torch.equal(a, b) for a, b in zip(before, live.buffers()))
     assert encoder == graphs[0]  # the same graph as from the model in eval mode
+
+
+def test_the_export_in_a_child_process_makes_the_same_bytes_and_says_why_it_failed(model, graphs, monkeypatch):
+    """The app exports in a child (the exporter would hold the server's GIL for seconds)."""
+    assert bm.export_onnx_in_child(model) == graphs  # one name, one content, whichever process made it
+    monkeypatch.setattr(bm, "EXPORT_TIMEOUT_S", 0.01)
+    with pytest.raises(bm.ExportError, match="longer than"):
+        bm.export_onnx_in_child(model)
 
 
 @pytest.mark.slow

@@ -144,7 +144,7 @@ def show_downloads(result: InferenceResult) -> None:
 
 settings = current()
 st.title(":material/biotech: Explore the spiking autoencoder")
-on_server = in_page.server_reason()  # None: the network runs in the browser (explorer/in_page.py)
+on_server = in_page.server_reason(settings.model)  # None: the network runs in the browser (explorer/in_page.py)
 source = choose_source()
 
 input_col, seen_col, playback_col = st.columns([1.15, 1, 1.35])

@@ -42,7 +42,7 @@ def show_editor(settings, digit, own) -> None:
         image, spikes = answer.images[0], latent.edited_spikes(own, code, answer)
     else:
         image, spikes = own.recon, own.spikes
-    if (on_server := in_page.server_reason()) is None:  # the editor computes in the browser (explorer/in_page.py)
+    if (on_server := in_page.server_reason(settings.model)) is None:  # the editor computes in the browser (explorer/in_page.py)
         in_page.lab_editor(settings, own, code)
         right = st.container()
     else:

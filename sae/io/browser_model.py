@@ -28,6 +28,9 @@ import copy
 import io
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import warnings
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ import torch
 from torch import nn
 
 from sae.io.atomic import atomic_path
+from sae.io.checkpoints import load_checkpoint, save_checkpoint
 from sae.io.fingerprints import model_fingerprint
 from sae.model import SpikingAutoencoder
 
@@ -45,7 +49,8 @@ DECODER_LAYERS = ("linear", "dec0", "dec1", "dec2", "output")
 SETTINGS_INPUTS = ("thresh", "beta")
 # Bump when the graphs' inputs or outputs change: files of another version are never reused.
 GRAPH_VERSION = 1
-KEPT_MODELS = 16  # fingerprints kept in the folder; each is two files, about 1.3 MB together
+KEPT_MODELS = 64  # fingerprints kept in the folder; each is two files, about 1.5 MB together
+EXPORT_TIMEOUT_S = 300
 SUFFIXES = ("encoder.onnx", "decoder.onnx")
 
 _export_lock = threading.Lock()
@@ -157,6 +162,40 @@ def _export(module, args, names, outputs, dynamic) -> bytes:
             log.setLevel(level)
 
 
+class ExportError(RuntimeError):
+    """The graphs could not be exported; the message is one line."""
+
+
+def export_onnx_in_child(model: SpikingAutoencoder) -> tuple[bytes, bytes]:
+    """:func:`export_onnx` in a fresh interpreter (``python -m sae.io.browser_model``).
+
+    The exporter is seconds of Python work: in a Streamlit server it would hold the GIL that
+    every other session's rerun waits on.  The child gets the weights as a checkpoint file."""
+    root = str(Path(__file__).resolve().parents[2])  # where the sae package is, for the child's import
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    with tempfile.TemporaryDirectory(prefix="sae-export-") as folder:
+        source = save_checkpoint(Path(folder) / "model.pt", model)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "sae.io.browser_model", str(source), folder],
+                env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=EXPORT_TIMEOUT_S,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ExportError(f"the export took longer than {EXPORT_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            raise ExportError(lines[-1] if lines else f"the export exited with {done.returncode}")
+        return tuple((Path(folder) / suffix).read_bytes() for suffix in SUFFIXES)
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m sae.io.browser_model CHECKPOINT FOLDER``: write FOLDER/encoder.onnx and decoder.onnx."""
+    source, folder = argv
+    for suffix, data in zip(SUFFIXES, export_onnx(load_checkpoint(Path(source)).model)):
+        (Path(folder) / suffix).write_bytes(data)
+    return 0
+
+
 @dataclass(frozen=True)
 class BrowserModel:
     """The two files of one model, by name inside their folder."""
@@ -170,8 +209,8 @@ def file_names(fingerprint: str) -> tuple[str, str]:
     return tuple(f"sae-step{GRAPH_VERSION}-{fingerprint}-{suffix}" for suffix in SUFFIXES)
 
 
-def browser_model(model: SpikingAutoencoder, folder: Path) -> BrowserModel:
-    """The model's two graph files in ``folder``, exported the first time they are asked for.
+def browser_model(model: SpikingAutoencoder, folder: Path, export=export_onnx) -> BrowserModel:
+    """The model's two graph files in ``folder``, exported (by ``export``) the first time they are asked for.
 
     Safe to call from many threads (one export at a time) and processes (atomic renames:
     a reader sees a whole file or none, and two processes exporting the same weights write
@@ -186,7 +225,7 @@ def browser_model(model: SpikingAutoencoder, folder: Path) -> BrowserModel:
         return BrowserModel(fingerprint, *names)
     with _export_lock:  # one export at a time (seconds of CPU each); pages whose files exist never wait here
         if not all(p.exists() for p in paths):
-            for path, data in zip(paths, export_onnx(model)):
+            for path, data in zip(paths, export(model)):
                 with atomic_path(path) as tmp:
                     tmp.write_bytes(data)
             _forget_old(folder, keep=KEPT_MODELS)
@@ -216,3 +255,11 @@ def _forget_old(folder: Path, keep: int) -> None:
 
 def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+if __name__ == "__main__":
+    # Through the module's own name, not __main__: the graphs record their classes' module, and a
+    # name must mean the same bytes whichever process exported it.
+    from sae.io.browser_model import _main as main
+
+    raise SystemExit(main(sys.argv[1:]))
