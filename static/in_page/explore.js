@@ -42,6 +42,9 @@ class ExploreView {
 
   listen() {
     for (const slider of Object.values(this.sliders)) {
+      // While a thumb is held, the app's copy of the settings is older than the slider's.
+      slider.addEventListener("pointerdown", () => { this.holding = true; });
+      for (const end of ["pointerup", "pointercancel", "change"]) slider.addEventListener(end, () => { this.holding = false; });
       slider.addEventListener("input", (event) => {
         this.showValues();
         this.request({ start: event.timeStamp, kind: "input" });
@@ -70,12 +73,11 @@ class ExploreView {
     const data = (this.data = component.data);
     this.look = figures.theme(this.root);
     if (!this.built) this.build(data);
-    const dragging = this.root.matches(":active") || document.activeElement?.dataset?.setting;
     for (const name of SETTINGS) {
       const slider = this.sliders[name];
       const range = data.ranges[name];
       Object.assign(slider, { min: range.low, max: range.high, step: range.step });
-      if (!dragging) slider.value = data.settings[name];
+      if (!this.holding) slider.value = data.settings[name];
     }
     this.showValues();
     if (!this.ready) this.status("Loading the network into your browser…");

@@ -105,6 +105,12 @@ def test_dragging_thresh_redraws_in_the_page_with_no_message_to_the_server_and_t
     assert len(sent) > messages
     sidebar_thresh = page.locator("[data-testid=stSidebar] input[type=range][aria-label^=thresh]")
     assert float(sidebar_thresh.evaluate("s => s.value")) == pytest.approx(2.0)  # the sidebar follows
+    # ... and the other way round: the sidebar's slider moves the page's.
+    drawn = frames(page)
+    sidebar_thresh.focus()
+    sidebar_thresh.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('input[data-setting=thresh]').value === '2.05'")
+    page.wait_for_function(READY.format(view="explore"), arg=drawn)
 
 
 def test_a_lab_click_flips_a_spike_and_the_page_draws_its_own_decode(page: Page, app_url, model):
