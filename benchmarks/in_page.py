@@ -10,7 +10,7 @@ be if it were also the server.  Measured, each in the page's own clock (``perfor
   raster redrawn.  The websocket messages the page sends the server meanwhile are counted:
   a rerun needs one, so zero messages is zero reruns;
 - Explore on the server (``?engine=server``, today's page): a key press on the sidebar's thresh
-  slider until the reconstruction's MSE on the page has changed;
+  slider until the page shows the new value (the latent membrane's caption names it);
 - the Latent lab: a click on a cell of the code until the decoded image has been redrawn, in
   the page and on the server;
 - the first load of Explore in a fresh browser (empty cache), from navigation to the first
@@ -45,13 +45,20 @@ document.addEventListener('input', (e) => { if (e.target.dataset && e.target.dat
 document.addEventListener('keydown', (e) => { window.__bench.key = e.timeStamp; }, true);
 document.addEventListener('pointerdown', (e) => { window.__bench.click = e.timeStamp; }, true);
 window.__bench.changed = (read) => new Promise((resolve) => {
-  const before = read();
-  const look = () => { const now = read(); if (now !== null && now !== before) resolve(performance.now()); else requestAnimationFrame(look); };
+  const before = read(), give_up = performance.now() + 60000;
+  const look = () => {
+    const now = read();
+    if (now !== null && now !== before) resolve(performance.now());
+    else if (performance.now() > give_up) resolve(null);
+    else requestAnimationFrame(look);
+  };
   requestAnimationFrame(look);
 });
 """
-METRIC = "() => { const m = [...document.querySelectorAll('[data-testid=stMetric]')].find(e => e.textContent.includes('Reconstruction MSE'));" \
-    " return m ? m.querySelector('[data-testid=stMetricValue]').textContent : null; }"  # fmt: skip
+# The server page's caption that names the threshold: it changes with every thresh (the MSE
+# stops changing once no spike reaches the decoder).
+THRESH_CAPTION = "() => { const c = [...document.querySelectorAll('[data-testid=stCaptionContainer]')]" \
+    ".find(e => e.textContent.includes('White is exactly the threshold')); return c ? c.textContent : null; }"  # fmt: skip
 SERVER_DECODED = "() => { const gd = document.querySelector('.st-key-lab_decoded .js-plotly-plot');" \
     " return gd && gd.data ? JSON.stringify(gd.data[2].z) : null; }"  # fmt: skip
 SERVER_EDITOR = "[class*='st-key-lab_editor_'] .js-plotly-plot"
@@ -141,31 +148,38 @@ def drag_in_page(browser, url: str, moves: int, interval_ms: int) -> tuple[list[
 
 
 def server_round_trip(browser, url: str, moves: int) -> list[float]:
-    """Today's page: a key press on the sidebar's thresh slider until the MSE on the page changed."""
+    """Today's page: a key press on the sidebar's thresh slider until the page shows the new thresh."""
     context = browser.new_context()
     page, _ = open_page(context, url)
-    page.wait_for_function(f"() => ({METRIC})() !== null")
+    page.wait_for_function(f"() => ({THRESH_CAPTION})() !== null")
     slider = page.locator("[data-testid=stSidebar] input[type=range][aria-label^=thresh]")
     latencies = []
     for _ in range(moves):
         slider.focus()
-        page.evaluate(f"() => {{ window.__bench.pending = window.__bench.changed({METRIC}); }}")  # watching, not awaited
+        page.evaluate(f"() => {{ window.__bench.pending = window.__bench.changed({THRESH_CAPTION}); }}")  # watching, not awaited
         slider.press("ArrowRight")
-        latencies.append(page.evaluate("() => window.__bench.pending") - page.evaluate("() => window.__bench.key"))
+        latencies.append(_since(page, "key"))
         wait_idle(page)
     context.close()
     return latencies
 
 
+def _since(page, event: str) -> float:
+    """Milliseconds from the last ``event`` ("key", "click") to the change being watched."""
+    changed = page.evaluate("() => window.__bench.pending")
+    if changed is None:
+        raise RuntimeError(f"the page did not change within a minute of the {event}")
+    return changed - page.evaluate(f"() => window.__bench.{event}")
+
+
 def lab_in_page(browser, url: str, clicks: int) -> list[float]:
     context = browser.new_context()
     page, _ = open_page(context, url, "lab")
-    box = page.locator("[data-fig=editor] .nsewdrag").first.bounding_box()
     neurons, steps = page.evaluate("() => [window.saeInPage.lab.data.neurons, window.saeInPage.lab.data.steps]")
     for i in range(clicks):
         drawn = len(timings(page, "lab", "click"))
         neuron, step = (3 * i) % neurons, i % steps
-        page.mouse.click(box["x"] + box["width"] * (step + 0.5) / steps, box["y"] + box["height"] * (neuron + 0.5) / neurons)
+        page.locator(f"[data-testid=in-page-lab] [data-grid] [data-n='{neuron}'][data-t='{step}']").click()
         page.wait_for_function(f"() => window.saeInPage.lab.timings.list.filter((t) => t[2] === 'click').length > {drawn}")
         page.wait_for_timeout(150)
     latencies = [painted - asked for asked, painted, _ in timings(page, "lab", "click")]
@@ -187,7 +201,7 @@ def lab_on_server(browser, url: str, clicks: int) -> list[float]:
         )
         page.evaluate(f"() => {{ window.__bench.pending = window.__bench.changed({SERVER_DECODED}); }}")
         page.mouse.click(x, y)
-        latencies.append(page.evaluate("() => window.__bench.pending") - page.evaluate("() => window.__bench.click"))
+        latencies.append(_since(page, "click"))
         wait_idle(page)
     context.close()
     return latencies
@@ -225,7 +239,7 @@ def main(argv=None) -> int:
         )
         drag, messages = drag_in_page(browser, explore, args.moves, args.interval_ms)
         rows["Explore in the page: drag input -> reconstruction + raster painted"] = drag
-        rows["Explore on the server: key press -> MSE on the page changed"] = server_round_trip(browser, explore + "&engine=server", args.moves)
+        rows["Explore on the server: key press -> the page shows the new thresh"] = server_round_trip(browser, explore + "&engine=server", args.moves)
         rows["Latent lab in the page: click -> decoded image painted"] = lab_in_page(browser, f"{url}/lab?lab_a=0", args.clicks)
         rows["Latent lab on the server: click -> decoded image changed"] = lab_on_server(browser, f"{url}/lab?lab_a=0&engine=server", args.clicks)
         browser.close()

@@ -216,38 +216,6 @@ export function layerFigure(look, layer, isMaps, memTiles, countTiles, thresh, s
 
 // --- the Latent lab (sae.plots.latent) ----------------------------------------------------
 
-const SILENT = "#ffffff", SPIKE = "#111111", ADDED = "#e66101", REMOVED = "#fdb863";
-const STATE_NAMES = ["silent", "spike", "spike you added", "spike you removed"];
-
-/** Per cell of a [neurons x steps] code: 0 silent, 1 spike as encoded, 2 a spike you added, 3 one you removed. */
-export function editorStates(code, own, neurons, steps) {
-  return Array.from({ length: neurons }, (_, n) => Array.from({ length: steps }, (_, t) => {
-    const i = n * steps + t;
-    return code[i] === own[i] ? code[i] : code[i] > own[i] ? 2 : 3;
-  }));
-}
-
-/** The latent code as a grid whose cells a click flips (plotly.js reports heatmap clicks itself). */
-export function codeEditor(look, states, steps) {
-  const neurons = states.length;
-  const edits = states.flat().filter((s) => s >= 2).length;
-  const scale = [[0, SILENT], [0.25, SILENT], [0.25, SPIKE], [0.5, SPIKE], [0.5, ADDED], [0.75, ADDED], [0.75, REMOVED], [1, REMOVED]];
-  const heat = {
-    type: "heatmap", z: states, x: steps1(steps), y: states.map((_, n) => n), zmin: 0, zmax: 4, colorscale: scale, showscale: false,
-    xgap: 2, ygap: 2, text: states.map((row) => row.map((s) => STATE_NAMES[s])),
-    hovertemplate: "latent neuron %{y}, step %{x}: %{text}<br>click to flip<extra></extra>",
-  };
-  return [[heat], layout(look, {
-    title: { text: "your code: click a cell to flip its spike" + (edits ? ` (${edits} cells edited)` : "") },
-    height: Math.min(1000, Math.max(320, 90 + 17 * neurons)), margin: { ...MARGIN, l: 50, b: 45 },
-    xaxis: { title: { text: "time step" }, dtick: steps <= 20 ? 1 : null, range: [0.5, steps + 0.5], fixedrange: true },
-    yaxis: { title: { text: "latent neuron" }, range: [neurons - 0.5, -0.5], dtick: neurons <= 32 ? 1 : null, fixedrange: true },
-    hovermode: "closest", dragmode: false,
-    annotations: [{ text: `<span style='color:${ADDED}'>■</span> added  <span style='color:${REMOVED}'>■</span> removed  ■ spike`,
-      x: 1, y: 1.0, xref: "paper", yref: "paper", xanchor: "right", yanchor: "bottom", showarrow: false, font: { size: 11 } }],
-  })];
-}
-
 /** Square image panels side by side on one hidden pair of axes: axes are most of Plotly's time
  * for small heatmaps (sae.plots.latent._image_panels).  ``panels``: [z, title, colorscale, zmin, zmax, hover]. */
 export function imagePanels(look, panels, height, gap = 4) {

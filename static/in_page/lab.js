@@ -10,14 +10,65 @@ const load = (name) => import(new URL(`./${name}.js${version}`, import.meta.url)
 const [page, figures, network] = await Promise.all(["page", "figures", "network"].map(load));
 
 const WRITE_BACK_MS = 400; // after the last click: a burst of clicks is one rerun
+const STATE_NAMES = ["silent", "spike", "spike you added", "spike you removed"];
 
 class LabView {
   constructor(root) {
     this.root = root;
     this.figure = Object.fromEntries([...root.querySelectorAll("[data-fig]")].map((el) => [el.dataset.fig, el]));
+    this.grid = root.querySelector("[data-grid]");
     this.timings = new page.Timings(); // click -> decoded image painted
     this.frames = 0;
     this.request = page.latestWins((request) => this.compute(request), (error) => page.reportFailure(this, error));
+    this.grid.addEventListener("click", (event) => {
+      const cell = event.target.closest("[data-n]");
+      if (cell) this.flip(Number(cell.dataset.n), Number(cell.dataset.t), event.timeStamp);
+    });
+  }
+
+  /** The code as a grid of cells (neurons down, steps across): the server's editor, as HTML,
+   * because a click changes one cell and Plotly would redraw the whole figure for it. */
+  buildGrid(neurons, steps) {
+    if (this.gridShape === `${neurons}x${steps}`) return;
+    this.gridShape = `${neurons}x${steps}`;
+    const every = neurons <= 32 ? 1 : 8; // row labels
+    this.grid.style.gridTemplateColumns = `2.2em repeat(${steps}, minmax(0.8rem, 2.2rem))`;
+    this.grid.replaceChildren();
+    this.cells = [];
+    for (let n = 0; n < neurons; n++) {
+      const label = document.createElement("div");
+      label.className = "sae-label";
+      label.textContent = n % every === 0 ? n : "";
+      this.grid.append(label);
+      for (let t = 0; t < steps; t++) {
+        const cell = document.createElement("div");
+        Object.assign(cell.dataset, { n, t });
+        cell.className = "sae-cell";
+        cell.setAttribute("role", "gridcell");
+        this.grid.append(cell);
+        this.cells.push(cell);
+      }
+    }
+    this.grid.append(document.createElement("div"));
+    for (let t = 0; t < steps; t++) {
+      const step = document.createElement("div");
+      step.className = "sae-step";
+      step.textContent = steps <= 20 || t % 5 === 4 ? t + 1 : "";
+      this.grid.append(step);
+    }
+  }
+
+  drawGrid() {
+    const { neurons, steps } = this.data;
+    this.buildGrid(neurons, steps);
+    let edits = 0;
+    this.cells.forEach((cell, i) => {
+      const state = this.code[i] === this.own[i] ? this.code[i] : this.code[i] > this.own[i] ? 2 : 3;
+      edits += state >= 2;
+      cell.className = `sae-cell s${state}`;
+      cell.title = `latent neuron ${cell.dataset.n}, step ${Number(cell.dataset.t) + 1}: ${STATE_NAMES[state]} (click to flip)`;
+    });
+    this.root.querySelector("[data-edits]").textContent = edits ? `(${edits} cells edited)` : "";
   }
 
   status(text) {
@@ -68,24 +119,14 @@ class LabView {
   }
 
   draw(image) {
-    const { Plotly } = this;
-    const { neurons, steps } = this.data;
     const [h, w] = this.network.shapes.output.slice(1);
     const input = Float32Array.from(this.data.input), own = Float32Array.from(this.data.own_recon);
     const error = image.map((v, i) => v - input[i]);
     const mse = (a) => a.reduce((sum, v, i) => sum + (v - input[i]) ** 2, 0) / input.length;
     const grid = (values) => figures.grid(values, h, w);
-    Plotly.react(this.figure.editor, ...figures.codeEditor(this.look, figures.editorStates(this.code, this.own, neurons, steps), steps),
-      { ...figures.config("latent_code_edited"), displayModeBar: false });
-    Plotly.react(this.figure.decoded, ...figures.decodedComparison(this.look, grid(input), grid(own), grid(image), grid(error), mse(own), mse(image)),
+    this.drawGrid();
+    this.Plotly.react(this.figure.decoded, ...figures.decodedComparison(this.look, grid(input), grid(own), grid(image), grid(error), mse(own), mse(image)),
       figures.config("decoded_code"));
-    if (!this.listening) {
-      this.figure.editor.on("plotly_click", (event) => {
-        const point = event.points[0];
-        this.flip(point.y, point.x - 1, event.event.timeStamp);
-      });
-      this.listening = true;
-    }
   }
 
   /** For the real-browser tests: decode ``code`` (neuron-major 0/1) and return the image as base64 float32. */

@@ -18,36 +18,29 @@ export function reportFailure(view, error) {
 }
 
 /**
- * ``work(request)`` for the latest request only, one at a time, started on an animation frame:
- * requests that arrive while one is being computed and drawn replace each other, so a slow
- * frame never builds a queue behind the slider.  ``ask.waiting()`` says whether one waits.
+ * ``work(request)`` for the latest request only, one at a time: a request made while one is
+ * being computed and drawn waits, and a newer one replaces it, so a slow frame never builds a
+ * queue behind the slider.  An idle view starts at once (a click would otherwise wait for the
+ * next frame; slider input already arrives once a frame).  ``ask.waiting()``: one waits.
  */
 export function latestWins(work, onError) {
-  let pending = null, busy = false, scheduled = false;
-  const frame = async () => {
-    scheduled = false;
-    if (busy || pending === null) return;
-    const request = pending;
-    pending = null;
+  let pending = null, busy = false;
+  const loop = async () => {
     busy = true;
-    try {
-      await work(request);
-    } catch (error) {
-      onError(error);
-    } finally {
-      busy = false;
-      if (pending !== null) schedule();
+    while (pending !== null) {
+      const request = pending;
+      pending = null;
+      try {
+        await work(request);
+      } catch (error) {
+        onError(error);
+      }
     }
-  };
-  const schedule = () => {
-    if (!scheduled) {
-      scheduled = true;
-      requestAnimationFrame(frame);
-    }
+    busy = false;
   };
   const ask = (request) => {
     pending = request;
-    schedule();
+    if (!busy) queueMicrotask(loop); // after the event handler, before the browser paints
   };
   ask.waiting = () => pending !== null;
   return ask;

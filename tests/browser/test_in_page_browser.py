@@ -116,11 +116,11 @@ def test_dragging_thresh_redraws_in_the_page_with_no_message_to_the_server_and_t
 def test_a_lab_click_flips_a_spike_and_the_page_draws_its_own_decode(page: Page, app_url, model):
     open_in_page(page, f"{app_url}/lab?lab_a=5", view="lab")
     before = frames(page, "lab")
-    editor = page.locator("[data-fig=editor] .nsewdrag").first.bounding_box()
-    neurons, steps = page.evaluate("() => [window.saeInPage.lab.data.neurons, window.saeInPage.lab.data.steps]")
-    # The centre of the cell of neuron 2 at step 1.
-    page.mouse.click(editor["x"] + editor["width"] * 0.5 / steps, editor["y"] + editor["height"] * 2.5 / neurons)
+    cell = page.locator("[data-testid=in-page-lab] [data-grid] [data-n='2'][data-t='0']")  # neuron 2 at step 1
+    was = cell.get_attribute("class")
+    cell.click()
     page.wait_for_function(READY.format(view="lab"), arg=before)
+    assert cell.get_attribute("class") != was and "spike you" in cell.get_attribute("title")  # shown as your edit
     shown = np.array(page.evaluate("() => document.querySelector('[data-fig=decoded]').data[2].z"), dtype=np.float32)
     config = model.config
     own = latent.encode_digit(model, mnist_tensors(train=False)[0][5:6], thresh=config.thresh, beta=config.beta, num_steps=config.num_steps)
