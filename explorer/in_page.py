@@ -163,10 +163,13 @@ def static_url(path: str) -> str:
 
 def _urls() -> dict:
     files = _vendor_files()
+    wasm = files["ort-wasm-simd-threaded.wasm"]
     return {
         "ort": static_url(files["ort.wasm.min.mjs"]),
         "wasmLoader": static_url(files["ort-wasm-simd-threaded.mjs"]),
-        "wasm": static_url(files["ort-wasm-simd-threaded.wasm"]),
+        "wasm": static_url(wasm),
+        # Kept gzipped by `make vendor`: Streamlit would compress the 15 MB anew for every visitor.
+        "wasmGzipped": static_url(wasm + ".gz") if (STATIC / (wasm + ".gz")).is_file() else None,
         "plotly": static_url(files["plotly-cartesian.min.js"]),
     }
 

@@ -3,7 +3,8 @@
 ``make vendor`` runs ``npm ci`` first: npm installs exactly what package-lock.json pins and
 checks every package against the lockfile's integrity hash.  This script then copies only
 the files the page loads (and a package's licence file) to ``static/vendor/<package>@<version>/``
-and checks each against ``static/vendor/SHA256SUMS``, the committed record of what was
+(the WebAssembly also gzipped beside itself, see ``GZIPPED``) and checks each against
+``static/vendor/SHA256SUMS``, the committed record of what was
 reviewed.  The version in the folder name makes every URL name one content for good, so a
 browser may cache it as long as it likes.  Streamlit serves ``static/`` (``.streamlit/config.toml``).
 
@@ -14,6 +15,7 @@ To move to another version: ``npm install --save-exact <package>@<version>``, th
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import os
@@ -25,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENDOR = ROOT / "static" / "vendor"
 SUMS = VENDOR / "SHA256SUMS"
+# Files kept gzipped beside themselves (<name>.gz), which the page unpacks: Streamlit compresses
+# what it serves from static/ anew on every request, seconds of a class's first visits for these.
+GZIPPED = ("ort-wasm-simd-threaded.wasm",)
 # package -> the files of it that the page needs (paths inside the package).
 NEEDED = {
     "onnxruntime-web": (
@@ -78,6 +83,19 @@ def copy_atomically(source: Path, target: Path) -> None:
             os.unlink(tmp)
 
 
+def write_gzipped(source: Path, target: Path) -> None:
+    """``source`` gzipped (the same bytes every time: no name, no time in the header), atomically."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        Path(tmp).write_bytes(gzip.compress(source.read_bytes(), compresslevel=9, mtime=0))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="write SHA256SUMS from node_modules (after choosing another version)")
@@ -102,6 +120,9 @@ def main(argv=None) -> int:
         target = VENDOR / name
         if not target.is_file() or sha256(target) != sums[name]:
             copy_atomically(source, target)
+        packed = target.with_name(target.name + ".gz")
+        if target.name in GZIPPED and (not packed.is_file() or gzip.decompress(packed.read_bytes()) != target.read_bytes()):
+            write_gzipped(target, packed)
     for folder in VENDOR.iterdir():  # other versions' folders, left by an earlier install
         if folder.is_dir() and not any(name.startswith(folder.name + "/") for name in files):
             shutil.rmtree(folder)

@@ -74,6 +74,7 @@ def test_explore_runs_in_the_page_with_the_sidebars_model_settings_and_digit(mod
     assert data["settings"] == {"thresh": settings.thresh, "beta": settings.beta, "steps": settings.num_steps}
     assert data["layers"] == [*SPIKING_LAYERS, "output"]
     assert data["module"].startswith("/app/static/in_page/explore.js?v=")
+    assert data["urls"]["wasmGzipped"] == data["urls"]["wasm"] + ".gz"  # make vendor keeps it gzipped
     for url in data["urls"].values():
         assert (ROOT / "static" / url.removeprefix("/app/static/")).is_file()
     # The figures the page draws are not sent by the server; the server's own parts stay.

@@ -14,8 +14,9 @@ async function loadRuntime(urls) {
   if (typeof WebAssembly !== "object") throw new Error("this browser has no WebAssembly");
   if (!runtime) {
     // The runtime's JavaScript and its 15 MB of WebAssembly are fetched side by side (and beside
-    // the model files and plotly.js): on a first visit they are most of the wait.
-    const binary = fetchBytes(urls.wasm);
+    // the model files and plotly.js): on a first visit they are most of the wait.  The
+    // WebAssembly comes gzipped where this browser can unpack it.
+    const binary = urls.wasmGzipped && typeof DecompressionStream === "function" ? fetchGunzipped(urls.wasmGzipped) : fetchBytes(urls.wasm);
     runtime = Promise.all([import(urls.ort), binary]).then(([ort, wasm]) => {
       // Threads need a cross-origin isolated page (SharedArrayBuffer); one thread is plenty
       // for about 5 M multiply-adds a step, and a proxy worker would add a hop per call.
@@ -30,7 +31,7 @@ async function loadRuntime(urls) {
   return runtime;
 }
 
-async function fetchBytes(url) {
+async function fetchResponse(url) {
   const name = url.split("/").pop().split("?")[0];
   let response;
   try {
@@ -39,7 +40,17 @@ async function fetchBytes(url) {
     throw new Error(`${name} could not be loaded`);
   }
   if (!response.ok) throw new Error(`${name} could not be loaded (HTTP ${response.status})`);
-  return new Uint8Array(await response.arrayBuffer());
+  return response;
+}
+
+async function fetchBytes(url) {
+  return new Uint8Array(await (await fetchResponse(url)).arrayBuffer());
+}
+
+/** A file kept gzipped (scripts/vendor_js.py), unpacked here: the server sends it as it is. */
+async function fetchGunzipped(url) {
+  const response = await fetchResponse(url);
+  return new Uint8Array(await new Response(response.body.pipeThrough(new DecompressionStream("gzip"))).arrayBuffer());
 }
 
 const networks = new Map(); // encoder URL -> Promise<Network>: each model is loaded once per page

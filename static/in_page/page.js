@@ -4,7 +4,8 @@
 
 /** plotly.js and the network of ``data.model``, loaded once per page. */
 export async function loadAll(data, figures, network) {
-  const [Plotly, net] = await Promise.all([figures.loadPlotly(data.urls.plotly), network.openNetwork(data.urls, data.model)]);
+  const marked = (name, promise) => promise.then((value) => (performance.mark(`sae:${name}`), value)); // for profiling a first load
+  const [Plotly, net] = await Promise.all([marked("plotly", figures.loadPlotly(data.urls.plotly)), marked("network", network.openNetwork(data.urls, data.model))]);
   return { Plotly, network: net };
 }
 
