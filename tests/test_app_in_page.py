@@ -7,11 +7,13 @@ as its JavaScript would send them (tests/browser/test_in_page_browser.py runs th
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 import explorer.in_page as in_page
@@ -20,7 +22,7 @@ from sae.data.mnist import mnist_tensors
 from sae.io.browser_model import ExportError
 from sae.io.checkpoints import default_checkpoint_path, load_checkpoint
 from sae.io.fingerprints import model_fingerprint
-from sae.model import SPIKING_LAYERS
+from sae.model import SPIKING_LAYERS, SAEConfig, SpikingAutoencoder
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -108,6 +110,21 @@ def test_settings_released_in_the_page_are_checked_before_they_reach_the_sidebar
     at.run()
     assert not at.exception
     assert (at.session_state["sb_thresh"], at.session_state["sb_beta"], at.session_state["sb_steps"]) == kept
+
+
+def test_an_uploaded_checkpoint_gets_graphs_of_its_own_weights(models_folder):
+    torch.manual_seed(5)
+    upload = SpikingAutoencoder(SAEConfig(latent_dim=8))
+    buffer = io.BytesIO()
+    torch.save(upload.state_dict(), buffer)
+    at = page("pages/views/explore.py")
+    shipped = data_of(component(at, "sae_in_page_explore"))["model"]
+    at.file_uploader(key="sb_upload").set_value(("mine.pt", buffer.getvalue(), "application/octet-stream")).run()
+    assert not at.exception and at.session_state["settings"].checkpoint_name == "uploaded: mine.pt"
+    model = data_of(component(at, "sae_in_page_explore"))["model"]
+    assert model_fingerprint(at.session_state["settings"].model) in model["encoder"] and model["encoder"] != shipped["encoder"]
+    assert (models_folder / model["encoder"].rsplit("/", 1)[1]).is_file()
+    assert model["shapes"]["latent"] == [8] and model["shapes"]["linear"] == shipped["shapes"]["linear"]
 
 
 def test_when_the_page_cannot_compute_it_says_so_in_one_line_and_the_server_draws_todays_figures():
