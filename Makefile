@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test test-fast lint install install-dev chromium services clean
+.PHONY: run test test-fast lint install install-dev vendor chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,23 @@ $(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install: $(VENV)/.installed static/vendor/.installed
+install-dev: $(VENV)/.installed-dev static/vendor/.installed
+
+# The JavaScript and WebAssembly the pages run in the browser (onnxruntime-web, plotly.js),
+# pinned with their integrity hashes in package-lock.json: npm installs exactly those, and
+# scripts/vendor_js.py copies the few files the pages load into static/vendor/, checked
+# against static/vendor/SHA256SUMS.  Without npm (Node.js) the pages compute on the server
+# and say so.  Another version: see scripts/vendor_js.py.
+vendor: static/vendor/.installed
+
+static/vendor/.installed: package.json package-lock.json static/vendor/SHA256SUMS scripts/vendor_js.py
+	@command -v npm >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; } || true
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && $(PYTHON) scripts/vendor_js.py && touch $@; \
+	else \
+	  echo "npm (Node.js) not found: the pages will compute on the server; install it and run make vendor"; [ "$$CI" != true ]; \
+	fi
 
 # explorer.warmup is `streamlit run app.py` that loads the model, MNIST, the forward process and
 # Compare's first view before the first visitor (explorer/warmup.py).
@@ -57,4 +72,4 @@ test-fast: install-dev
 	$(BIN)/python -m pytest -m "not browser and not services and not slow"
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules static/vendor/*/ static/vendor/.installed static/models

@@ -253,6 +253,11 @@ def follow_link(code_in_link: bool) -> None:
     st.session_state["_lab_code_read"] = not code_in_link
 
 
+def set_code(code: np.ndarray) -> None:
+    """Replace the code the user was looking at by ``code`` of the same shape (the in-page editor's edits)."""
+    _edit(lambda old: code if code.shape == old.shape else old)
+
+
 def editor_key() -> str:
     return f"lab_editor_{st.session_state.get('_lab_clicks', 0)}"
 

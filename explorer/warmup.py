@@ -74,6 +74,7 @@ def _run() -> None:
         _kick_forward_process()  # it imports torch (seconds) while the model and MNIST load
         model = _step("model and MNIST", _model_and_data)
         _step("Explore's forward process and figures", lambda: _explore(model))
+        _step("the network for the browser", lambda: _browser_model(model))
         _step("Compare's default view", lambda: _compare(model))
     except Exception:  # a failed warm-up only means the first visitor computes it, as before
         log.exception("warm-up failed; pages will compute what they need on first use")
@@ -138,6 +139,14 @@ def _explore(model) -> None:
     ]
     figures += [inside.layer_membrane(result, layer) for layer in (*SPIKING_LAYERS, "output")]
     _as_streamlit_sends(*figures)
+
+
+def _browser_model(model) -> None:
+    """The shipped model's step graphs for the in-page engine (explorer/in_page.py): seconds of export."""
+    from explorer.in_page import MODELS
+    from sae.io.browser_model import browser_model
+
+    browser_model(model, MODELS)
 
 
 def _as_streamlit_sends(*figures) -> None:

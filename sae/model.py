@@ -351,22 +351,38 @@ class SpikingAutoencoder(nn.Module):
         (:func:`batch_norm_repeated`), but conv1's gradient is summed in another fp32
         order, so it is held to the tutorial by tolerances (tests/test_engine.py).  Without
         it, training keeps the tutorial's per-step calls, bit for bit."""
-        once = None
-        if fast or not self.training:
-            once = batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=steps)
-        modules = list(self.encoder) if once is None else list(self.encoder)[2:]
+        beta, thresh = _values(settings)
         mem = {}
-        return torch.stack([self._through(modules, x if once is None else once, mem, settings, record) for _ in range(steps)])
+        if fast or not self.training:
+            once = self.first_layer(x, repeats=steps)
+            return torch.stack([self.encoder_step(once, mem, beta=beta, thresh=thresh, record=record) for _ in range(steps)])
+        modules = list(self.encoder)
+        return torch.stack([self._through(modules, x, mem, beta, thresh, record) for _ in range(steps)])
+
+    def first_layer(self, x, repeats: int = 1):
+        """conv1 + BN of ``x``: what the encoder's first LIF receives, the same at every step
+        (``repeats`` steps' worth of running-statistic updates in training)."""
+        return batch_norm_repeated(self.layers["bn1"], self.layers["conv1"](x), repeats=repeats)
+
+    def encoder_step(self, first, mem: dict, *, beta=None, thresh=None, record=None):
+        """One step of the tutorial's first loop, from ``first = first_layer(x)`` to the latent
+        spikes.  ``mem`` maps layer names to membranes (empty before step 1) and is updated in
+        place.  ``beta``/``thresh``: a NeuronSettings' values, or 0-d tensors (the inputs of the
+        graph the browser runs, sae.io.browser_model); None: the trained ones."""
+        return self._through(list(self.encoder)[2:], first, mem, beta, thresh, record)
+
+    def decoder_step(self, latent_spikes, mem: dict, *, beta=None, thresh=None, record=None):
+        """One step of the tutorial's second loop: one step's latent spikes to the output membrane.
+        ``mem``, ``beta``, ``thresh`` as in :meth:`encoder_step`; decoding step t needs only step t's
+        latent spikes."""
+        self._through(list(self.linearNet) + list(self.decoder), latent_spikes, mem, beta, thresh, record)
+        return mem["output"]
 
     def _decode_steps(self, latent, settings, record):
         """The tutorial's second loop: decode each step's latent spikes; output membrane [T, B, 1, H, W]."""
-        modules = list(self.linearNet) + list(self.decoder)
+        beta, thresh = _values(settings)
         mem = {}
-        outputs = []
-        for spikes in latent:
-            self._through(modules, spikes, mem, settings, record)
-            outputs.append(mem["output"])
-        return torch.stack(outputs)
+        return torch.stack([self.decoder_step(spikes, mem, beta=beta, thresh=thresh, record=record) for spikes in latent])
 
     @torch.compiler.disable  # a Python bool: under torch.compile it runs eager, without a warning
     def _output_cannot_fire(self, steps) -> bool:
@@ -389,27 +405,31 @@ class SpikingAutoencoder(nn.Module):
         b = torch.as_tensor(_clamp01(out.beta if settings is None else settings.beta), dtype=latent.dtype, device=latent.device)
         mem, leaky_sum, weight_sum = {}, None, 0.0
         for spikes in latent:
-            s = self._through(body, spikes, mem, settings, None)
+            s = self._through(body, spikes, mem, *_values(settings), None)
             leaky_sum = s if leaky_sum is None else torch.addcmul(s, leaky_sum, b)  # b·S + s in one pass
             weight_sum = b * weight_sum + 1.0
         w = F.conv_transpose2d(leaky_sum, conv.weight, None, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
         return w + conv.bias.view(1, -1, 1, 1) * weight_sum
 
     @staticmethod
-    def _through(modules, h, mem, settings, record):
-        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step."""
-        beta = None if settings is None else settings.beta
+    def _through(modules, h, mem, beta, thresh, record):
+        """One time step through ``modules``; ``mem`` carries each LIF's membrane to the next step.
+        ``thresh`` applies to every spiking layer but the output, which never fires."""
         for module in modules:
             if isinstance(module, LIF):
                 name = module.layer_name
-                thresh = None if (settings is None or name == "output") else settings.thresh
-                h, mem[name] = module(h, mem.get(name), beta=beta, thresh=thresh)
+                h, mem[name] = module(h, mem.get(name), beta=beta, thresh=None if name == "output" else thresh)
                 if record is not None:
                     record["spikes"].setdefault(name, []).append(h)
                     record["mem"].setdefault(name, []).append(mem[name])
             else:
                 h = module(h)
         return h
+
+
+def _values(settings: NeuronSettings | None) -> tuple:
+    """(beta, thresh) for the LIF layers; (None, None): the trained values."""
+    return (None, None) if settings is None else (settings.beta, settings.thresh)
 
 
 @contextlib.contextmanager

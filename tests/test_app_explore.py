@@ -51,7 +51,7 @@ def a_checkpoint(tmp_path_factory):
 
 def open_app(query: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query or {})
+    at.query_params.update({"engine": "server", **(query or {})})  # the server path: no JavaScript runs here
     return at
 
 

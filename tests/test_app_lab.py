@@ -43,7 +43,7 @@ def test_images():
 
 def lab(query: dict | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update(query or {})
+    at.query_params.update({"engine": "server", **(query or {})})  # the server path: no JavaScript runs here
     at.run()
     at.switch_page(LAB).run()
     assert not at.exception, at.exception
@@ -279,7 +279,7 @@ def test_the_map_of_codes_and_a_click_that_opens_a_digit(model, test_images):
 
 def test_the_lab_takes_the_digit_chosen_on_explore(model, test_images):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({"source": "MNIST", "index": "42"})
+    at.query_params.update({"source": "MNIST", "index": "42", "engine": "server"})
     at.run()
     at.switch_page("pages/views/explore.py").run()
     at.switch_page(LAB).run()
@@ -299,7 +299,9 @@ def test_a_drawing_from_explore_is_used_and_the_page_says_a_link_cannot_carry_it
     ImageDraw.Draw(drawing).line([(150, 40), (130, 240)], fill="white", width=22)
     buffer = io.BytesIO()
     drawing.save(buffer, format="PNG")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.query_params["engine"] = "server"
+    at.run()
     at.switch_page("pages/views/explore.py").run()
     at.session_state["explore_canvas"] = {"png": png_data_url(buffer.getvalue())}
     at.run()
@@ -320,7 +322,7 @@ def test_explore_shows_what_the_spikes_cost_and_it_follows_thresh():
     if "show_energy" not in (ROOT / "pages/views/explore.py").read_text():
         pytest.skip("the energy panel is not wired into Explore yet")
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({"source": "MNIST", "index": "0"})
+    at.query_params.update({"source": "MNIST", "index": "0", "engine": "server"})
     at.run()
     at.switch_page("pages/views/explore.py").run()
     assert not at.exception

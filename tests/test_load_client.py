@@ -22,7 +22,7 @@ def test_one_session_renders_explore_and_follows_a_slider_move(tmp_path):
         wait_healthy(url, process)
 
         async def visit():
-            async with Session(url, "explore") as session:
+            async with Session(url, "explore", "engine=server") as session:  # the server draws the figures it reads
                 first = await session.rerun(timeout=120)
                 slider = session.find_widget("slider", "thresh")
                 assert slider is not None, "no thresh slider on the page"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from explorer import state, texts, visibility
+from explorer import in_page, state, texts, visibility
 from explorer.cached import explore_result
 from explorer.charts import chart
 from explorer.digit_input import choose_source, read_digit
@@ -149,6 +149,7 @@ def show_downloads(settings, digit) -> None:
 
 settings = current()
 st.title(":material/biotech: Explore the spiking autoencoder")
+on_server = in_page.server_reason(settings.model)  # None: the network runs in the browser (explorer/in_page.py)
 source = choose_source()
 
 input_col, seen_col, playback_col = st.columns([1.15, 1, 1.35])
@@ -167,17 +168,25 @@ else:
     state.set_explore_digit(choice.digit, choice.label)
     result = explore_result(settings, choice.digit)
     with seen_col:
-        chart(inside.digit_image(result.input), "network_input", "explore_seen")
+        if on_server is None:  # the page draws it with its figures: Streamlit need not load its own Plotly
+            in_page.show_seen(result.input)
+        else:
+            chart(inside.digit_image(result.input), "network_input", "explore_seen")
         st.caption(
             f"What the network sees ({choice.label}): the ink cropped, scaled to 20 px, centred by mass in "
             "28x28 and resized to 32x32, as MNIST digits were made."
         )
-    with playback_col:
-        show_playback(result)
-    show_overview(result)
+    if on_server is None:
+        in_page.explore_view(settings, result.input, LAYER_CHOICES, st.query_params.get("layer", LAYER_CHOICES[0]))
+    else:
+        in_page.show_server_reason(on_server)
+        with playback_col:
+            show_playback(result)
+        show_overview(result)
     if note := texts.dec0_note(settings.neuron):
         st.warning(note, icon=":material/block:")
-    show_details(settings, choice.digit)
+    if on_server is not None:
+        show_details(settings, choice.digit)
     show_energy(result, settings)
     show_downloads(settings, choice.digit)
     # Streamlit keeps this script's functions that it calls again (a fragment, a download, a format_func)

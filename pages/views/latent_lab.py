@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explorer import lab, visibility
+from explorer import in_page, lab, visibility
 from explorer import lab_texts as texts
 from explorer.charts import chart
 from explorer.energy_view import show_report
@@ -44,12 +44,18 @@ def show_editor(settings, digit) -> None:
         image, spikes = answer.images[0], latent.edited_spikes(own, code, answer)
     else:
         image, spikes = own.recon, own.spikes
-    left, right = st.columns([1, 1.7])
-    with left:
-        clicks = {} if visibility.locked("lab_code") else {"on_select": lab.on_cell_click, "selection_mode": "points"}  # a click edits the code
-        chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), **clicks)
+    if (on_server := in_page.server_reason(settings.model)) is None:  # the editor computes in the browser (explorer/in_page.py)
+        in_page.lab_editor(settings, own, code, locked=visibility.locked("lab_code"))
+        right = st.container()
+    else:
+        in_page.show_server_reason(on_server)
+        left, right = st.columns([1, 1.7])
+        with left:
+            clicks = {} if visibility.locked("lab_code") else {"on_select": lab.on_cell_click, "selection_mode": "points"}  # a click edits the code
+            chart(figs.code_editor(code, own.code), "latent_code_edited", lab.editor_key(), **clicks)
     with right:
-        chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
+        if on_server is not None:
+            chart(figs.decoded_comparison(own.input, own.recon, image), "decoded_code", "lab_decoded")
         edit = latent.judge_edit(own, code, image, lab.class_means())
         st.caption(texts.editor(edit))
         st.download_button(

@@ -46,7 +46,7 @@ ONE = [(0.52, 0.12), (0.50, 0.50), (0.48, 0.88)]
 def open_explore(page: Page, app_url: str, query: str = "") -> None:
     page.set_default_timeout(60_000)  # the first load imports torch and reads MNIST on a busy machine
     page.set_viewport_size(VIEWPORT)
-    page.goto(f"{app_url}/explore{query}")
+    page.goto(f"{app_url}/explore{query}{'&' if query else '?'}engine=server")  # these tests drive the server path
     page.get_by_text("Explore the spiking autoencoder").wait_for()
     page.locator(".st-key-explore_playback .main-svg").first.wait_for()
     wait_for_app(page)

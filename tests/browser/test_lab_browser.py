@@ -39,7 +39,7 @@ def open_lab(page: Page, app_url: str, query: str = "", ready=(EDITOR, DECODED),
     page.set_viewport_size(VIEWPORT)
     page.goto(app_url)  # the home page first: a fresh server's very first deep link is the cold-start case
     wait_for_app(page)
-    page.goto(f"{app_url}/lab{query}")
+    page.goto(f"{app_url}/lab{query}{'&' if query else '?'}engine=server")  # these tests drive the server path
     for selector in ready:
         page.locator(f"{selector} .main-svg").first.wait_for()
     wait_for_app(page)
