@@ -63,7 +63,8 @@ def test_the_same_class_over_two_replicas_behind_nginx_with_redis(tmp_path, monk
     from tests.services import nginx, redis_server
 
     students = 12
-    with redis_server(tmp_path) as redis_url:
+    with redis_server(tmp_path) as redis:
+        redis_url = redis.url
         monkeypatch.setenv("SAE_REDIS_URL", redis_url)
         env = {
             "SAE_LESSONS_DIR": str(write_lesson(tmp_path / "lessons")),

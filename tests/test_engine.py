@@ -182,9 +182,10 @@ def test_the_fast_engine_trains_to_the_reference_engines_test_mse_over_seeds(ref
     assert abs(difference) <= TOLERANCE, {"fast": fast, "reference": reference_mses, "tolerance": TOLERANCE}
 
 
-def _output_without_its_leak(self, latent, beta, thresh):
+def _output_without_its_leak(self, latent, settings):
     """SpikingAutoencoder._output_once with the output layer's leak forgotten: a plain sum of its input."""
     *body, conv, _ = list(self.linearNet) + list(self.decoder)
+    beta, thresh = (None, None) if settings is None else (settings.beta, settings.thresh)
     mem, total = {}, 0
     for spikes in latent:
         total = total + self._through(body, spikes, mem, beta, thresh, None)

@@ -141,8 +141,8 @@ def test_stop_ends_a_run_and_keeps_the_model(images):
     """A run far longer than the test: only the stop request can end it.  How soon a stop takes
     effect is a property of the trainer (it checks before every layer: the next test), not a
     figure a unit test should time on a shared machine."""
-    manager = JobManager(runs_per_device=1)
-    cfg = tiny(epochs=1000, batch_size=96, train_subset=None, eval_every_s=1000.0)
+    manager = JobManager(runs_per_device=1, limits=TrainingLimits(max_epochs=1000, max_run_seconds=3600))  # a run longer than any class allows
+    cfg = tiny(epochs=1000, batch_size=96, train_subset=None, eval_every_s=1000.0, time_budget=3600.0)
     job = submit(manager, "alice", images, cfg)
     wait_until(lambda: manager.poll("alice", job).step >= 1)
     job.stop()
@@ -367,7 +367,7 @@ def test_the_client_address_believes_only_the_trusted_proxies(proxies, forwarded
 def test_a_limit_that_is_not_a_positive_integer_keeps_its_default(monkeypatch, raw, caplog):
     monkeypatch.setenv("SAE_RUNS_PER_ADDRESS", raw)
     assert TrainingLimits.from_env().runs_per_address == TrainingLimits.runs_per_address
-    assert f"SAE_RUNS_PER_ADDRESS={raw!r} is not an integer of at least 1: using 30" in caplog.text
+    assert f"SAE_RUNS_PER_ADDRESS={raw!r} is not a whole number of at least 1: using 30" in caplog.text
 
 
 def test_a_run_nobody_watches_is_stopped_and_ended_runs_are_forgotten(fake, images):

@@ -20,6 +20,7 @@ import redis
 import explorer.resources as resources
 import sae.io.checkpoints as checkpoints
 import sae.runs.jobs as jobs
+from sae.io import student_checkpoints
 from sae.model import SAEConfig, SpikingAutoencoder
 from sae.runs.jobs import ENDED, QUEUED, JobManager
 from sae.runs.redis_queue import RedisRunner
@@ -102,15 +103,19 @@ def test_a_run_goes_through_redis_to_a_worker_streams_to_the_page_stops_and_open
     next(t for t in at.text_input if t.label == "Name").set_value("via redis")
     button(at, "Save checkpoint").click().run()
     assert not at.error, texts(at.error)
-    saved = checkpoints.load_checkpoint(app / "via_redis.pt").metrics
+    (path,) = (app / student_checkpoints.OWNERS).glob("*/via_redis.pt")  # the student's own folder
+    saved = checkpoints.load_checkpoint(path).metrics
     assert saved["steps"] == job.snapshot().step and saved["test_images"] == 10_000 and saved["test_mse"] == job.result.metrics["test_mse"]
     assert f"run {run_id}: training" in worker.log()
 
     env = {**os.environ, "SAE_USER_CHECKPOINTS": str(app), "PYTHONPATH": str(ROOT)}
     env.pop("SAE_REDIS_URL", None)
-    other = subprocess.run([sys.executable, "-c", OPEN_IN_EXPLORE, "via_redis"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    student_checkpoints.set_shared(path, path.parent.name, True)  # the student shares it: another app (student) may open it
+    other = subprocess.run(
+        [sys.executable, "-c", OPEN_IN_EXPLORE, "via_redis (shared)"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert other.returncode == 0, other.stderr[-3000:]
-    assert "OPENED via_redis |" in other.stdout and other.stdout.strip().endswith("|"), other.stdout
+    assert "OPENED via_redis (shared) |" in other.stdout and other.stdout.strip().endswith("|"), other.stdout
 
 
 def test_a_worker_killed_mid_run_is_one_line_in_that_session_and_the_app_lives_on(app, worker):

@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -131,12 +132,23 @@ def running_app(user_dir: Path, log_path: Path):
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """A running app, shared by the browser tests of one session."""
+def app_server(tmp_path_factory):
+    """A running app, shared by the browser tests of one session: its ``url`` and its ``user_dir``."""
     user_dir = tmp_path_factory.mktemp("user_checkpoints")
     ensure_a_checkpoint(user_dir)
     with running_app(user_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
-        yield url
+        yield SimpleNamespace(url=url, user_dir=user_dir)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_server):
+    return app_server.url
+
+
+def saved_file(user_dir: Path, name: str) -> Path:
+    """Where the Train page saved checkpoint ``name``: its student's own folder (sae.io.student_checkpoints)."""
+    (path,) = (Path(user_dir) / "owners").glob(f"*/{name}.pt")
+    return path
 
 
 def wait_for_app(page, timeout: float = 60_000) -> None:

@@ -110,11 +110,14 @@ def test_a_run_trained_through_one_replica_opens_on_the_other(browser, replicas)
     click(trainer, "tr_stop")
     trainer.get_by_text("Stopped. The model keeps").wait_for(timeout=30_000)
     wait_for_app(trainer)
-    path = save_as(trainer, "from_replica_a")
-    assert path.parent == replicas.user_dir and path.exists()
+    path = save_as(trainer, "from_replica_a", replicas.user_dir)  # in the folder every replica shares
+    assert path.exists()
     assert ": training " in replicas.worker.log()  # the run trained in the worker, not in replica A
 
     reader = browser_on(browser, replicas, cookies[b])
+    # The same student in a second browser tab, which nginx sends to the other replica: their
+    # owner cookie (explorer/owner.py) goes with them, so their own checkpoint is in the list there.
+    reader.context.add_cookies([c for c in trainer.context.cookies() if c["name"] == "sae_owner"])
     reader.goto(f"{replicas.url}/explore?ckpt=from_replica_a")
     wait_for_app(reader)
     sidebar = reader.locator("[data-testid=stSidebar]")

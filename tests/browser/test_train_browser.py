@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from sae.io.checkpoints import load_checkpoint
-from tests.browser.conftest import wait_for_app
+from tests.browser.conftest import saved_file, wait_for_app
 
 VIEWPORT = {"width": 1400, "height": 1000}
 # Plotly's decoded copy of the data: the figure sends numpy arrays as base64 typed arrays.
@@ -65,14 +65,15 @@ def watch_updates(page: Page, wanted: int, timeout: float) -> list[tuple[float, 
     return seen
 
 
-def save_as(page: Page, name: str) -> Path:
+def save_as(page: Page, name: str, user_dir: Path) -> Path:
+    """Save the run under ``name``; the file, found in the student's own folder under ``user_dir``."""
     name_field = page.get_by_label("Name", exact=True)
     name_field.fill(name)
     click(page, "tr_save")
     saved = page.get_by_text(f"Saved as {name}")
-    saved.wait_for(timeout=180_000)  # measuring the test MSE on 10,000 images takes a while on a busy CPU
-    path = re.search(r"in (\S+\.pt)", saved.inner_text()).group(1)
-    return Path(path)
+    saved.wait_for(timeout=180_000)  # the worker's test MSE on 10,000 images may still be coming on a busy CPU
+    assert f"{name}.pt" in saved.inner_text()
+    return saved_file(user_dir, name)
 
 
 def start_short_run(page: Page) -> None:
@@ -89,7 +90,8 @@ def start_short_run(page: Page) -> None:
     page.locator(".st-key-train_loss_chart .js-plotly-plot").last.wait_for(timeout=60_000)
 
 
-def test_a_short_run_updates_by_itself_stops_and_saves(page: Page, app_url: str, record_property):
+def test_a_short_run_updates_by_itself_stops_and_saves(page: Page, app_server, record_property):
+    app_url = app_server.url
     open_train(page, app_url)
     start_short_run(page)
 
@@ -113,7 +115,7 @@ def test_a_short_run_updates_by_itself_stops_and_saves(page: Page, app_url: str,
     page.wait_for_timeout(2500)
     assert batch_points(page) == steps, "the chart still grows after Stop"
 
-    path = save_as(page, "browser_run")
+    path = save_as(page, "browser_run", app_server.user_dir)
     assert path.name == "browser_run.pt" and load_checkpoint(path).metrics["test_images"] == 10_000
     click(page, "tr_open_explore")
     page.get_by_text("Explore the spiking autoencoder").wait_for()
@@ -121,14 +123,15 @@ def test_a_short_run_updates_by_itself_stops_and_saves(page: Page, app_url: str,
 
 
 @pytest.mark.skipif(os.environ.get("SAE_BROWSER_ONE_MINUTE") != "1", reason="opt-in: set SAE_BROWSER_ONE_MINUTE=1 (about 80 s)")
-def test_the_one_minute_preset_reaches_the_tutorial_result(page: Page, app_url: str):
+def test_the_one_minute_preset_reaches_the_tutorial_result(page: Page, app_server):
+    app_url = app_server.url
     open_train(page, app_url)
     click(page, "tr_start")
     updates = watch_updates(page, wanted=10_000, timeout=75)
     gaps = [b[0] - a[0] for a, b in zip(updates, updates[1:])]
     print(f"\nloss chart grew {len(gaps)} times, median {sorted(gaps)[len(gaps) // 2]:.2f} s apart")
     page.get_by_text("Finished: the time limit was reached.").wait_for(timeout=120_000)
-    metrics = load_checkpoint(save_as(page, "one_minute")).metrics
+    metrics = load_checkpoint(save_as(page, "one_minute", app_server.user_dir)).metrics
     print(
         f"One minute preset: test MSE {metrics['test_mse']:.4f} on {metrics['test_images']} images, "
         f"{metrics['steps']} steps, {metrics['images_seen']} images in {metrics['train_seconds']:.1f} s"
