@@ -34,7 +34,7 @@ from torch import nn
 from sae.data.mnist import mnist_tensors
 from sae.io.browser_model import DECODER_LAYERS, ENCODER_LAYERS, export_onnx, layer_shapes
 from sae.io.checkpoints import SHIPPED_DIR, load_checkpoint
-from sae.model import LIF, SPIKING_LAYERS, SpikingAutoencoder
+from sae.model import LIF, SPIKING_LAYERS, NeuronSettings, SpikingAutoencoder
 
 # (thresh, beta, num_steps): the trained settings, a leaky-free long run, a high threshold,
 # and a busy network where near-threshold cascades are most likely.
@@ -70,7 +70,7 @@ def torch_run(model: SpikingAutoencoder, images: torch.Tensor, setting, dtype=to
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
-        outputs, trace = model(x, num_steps=steps, thresh=thresh, beta=beta, trace=True, every_step=True)
+        outputs, trace = model(x, settings=NeuronSettings(thresh=thresh, beta=beta, num_steps=steps), trace=True, every_step=True)
     return Run({n: trace.spikes[n].numpy().astype(np.uint8) for n in SPIKING_LAYERS}, outputs[:, :, 0].double().numpy())
 
 
@@ -165,7 +165,8 @@ def within_rule(found: Differences, limit: Differences) -> list[str]:
 
 
 def _step_without_reset(input_, mem, beta, thr, spike_fn, scale):
-    mem = beta.clamp(0, 1) * mem + input_
+    beta = beta.clamp(0, 1) if torch.is_tensor(beta) else min(max(beta, 0.0), 1.0)  # a tensor when exporting
+    mem = beta * mem + input_
     return spike_fn.apply(mem - thr, scale), mem
 
 

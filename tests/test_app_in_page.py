@@ -73,7 +73,7 @@ def test_explore_runs_in_the_page_with_the_sidebars_model_settings_and_digit(mod
         assert data["model"][part].startswith("/app/static/models/")
     assert data["model"]["shapes"]["enc1"] == [32, 16, 16] and data["model"]["shapes"]["latent"] == [settings.model.config.latent_dim]
     assert np.array_equal(np.float32(data["image"]), at.session_state["explore_digit"].image.flatten().numpy())  # exactly the digit
-    assert data["settings"] == {"thresh": settings.thresh, "beta": settings.beta, "steps": settings.num_steps}
+    assert data["settings"] == {"thresh": settings.neuron.thresh, "beta": settings.neuron.beta, "steps": settings.neuron.num_steps}
     assert data["layers"] == [*SPIKING_LAYERS, "output"]
     assert data["module"].startswith("/app/static/in_page/explore.js?v=")
     assert data["urls"]["wasmGzipped"] == data["urls"]["wasm"] + ".gz"  # make vendor keeps it gzipped
@@ -180,8 +180,8 @@ def test_the_lab_editor_runs_in_the_page_on_the_digits_own_code():
     assert editor is not None and "lab_decoded" not in plotly_keys(at)
     data = data_of(editor)
     model = load_checkpoint(default_checkpoint_path()).model.eval()
-    own = latent.encode_digit(model, mnist_tensors(train=False)[0][0:1], **at.session_state["settings"].overrides())  # digit A: test image #0
+    own = latent.encode_digit(model, mnist_tensors(train=False)[0][0:1], at.session_state["settings"].neuron)  # digit A: test image #0
     assert (data["neurons"], data["steps"]) == own.code.shape
     assert data["own"] == own.code.ravel().tolist() and data["code"] == data["own"]
     assert np.array_equal(np.float32(data["own_recon"]), own.recon.ravel())
-    assert (data["thresh"], data["beta"]) == (at.session_state["settings"].thresh, at.session_state["settings"].beta)
+    assert (data["thresh"], data["beta"]) == (at.session_state["settings"].neuron.thresh, at.session_state["settings"].neuron.beta)

@@ -22,7 +22,7 @@ from sae.data.mnist import mnist_tensors
 from sae.io import browser_model as bm
 from sae.io.checkpoints import SHIPPED_DIR, default_checkpoint_path, load_checkpoint
 from sae.io.fingerprints import model_fingerprint
-from sae.model import SAEConfig, SpikingAutoencoder
+from sae.model import NeuronSettings, SAEConfig, SpikingAutoencoder
 
 IMAGES = 32  # MNIST test digits per check; the benchmark's table uses 200
 FAR_OUTSIDE = 10  # a planted mistake must exceed the rule's limit this many times on some metric
@@ -80,7 +80,7 @@ def test_encoder_and_decoder_steps_interleave_exactly_as_the_forward_runs_them(m
     """The page decodes step t right after encoding it: step t's decoding needs only step t's latent spikes."""
     x = images[:16]
     with torch.no_grad():
-        outputs, trace = model(x, num_steps=6, thresh=0.75, beta=0.8, trace=True, every_step=True)
+        outputs, trace = model(x, settings=NeuronSettings(thresh=0.75, beta=0.8, num_steps=6), trace=True, every_step=True)
         enc_mem, dec_mem, interleaved = {}, {}, []
         first = model.first_layer(x)
         for _ in range(6):

@@ -97,7 +97,7 @@ def layer_shapes(model: SpikingAutoencoder) -> dict[str, tuple[int, ...]]:
     """Every layer's membrane shape for one image (no batch axis), from one forward at zero input."""
     size = model.config.input_size
     with torch.no_grad():
-        _, trace = model(torch.zeros(1, 1, size, size, device=_device(model)), num_steps=1, trace=True)
+        _, trace = model(torch.zeros(1, 1, size, size, device=_device(model)), settings=model.config.neuron_settings(num_steps=1), trace=True)
     return {name: tuple(trace.mem[name].shape[2:]) for name in trace.mem}
 
 

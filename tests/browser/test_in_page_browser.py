@@ -123,7 +123,7 @@ def test_a_lab_click_flips_a_spike_and_the_page_draws_its_own_decode(page: Page,
     assert cell.get_attribute("class") != was and "spike you" in cell.get_attribute("title")  # shown as your edit
     shown = np.array(page.evaluate("() => document.querySelector('[data-fig=decoded]').data[2].z"), dtype=np.float32)
     config = model.config
-    own = latent.encode_digit(model, mnist_tensors(train=False)[0][5:6], thresh=config.thresh, beta=config.beta, num_steps=config.num_steps)
+    own = latent.encode_digit(model, mnist_tensors(train=False)[0][5:6], config.neuron_settings())
     flipped = latent.flip(own.code, 2, 0)
     torch_flipped = latent.decode_codes(model, flipped).images[0]
     torch_own = latent.decode_codes(model, own.code).images[0]
