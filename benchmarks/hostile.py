@@ -92,9 +92,9 @@ def target_for(attack: Attack, args, folder: Path):
     with contextlib.ExitStack() as stack:
         service = worker = worker_log = None
         if attack.needs == "redis":
-            service, worker, worker_log = stack.enter_context(hostile_redis.queue_setup(folder, args.redis_password))
-            env["SAE_REDIS_URL"] = service.url
-        base_url, process = stack.enter_context(started_servers(ROOT, env=env, log=folder / "server.log"))
+            service, worker, worker_log = stack.enter_context(hostile_redis.queue_setup(folder, args.redis_password, args.app_dir))
+            env.update(SAE_REDIS_URL=service.url, SAE_QUEUE_KEY=hostile_redis.QUEUE_KEY)
+        base_url, process = stack.enter_context(started_servers(args.app_dir, env=env, log=folder / "server.log"))
         yield Target(base_url, process.pid, folder / "user", folder, service, worker, worker_log)
 
 
@@ -309,6 +309,12 @@ def parse_args(argv=None):
     p.add_argument("--explorers", type=int, help="students moving thresh (default 10; 2 with --quick)")
     p.add_argument("--no-baseline", action="store_true", help="skip the class-alone row")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--app-dir",
+        type=Path,
+        default=ROOT,
+        help="serve the app (and run `sae worker`) from this checkout, e.g. an older commit's, to measure it the same way",
+    )
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.explorers is not None:

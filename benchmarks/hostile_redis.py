@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -77,6 +78,10 @@ class RedisService:
         self.start()
 
 
+# The app's and the worker's shared signing key (SAE_QUEUE_KEY): a benchmark's own, as compose makes one.
+QUEUE_KEY = secrets.token_hex(32)
+
+
 def redis_available() -> bool:
     return shutil.which(REDIS_BINARY) is not None
 
@@ -90,15 +95,17 @@ def worker_listening(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def queue_setup(folder: Path, password: str | None = None):
-    """Redis and one ``sae worker`` on it, as docs/classroom.md sets them up; yields (service, worker, worker log)."""
+def queue_setup(folder: Path, password: str | None = None, app_dir: Path = ROOT):
+    """Redis and one ``sae worker`` (of the checkout ``app_dir``) on it, as docs/classroom.md sets
+    them up, the queue's signing key included; yields (service, worker, worker log)."""
     service = RedisService(folder, password)
     service.start()
     log_path = folder / "worker.log"
     try:
         with open(log_path, "w") as log:
             command = [sys.executable, "-m", "sae", "worker", "--redis-url", service.url, "--device", "cpu"]
-            worker = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT)
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "SAE_QUEUE_KEY": QUEUE_KEY}
+            worker = subprocess.Popen(command, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + WORKER_WAIT_S
             while not worker_listening(service.url):
