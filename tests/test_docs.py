@@ -1,4 +1,4 @@
-"""docs/architecture.md names every module under sae/, explorer/ and pages/, and no module that is gone.
+"""docs/architecture.md names every module under sae/, explorer/, pages/ and teaching/, and no module that is gone.
 
 The doc's module paths are read as written (`sae/analysis/sweep.py`); a package written with
 its slash (`sae/runs/`) covers its ``__init__.py``.  Globs and placeholders (`pages/views/*.py`,
@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "architecture.md"
-PACKAGES = ("sae", "explorer", "pages")
+PACKAGES = ("sae", "explorer", "pages", "teaching")
 
 # A path inside one of the packages: folders, then a module or nothing (a package, with its slash).
 # Not part of a longer path (``tests/...``, ``benchmarks/tutorial_sae.py``) nor of a dotted name.
@@ -60,16 +60,18 @@ def test_the_check_finds_a_module_left_out_and_one_that_is_gone(tmp_path):
         "explorer/cached.py",
         "pages/views/home.py",
         "sae/plots/__init__.py",
+        "teaching/__init__.py",
+        "teaching/qr.py",
     ):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text("")
     (tmp_path / "pages" / "__pycache__").mkdir()
     (tmp_path / "pages" / "__pycache__" / "junk.py").write_text("")
     text = (
-        "`sae/` the library; `sae/model.py` and `sae/runs/` (its package only); `explorer/cached.py`;\n"
+        "`sae/` the library; `sae/model.py` and `sae/runs/` (its package only); `explorer/cached.py`; `teaching/`;\n"
         "`pages/views/*.py`, `sae/plots/<topic>.py`; `explorer/gone.py`, `sae/old/`;\n"
         "not modules of ours: `tests/sae/x.py`, `benchmarks/tutorial_sae.py`, `python -m sae.runs.jobs`, `sae/model.pyc`.\n"
     )
     missing, gone = differences(text, tmp_path)
-    assert missing == ["pages/views/home.py", "sae/runs/jobs.py"]
+    assert missing == ["pages/views/home.py", "sae/runs/jobs.py", "teaching/qr.py"]
     assert gone == ["explorer/gone.py", "sae/old/"]
