@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from explorer import lab, visibility
+from explorer import lab, projector, visibility
 from sae import limits
 from sae.io.browser_model import ExportError, browser_model, export_onnx_in_child, layer_shapes
 from sae.io.checkpoints import CheckpointError
@@ -133,8 +133,10 @@ def _code_version() -> str:
 def server_reason(model: SpikingAutoencoder) -> str | None:
     """Why this session computes ``model`` on the server (one line to show), or None: the page
     computes, and the model's graphs are ready (exported now if they were not).  A link asking
-    for the server path gets no line: it asked."""
-    if st.query_params.get(ENGINE_PARAM) == "server":
+    for the server path gets no line: it asked.  Nor does the projector view: its figures are the
+    server's, restyled for the projector (``explorer.charts``), and its style sheet keeps charts,
+    not the page's component."""
+    if st.query_params.get(ENGINE_PARAM) == "server" or projector.is_on():
         return ""
     if not vendored():
         return "The network runs on the server here: the in-page engine's files are not installed (`make vendor`)."

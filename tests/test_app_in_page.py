@@ -146,6 +146,16 @@ def test_the_server_path_can_be_asked_for_in_the_link_without_a_line():
     assert "explore_playback" in plotly_keys(at) and not [i for i in at.info if "server" in i.value]
 
 
+def test_the_projector_view_draws_the_servers_figures_restyled_and_says_nothing_of_it():
+    """The projector's style sheet keeps charts, not the page's component, and its figures are the
+    server's in the projector's type sizes (explorer/charts.py)."""
+    at = page("pages/views/explore.py", {"projector": "1", "source": "MNIST"})
+    assert component(at, "sae_in_page_explore") is None and "explore_playback" in plotly_keys(at)
+    assert not [i for i in at.info if "server" in i.value]
+    at.sidebar.toggle(key="sb_projector").set_value(False).run()  # off again: the page computes
+    assert component(at, "sae_in_page_explore") is not None
+
+
 def test_without_the_vendored_files_the_server_computes_and_says_why(monkeypatch, tmp_path):
     monkeypatch.setattr(in_page, "VENDOR_SUMS", tmp_path / "SHA256SUMS")
     in_page._vendor_files.cache_clear()
