@@ -4,16 +4,20 @@ the projector switch, the Teach page's link builder, and a live class from start
 Hidden means absent from the element tree (Streamlit sends every drawn element to the browser);
 locked means drawn with ``disabled``.  The lesson player's figures are checked against what the
 reveal view shows: before a guess the answering figure (or the value that answers) is not on the
-page, after it it is.  The class runs on a SQLite file in a temporary folder.
+page, after it it is.  Where a test reads the server's figures (tabs, metrics), its session computes
+on the server (``on_server``); what the in-page component is given is checked beside them.  The
+class runs on a SQLite file in a temporary folder.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import explorer.in_page as in_page
 from teaching.controls import controls_on
 from teaching.links import decode
 
@@ -63,6 +67,17 @@ def chart_keys(at: AppTest) -> list[str]:
     return [chart.key for chart in at.get("plotly_chart")]
 
 
+@pytest.fixture
+def on_server(monkeypatch):
+    """Explore computes on the server (as without ``make vendor``): its tabs and metrics are the server's."""
+    monkeypatch.setattr(in_page, "vendored", lambda: False)
+
+
+def in_page_data(at: AppTest) -> dict:
+    (view,) = [c for c in at.get("bidi_component") if c.proto.component_name == "sae_in_page_explore"]
+    return json.loads(view.proto.json)
+
+
 # --- lesson links: hidden and locked -------------------------------------------------------------
 
 
@@ -88,7 +103,7 @@ def test_hidden_controls_are_absent_from_everything_the_session_is_sent():
     assert "Test image #" in labels(at.number_input)  # the hidden source still says MNIST
 
 
-def test_a_locked_tab_shows_its_view_alone_and_a_hidden_one_no_bar():
+def test_a_locked_tab_shows_its_view_alone_and_a_hidden_one_no_bar(on_server):
     at = opened(EXPLORE, {"source": "MNIST", "view": "Spikes per layer", "lock": "view"})
     assert [tab.label for tab in at.tabs] == ["Spikes per layer"] and "explore_activity" in chart_keys(at)
     at = opened(EXPLORE, {"source": "MNIST", "view": "Spikes per layer", "hide": "view"})
@@ -141,7 +156,7 @@ def test_the_player_opens_each_step_in_its_view_and_keeps_the_step_in_the_addres
     assert "lesson" not in at.query_params and not widget(at, "number_input", "Test image #").disabled
 
 
-def test_predict_then_see_on_explore_the_answering_setting_comes_only_after_the_guess():
+def test_predict_then_see_on_explore_the_answering_setting_comes_only_after_the_guess(on_server):
     at = opened(None, {"lesson": "2-time-steps", "lesson_step": "2"})  # "num_steps 1: the MSE will be..."
     steps = widget(at.sidebar, "slider", "num_steps (time steps)")
     assert steps.value == 5 and steps.disabled  # asking: the control that would answer is locked
@@ -154,6 +169,15 @@ def test_predict_then_see_on_explore_the_answering_setting_comes_only_after_the_
     assert float(mse_revealed) > 3 * float(mse_asked)  # what the lesson's answer says, on the page
     said = " ".join(m.value for m in at.markdown)
     assert "Not quite" in said and "three times as high or more" in said
+
+
+def test_predict_then_see_in_the_page_the_component_gets_the_locked_slider_then_the_revealed_setting():
+    at = opened(None, {"lesson": "2-time-steps", "lesson_step": "2"})
+    data = in_page_data(at)
+    assert data["settings"]["steps"] == 5 and data["controls"]["steps"] == "locked"
+    at.radio[0].set_value("about the same").run()
+    button(at, "Commit my guess").click().run()
+    assert in_page_data(at)["settings"]["steps"] == 1
 
 
 def test_predict_then_see_in_the_lab_the_answering_figure_is_absent_until_the_guess():
