@@ -208,6 +208,8 @@ async def run_class(url: str, store, students: int, cookies=None) -> ClassRun:
     for s in run.students:
         await s.until(lambda s=s: re.search(r"Your guess: \*\*\d+\*\*\. (Right!|Not quite\.)", " ".join(s.texts)), "the reveal")
         run.verdict_at.append(next(t for t, raw in s.received if b"Not quite" in raw or b"Right!" in raw))
+        # The class's guesses are drawn after the verdict in the same run: the run is not over until they came.
+        await s.until(lambda s=s: s.saw("guesses, without names."), "the class's guesses after the reveal")
     return run
 
 
