@@ -123,6 +123,7 @@ def test_defaults_are_the_one_minute_preset_and_presets_read_the_recipes(manager
     assert at.number_input(key="tr_time_budget").value == RECIPES["longer"].time_budget
 
 
+@pytest.mark.slow
 def test_the_calibrated_start_switch_is_off_by_default_and_reaches_the_run(manager):
     at = session(tr_epochs=1)
     assert at.toggle(key="tr_calibrate").value is False
@@ -154,6 +155,7 @@ def test_the_live_chart_grows_with_each_poll(manager, monkeypatch):
             thread.join(30)
 
 
+@pytest.mark.slow
 def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     at = session(tr_batch_size=8)  # 8 steps an epoch, 16 in all
     job = start(at)
@@ -179,6 +181,7 @@ def test_start_poll_save_and_open_in_explore(manager, tmp_path):
     assert at.session_state["sb_checkpoint"] == "my_run" and "Explore" in texts(at.title)
 
 
+@pytest.mark.slow
 def test_saving_refuses_a_name_in_use(manager, tmp_path):
     at = session()
     job = start(at)
@@ -192,6 +195,7 @@ def test_saving_refuses_a_name_in_use(manager, tmp_path):
     assert taken.read_bytes() == b"an earlier run"
 
 
+@pytest.mark.slow
 def test_stop_ends_the_run_and_keeps_the_model(manager):
     at = session(tr_epochs=100)
     job = start(at)
@@ -206,6 +210,7 @@ def test_stop_ends_the_run_and_keeps_the_model(manager):
     assert not button(at, "Start training").disabled
 
 
+@pytest.mark.slow
 def test_over_the_limit_a_session_waits_in_line_and_others_see_nothing_of_it(manager):
     alice, bob, carol = session(tr_epochs=100), session(), session()
     alice_job = start(alice)
@@ -227,6 +232,7 @@ def test_over_the_limit_a_session_waits_in_line_and_others_see_nothing_of_it(man
     assert batch_points(bob) == len(bob_job.snapshot().history["batch"]["step"])  # his own run, now on his page
 
 
+@pytest.mark.slow
 def test_a_failing_run_reports_in_its_own_session_only(manager, monkeypatch):
     poisoned = TRAIN_X.clone()
     poisoned[:, :, 0, 0] = float("nan")
@@ -241,6 +247,7 @@ def test_a_failing_run_reports_in_its_own_session_only(manager, monkeypatch):
     assert not bystander.error and "Nothing trained yet" in texts(bystander.info)
 
 
+@pytest.mark.slow
 def test_settings_and_the_run_survive_a_visit_to_another_page(manager):
     at = session(tr_epochs=100)
     at.select_slider(key="tr_lr").set_value(3e-4).run()

@@ -158,6 +158,7 @@ def test_the_export_runs_the_model_in_eval_mode_and_leaves_the_callers_model_alo
     assert encoder == graphs[0]  # the same graph as from the model in eval mode
 
 
+@pytest.mark.slow
 def test_the_export_in_a_child_process_makes_the_same_bytes_and_says_why_it_failed(model, graphs, monkeypatch):
     """The app exports in a child (the exporter would hold the server's GIL for seconds)."""
     assert bm.export_onnx_in_child(model) == graphs  # one name, one content, whichever process made it

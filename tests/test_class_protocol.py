@@ -43,6 +43,7 @@ def check_class(run, students: int) -> None:
     assert len(run.answer_to_desk()) == students and len(run.reveal_to_students()) == students
 
 
+@pytest.mark.slow
 def test_thirty_students_answer_and_only_the_teacher_sees_them_before_the_reveal(tmp_path, monkeypatch):
     monkeypatch.setenv("SAE_CLASS_DIR", str(tmp_path / "classes"))
     monkeypatch.delenv("SAE_REDIS_URL", raising=False)
@@ -59,6 +60,7 @@ def test_thirty_students_answer_and_only_the_teacher_sees_them_before_the_reveal
     check_class(run, STUDENTS)
 
 
+@pytest.mark.services
 def test_the_same_class_over_two_replicas_behind_nginx_with_redis(tmp_path, monkeypatch):
     from tests.services import nginx, redis_server
 

@@ -13,6 +13,8 @@ import urllib.request
 from http.cookies import SimpleCookie
 from urllib.parse import urlparse
 
+import pytest
+
 from benchmarks.load import ROOT, Session, streamlit_server, wait_healthy
 from tests.conftest import run_async
 
@@ -82,6 +84,7 @@ def uploads_held(url: str) -> int:
     return sum(int(n) for n in re.findall(r'^cache_memory_bytes\{cache_type="UploadedFileManager"[^}]*\} (\d+)', text, re.MULTILINE))
 
 
+@pytest.mark.slow
 def test_sessions_per_address_and_the_server_upload_cap(tmp_path):
     env = {"SAE_USER_CHECKPOINTS": str(tmp_path / "user"), "SAE_MAX_SESSIONS": "3", "SAE_SESSIONS_PER_ADDRESS": "2"}
     log = tmp_path / "streamlit.log"

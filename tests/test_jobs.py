@@ -427,6 +427,7 @@ def test_a_session_sees_only_its_own_runs(fake, images):
 # ------------------------------------------------------------------ sessions do not disturb each other
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_give_the_same_results_as_one_alone(images):
     alone = JobManager(runs_per_device=1)
     solo = submit(alone, "a", images)

@@ -104,6 +104,7 @@ def test_the_worker_measures_the_whole_test_set_after_finished_even_when_stopped
     assert sent[-1]["type"] == "measured" and sent[-1]["metrics"]["test_images"] == 500
 
 
+@pytest.mark.slow
 def test_a_killed_worker_process_fails_its_run_in_one_line_and_the_next_run_trains(images):
     manager = JobManager(runs_per_device=1, runner=LocalRunner())
     job = manager.submit("alice", NET, tiny(epochs=100), *images)
@@ -177,6 +178,7 @@ st.markdown(f"outcome: {st.session_state.outcome}")
 """
 
 
+@pytest.mark.slow
 def test_a_run_started_from_a_streamlit_server_does_not_run_the_app_script_in_its_child(tmp_path):
     """Under Streamlit, ``__main__`` is the app's script: a child prepared from it (multiprocessing's
     way) ran the whole app first.  This app script notes every process that runs it."""
