@@ -15,6 +15,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+import torch
+
 from benchmarks.hostile_common import Counts, Outcome, Target, query, traceback_line, visit, what_it_said
 from benchmarks.page_reading import cache_bytes, link_value, links_to, mentioning, quote
 from benchmarks.process_figures import rss_mib
@@ -22,7 +24,7 @@ from benchmarks.streamlit_session import Session
 from benchmarks.streamlit_upload import attach, put_file
 from benchmarks.students import slider_values
 from sae import limits
-from sae.io.checkpoints import save_checkpoint
+from sae.io.checkpoints import FORMAT, VERSION
 from sae.model import SAEConfig, SpikingAutoencoder
 
 # ---------------------------------------------------------------- values a link carries
@@ -201,9 +203,13 @@ SHAPES = ((8, 32), (256, 8))  # (input_size, latent_dim): a small latent keeps t
 
 
 def shaped_checkpoint(folder: Path, input_size: int, latent_dim: int) -> bytes:
-    """A valid checkpoint file of a network made for ``input_size`` x ``input_size`` images."""
+    """A well-formed checkpoint file of a network made for ``input_size`` x ``input_size`` images,
+    written the way ``save_checkpoint`` writes one (which itself refuses such a network now)."""
     model = SpikingAutoencoder(SAEConfig(input_size=input_size, latent_dim=latent_dim))
-    return save_checkpoint(folder / f"input{input_size}.pt", model).read_bytes()
+    payload = {"format": FORMAT, "version": VERSION, "config": model.config.to_dict(), "state_dict": model.state_dict()}
+    path = folder / f"input{input_size}.pt"
+    torch.save(payload, path)
+    return path.read_bytes()
 
 
 async def upload_and_visit(base_url: str, name: str, data: bytes) -> list[str]:

@@ -29,6 +29,8 @@ from benchmarks.train_page import (
     train_tiny,
     wait_until,
 )
+from explorer.owner import COOKIE as OWNER_COOKIE
+from sae.io.student_checkpoints import new_owner
 
 SETTLE_S = 3.0  # the queue's lines reach each page with its next poll (once a second)
 
@@ -102,10 +104,12 @@ async def rude_checkpoint(target: Target, counts: Counts) -> Outcome:
 
 
 async def save_race(target: Target, counts: Counts) -> Outcome:
-    """``racers`` students, each with a finished run, save under one name at the same moment."""
+    """One student's ``racers`` tabs (one owner cookie), each with a finished run, save under one name
+    at the same moment.  (Different students may each keep a run of one name: each has a folder.)"""
     name = f"class_model_{secrets.token_hex(2)}"
+    cookie = f"{OWNER_COOKIE}={new_owner()}"
     async with contextlib.AsyncExitStack() as stack:
-        sessions = [await stack.enter_async_context(Session(target.base_url, "train")) for _ in range(counts.racers)]
+        sessions = [await stack.enter_async_context(Session(target.base_url, "train", cookie=cookie)) for _ in range(counts.racers)]
         states = await asyncio.gather(*(train_tiny(s, counts.training_s) for s in sessions))
         ready = [s for s, state in zip(sessions, states) if state == ENDED]
         if len(ready) < 2:
@@ -115,7 +119,7 @@ async def save_race(target: Target, counts: Counts) -> Outcome:
     refused = [lines[0] for lines in answers if lines and saved_name(lines) != name]
     got = f"{told} of {len(ready)} told “saved” under one name"
     if target.user_dir is not None:
-        files = len(list(target.user_dir.glob(f"{name}*.pt")))
+        files = len(list(target.user_dir.rglob(f"{name}.pt")))
         got += f"; the folder holds {files} file(s) of that name"
     if refused:
         got += f"; the others: “{quote(refused[0])}”"

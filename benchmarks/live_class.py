@@ -70,30 +70,12 @@ class Recorded(Session):
     """A session that keeps every message it received, with the time it arrived (time.time())."""
 
     def __init__(self, base_url: str, page: str, query_string: str = "", cookie: str | None = None):
-        super().__init__(base_url, page, query_string)
-        self.cookie = cookie
+        # ``cookie``: the replica cookie nginx's sticky hash reads (deploy/nginx.conf), as a browser would send it.
+        super().__init__(base_url, page, query_string, cookie=f"sae_replica={cookie}" if cookie else None)
         self.received: list[tuple[float, bytes]] = []
         self.metrics: list[tuple[float, str]] = []  # "label: value" as they arrive
         self.charts: list[str] = []  # Plotly specs (JSON) as they arrive
         self.pressed = 0.0  # when press_until last pressed
-
-    async def __aenter__(self):
-        if self.cookie is None:
-            return await super().__aenter__()
-        from websockets.asyncio.client import connect
-
-        # The replica cookie nginx's sticky hash reads (deploy/nginx.conf), as a browser would send it.
-        self.ws = await connect(
-            self.ws_url,
-            subprotocols=["streamlit"],
-            max_size=None,
-            compression=None,
-            open_timeout=30,
-            ping_interval=None,
-            additional_headers={"Cookie": f"sae_replica={self.cookie}"},
-        )
-        self._reader = asyncio.create_task(self._read())
-        return self
 
     async def _read(self) -> None:
         async for data in self.ws:

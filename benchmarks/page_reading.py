@@ -157,7 +157,12 @@ def new_lines(before: list[str], after: list[str]) -> list[str]:
 def mentioning(lines: list[str], *words: str) -> list[str]:
     """The lines that name any of ``words`` as a whole word (case-insensitive): "view" is not in "overview"."""
     patterns = [re.compile(rf"(?<!\w){re.escape(w)}(?!\w)", re.IGNORECASE) for w in words if w]
-    return [line for line in lines if any(p.search(line) for p in patterns)]
+    return [line for line in lines if any(p.search(shown(line)) for p in patterns)]
+
+
+def shown(line: str) -> str:
+    """``line`` as a reader sees it: the app escapes Markdown in what it repeats (``no\\_such``)."""
+    return re.sub(r"\\(.)", r"\1", line)
 
 
 def link_value(query_string: str, name: str) -> str | None:

@@ -75,7 +75,8 @@ class Session:
 
     in_flight = 0  # reruns sent and not finished, over every session of this process
 
-    def __init__(self, base_url: str, page: str, query_string: str = ""):
+    def __init__(self, base_url: str, page: str, query_string: str = "", cookie: str | None = None):
+        """``cookie``: a ``Cookie`` header the browser would send (``sae_owner=…``: one student's tabs)."""
         parsed = urlparse(base_url)
         if parsed.hostname not in LOOPBACK:
             raise ValueError(f"loopback servers only, not {parsed.hostname!r}")
@@ -83,6 +84,7 @@ class Session:
         self.ws_url = f"ws://{parsed.netloc}{parsed.path.rstrip('/')}/_stcore/stream"
         self.page_name = page
         self.query_string = query_string
+        self.cookie = cookie
         self.page_script_hash = ""
         self.session_id = ""  # the server's id for this session (new_session.initialize)
         self.widget_states: dict[str, object] = {}  # widget id -> WidgetState (what this tab has set)
@@ -103,7 +105,10 @@ class Session:
 
     async def __aenter__(self):
         # No Origin header (a non-browser client): Streamlit accepts it and skips the XSRF cookie check.
-        self.ws = await connect(self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None, open_timeout=30, ping_interval=None)
+        headers = {"Cookie": self.cookie} if self.cookie else None
+        self.ws = await connect(
+            self.ws_url, subprotocols=["streamlit"], max_size=None, compression=None, open_timeout=30, ping_interval=None, additional_headers=headers
+        )
         self._reader = asyncio.create_task(self._read())
         return self
 
