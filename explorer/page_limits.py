@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
-from sae.runs.class_limits import client_address, limits_from_env
+from sae.runs.class_limits import EnvLimits
 
 ENV = {
     "max_sessions": "SAE_MAX_SESSIONS",
@@ -43,7 +44,8 @@ ENV = {
 
 
 @dataclass(frozen=True)
-class PageLimits:
+class PageLimits(EnvLimits):
+    ENV: ClassVar[dict[str, str]] = ENV
     max_sessions: int = 100  # browser sessions connected to this server at once
     sessions_per_address: int = 60  # the same, per client address
     compare_work: int = 80_000  # digit-steps one Compare computation may take
@@ -51,13 +53,6 @@ class PageLimits:
     checkpoints_per_student: int = 5  # saved checkpoints one student keeps
     max_checkpoints: int = 200  # saved by all students together
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For is believed
-
-    @classmethod
-    def from_env(cls, environ=None) -> PageLimits:
-        return limits_from_env(cls, ENV, environ)
-
-    def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
-        return client_address(connection, forwarded_for, self.trusted_proxies)
 
 
 @functools.cache

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 from sae.training.loop import TrainConfig
 
@@ -46,21 +47,30 @@ class RunRefused(ValueError):
     """A run asks for more than the class allows; the message is one line that names the limit."""
 
 
+class EnvLimits:
+    """A dataclass of a class server's limits, each field read from its variable in ``ENV``
+    (:func:`limits_from_env`), with ``trusted_proxies`` among them for :func:`client_address`."""
+
+    ENV: ClassVar[dict[str, str]]  # field name -> environment variable, set by each subclass
+
+    @classmethod
+    def from_env(cls, environ=None):
+        return limits_from_env(cls, cls.ENV, environ)
+
+    def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
+        return client_address(connection, forwarded_for, self.trusted_proxies)
+
+
 @dataclass(frozen=True)
-class TrainingLimits:
+class TrainingLimits(EnvLimits):
+    ENV: ClassVar[dict[str, str]] = ENV
+
     runs_per_session: int = 1  # runs waiting or training at once, per browser session
     runs_per_address: int = 30  # the same, per client address (a class behind one NAT shares one)
     max_run_seconds: int = 300  # a run's time limit at most; a run without one gets this
     max_epochs: int = 250
     max_runs_kept: int = 64  # runs held by the server at once: waiting, training, or ended and not yet saved
     trusted_proxies: int = 0  # reverse proxies in front of the app whose X-Forwarded-For is believed
-
-    @classmethod
-    def from_env(cls, environ=None) -> TrainingLimits:
-        return limits_from_env(cls, ENV, environ)
-
-    def client_address(self, connection: str | None, forwarded_for: str = "") -> str | None:
-        return client_address(connection, forwarded_for, self.trusted_proxies)
 
     def fit(self, cfg: TrainConfig) -> TrainConfig:
         """``cfg`` as this class runs it (a run without a time limit gets the class's), or RunRefused."""
